@@ -1,0 +1,510 @@
+//! Policy bundles: a directory with a manifest, Rego modules, Cedar policies,
+//! an optional Cedar schema, data and Cedar entities.
+//!
+//! Loading reads every file of the directory once, computes the bundle's
+//! digest over them, and compiles everything a decision needs: the Rego
+//! modules to a bytecode program, the Cedar policies to a validated policy
+//! set with static entities. Nothing is parsed again per decision.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::cedar::CedarPolicies;
+use crate::decision::{BundleInfo, Outcome};
+use crate::error::{BundleError, BundleErrorKind, line_of};
+use crate::rego::RegoProgram;
+
+/// Name of the manifest file at the root of a bundle.
+pub const MANIFEST_FILE: &str = "bundle.toml";
+
+/// Most files a bundle directory may hold.
+pub const MAX_BUNDLE_FILES: usize = 10_000;
+
+/// Largest total size of a bundle's files, in bytes (256 MiB).
+pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
+
+/// Default instruction budget of one Rego evaluation.
+pub const DEFAULT_MAX_INSTRUCTIONS: usize = 100_000;
+
+/// A loaded, compiled policy bundle: immutable, shared by every thread.
+pub struct Bundle {
+    pub(crate) info: Arc<BundleInfo>,
+    pub(crate) defaults: Defaults,
+    pub(crate) risk: HashMap<String, String>,
+    pub(crate) rego: Option<RegoProgram>,
+    pub(crate) cedar: Option<CedarPolicies>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("info", &self.info)
+            .field("defaults", &self.defaults)
+            .field("rego", &self.rego.is_some())
+            .field("cedar", &self.cedar.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcomes a bundle uses when policies do not settle a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// The outcome when no policy rejects or escalates and none permits.
+    pub no_permit: Outcome,
+    /// The outcome when an evaluation fails (never `execute`).
+    pub on_error: Outcome,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    name: Spanned<String>,
+    revision: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "documentation for people; read by nothing")]
+    description: Option<String>,
+    #[serde(default)]
+    defaults: ManifestDefaults,
+    #[serde(default)]
+    risk_classes: BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    rego: Option<ManifestRego>,
+    #[serde(default)]
+    cedar: Option<ManifestCedar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestDefaults {
+    no_permit: Option<Spanned<String>>,
+    on_error: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestRego {
+    #[serde(default)]
+    package: Option<Spanned<String>>,
+    #[serde(default)]
+    modules: Vec<Spanned<String>>,
+    #[serde(default)]
+    data: Vec<Spanned<String>>,
+    #[serde(default)]
+    max_instructions: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestCedar {
+    #[serde(default)]
+    policies: Vec<Spanned<String>>,
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
+    #[serde(default)]
+    entities: Vec<Spanned<String>>,
+    #[serde(default)]
+    principal_type: Option<Spanned<String>>,
+    #[serde(default)]
+    resource_type: Option<Spanned<String>>,
+    #[serde(default)]
+    action_type: Option<Spanned<String>>,
+}
+
+/// The files of a bundle directory, read once, keyed by `/`-separated path.
+pub(crate) struct BundleFiles {
+    pub(crate) root: PathBuf,
+    files: BTreeMap<String, Vec<u8>>,
+    manifest_text: String,
+}
+
+impl BundleFiles {
+    fn read(root: &Path) -> Result<BundleFiles, BundleError> {
+        let mut files = BTreeMap::new();
+        let mut total = 0u64;
+        walk(root, root, &mut files, &mut total, 0)?;
+        let manifest_path = root.join(MANIFEST_FILE);
+        let manifest_text = match files.get(MANIFEST_FILE) {
+            Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| {
+                BundleError::new(
+                    BundleErrorKind::Manifest,
+                    &manifest_path,
+                    None,
+                    "not valid UTF-8",
+                )
+            })?,
+            None => {
+                return Err(BundleError::new(
+                    BundleErrorKind::Io,
+                    &manifest_path,
+                    None,
+                    format!("no `{MANIFEST_FILE}` in the bundle directory"),
+                ));
+            }
+        };
+        Ok(BundleFiles {
+            root: root.to_path_buf(),
+            files,
+            manifest_text,
+        })
+    }
+
+    /// `sha256:` over every file in path order: for each, its relative path,
+    /// a NUL byte, its length as 8 big-endian bytes, and its bytes.
+    fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (path, bytes) in &self.files {
+            h.update(path.as_bytes());
+            h.update([0u8]);
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+        let mut out = String::with_capacity(71);
+        out.push_str("sha256:");
+        for b in h.finalize() {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.root.join(MANIFEST_FILE)
+    }
+
+    /// The text of a file the manifest names; the error points at the
+    /// manifest line that names it.
+    fn text(&self, name: &Spanned<String>) -> Result<(PathBuf, String), BundleError> {
+        let rel = name.get_ref();
+        let line = Some(line_of(&self.manifest_text, name.span().start));
+        let normal = normalize(rel).ok_or_else(|| {
+            BundleError::new(
+                BundleErrorKind::Manifest,
+                self.manifest_path(),
+                line,
+                format!("`{rel}` must be a relative path inside the bundle"),
+            )
+        })?;
+        let bytes = self.files.get(&normal).ok_or_else(|| {
+            BundleError::new(
+                BundleErrorKind::Io,
+                self.manifest_path(),
+                line,
+                format!("`{rel}` does not exist in the bundle"),
+            )
+        })?;
+        let path = self.root.join(&normal);
+        let text = String::from_utf8(bytes.clone()).map_err(|_| {
+            BundleError::new(BundleErrorKind::Io, &path, None, "not valid UTF-8")
+        })?;
+        Ok((PathBuf::from(normal), text))
+    }
+
+    fn manifest_error(&self, span: std::ops::Range<usize>, message: String) -> BundleError {
+        BundleError::new(
+            BundleErrorKind::Manifest,
+            self.manifest_path(),
+            Some(line_of(&self.manifest_text, span.start)),
+            message,
+        )
+    }
+}
+
+/// `a/./b` → `a/b`; `None` for absolute paths or paths leaving the bundle.
+fn normalize(rel: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str()?.to_owned()),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
+    total: &mut u64,
+    depth: usize,
+) -> Result<(), BundleError> {
+    let io = |path: &Path, e: std::io::Error| {
+        BundleError::new(BundleErrorKind::Io, path, None, format!("cannot read: {e}"))
+    };
+    if depth > 32 {
+        return Err(BundleError::new(
+            BundleErrorKind::Io,
+            dir,
+            None,
+            "directories nest deeper than 32 levels",
+        ));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(BundleError::new(
+                BundleErrorKind::Io,
+                entry.path(),
+                None,
+                "file name is not valid UTF-8",
+            ));
+        };
+        // Hidden files (editor state, signatures) are not part of the bundle.
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io(&path, e))?;
+        if kind.is_dir() {
+            walk(root, &path, files, total, depth + 1)?;
+        } else if kind.is_file() {
+            if files.len() >= MAX_BUNDLE_FILES {
+                return Err(BundleError::new(
+                    BundleErrorKind::Io,
+                    root,
+                    None,
+                    format!("bundle holds more than {MAX_BUNDLE_FILES} files"),
+                ));
+            }
+            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            *total += bytes.len() as u64;
+            if *total > MAX_BUNDLE_BYTES {
+                return Err(BundleError::new(
+                    BundleErrorKind::Io,
+                    root,
+                    None,
+                    format!("bundle is larger than {MAX_BUNDLE_BYTES} bytes"),
+                ));
+            }
+            let rel = path
+                .strip_prefix(root)
+                .ok()
+                .and_then(|p| p.to_str())
+                .and_then(normalize)
+                .ok_or_else(|| {
+                    BundleError::new(BundleErrorKind::Io, &path, None, "unexpected path")
+                })?;
+            files.insert(rel, bytes);
+        } else {
+            // Symbolic links and special files would make the digest depend on
+            // what lies outside the bundle.
+            return Err(BundleError::new(
+                BundleErrorKind::Io,
+                &path,
+                None,
+                "symbolic links and special files are not allowed in a bundle",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Bundle {
+    /// Loads and compiles the bundle in directory `dir`.
+    ///
+    /// ```
+    /// let bundle = agentriage::Bundle::load("../policies/a2a-supply-chain").unwrap();
+    /// assert_eq!(bundle.info().name, "a2a-supply-chain");
+    /// assert!(bundle.info().digest.starts_with("sha256:"));
+    /// ```
+    pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
+        let files = BundleFiles::read(dir.as_ref())?;
+        let manifest: Manifest = toml::from_str(&files.manifest_text).map_err(|e| {
+            BundleError::new(
+                BundleErrorKind::Manifest,
+                files.manifest_path(),
+                e.span().map(|s| line_of(&files.manifest_text, s.start)),
+                e.message().trim_end_matches('\n').to_owned(),
+            )
+        })?;
+        for (field, value) in [("name", &manifest.name), ("revision", &manifest.revision)] {
+            if value.get_ref().trim().is_empty() {
+                return Err(files.manifest_error(value.span(), format!("`{field}` is empty")));
+            }
+        }
+
+        let outcome = |v: &Option<Spanned<String>>| -> Result<Outcome, BundleError> {
+            match v {
+                None => Ok(Outcome::Reject),
+                Some(s) => match s.get_ref().parse::<Outcome>() {
+                    Ok(Outcome::Execute) => Err(files.manifest_error(
+                        s.span(),
+                        "a default of `execute` would fail open; use `reject` or `escalate`"
+                            .into(),
+                    )),
+                    Ok(o) => Ok(o),
+                    Err(e) => Err(files.manifest_error(s.span(), e)),
+                },
+            }
+        };
+        let defaults = Defaults {
+            no_permit: outcome(&manifest.defaults.no_permit)?,
+            on_error: outcome(&manifest.defaults.on_error)?,
+        };
+
+        let mut risk = HashMap::new();
+        for (class, actions) in &manifest.risk_classes {
+            for action in actions {
+                if let Some(previous) = risk.insert(action.get_ref().clone(), class.clone()) {
+                    return Err(files.manifest_error(
+                        action.span(),
+                        format!(
+                            "action `{}` is in both risk classes `{previous}` and `{class}`",
+                            action.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let rego = match &manifest.rego {
+            Some(r) if !r.modules.is_empty() => Some(load_rego(&files, r)?),
+            Some(r) if !r.data.is_empty() => {
+                return Err(files.manifest_error(
+                    r.data.first().map_or(0..0, |d| d.span()),
+                    "`rego.data` without `rego.modules`".into(),
+                ));
+            }
+            _ => None,
+        };
+        let cedar = match &manifest.cedar {
+            Some(c) if !c.policies.is_empty() => Some(load_cedar(&files, c)?),
+            _ => None,
+        };
+        if rego.is_none() && cedar.is_none() {
+            return Err(BundleError::new(
+                BundleErrorKind::Manifest,
+                files.manifest_path(),
+                None,
+                "the bundle has neither Rego modules nor Cedar policies",
+            ));
+        }
+
+        Ok(Bundle {
+            info: Arc::new(BundleInfo {
+                name: manifest.name.into_inner(),
+                revision: manifest.revision.into_inner(),
+                digest: files.digest(),
+            }),
+            defaults,
+            risk,
+            rego,
+            cedar,
+        })
+    }
+
+    /// Name, revision and digest.
+    pub fn info(&self) -> &BundleInfo {
+        &self.info
+    }
+
+    /// The bundle's defaults.
+    pub fn defaults(&self) -> Defaults {
+        self.defaults
+    }
+
+    /// The risk class of `action`, from the bundle's risk table.
+    pub fn risk_class(&self, action: &str) -> Option<&str> {
+        self.risk.get(action).map(String::as_str)
+    }
+
+    /// Every action in the bundle's risk table, sorted.
+    pub fn actions(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.risk.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, BundleError> {
+    let package = m
+        .package
+        .as_ref()
+        .map_or_else(|| "agentriage".to_owned(), |p| p.get_ref().clone());
+    if !package
+        .split('.')
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        let span = m.package.as_ref().map_or(0..0, |p| p.span());
+        return Err(files.manifest_error(span, format!("`{package}` is not a Rego package path")));
+    }
+    let mut modules = Vec::new();
+    let mut seen = HashSet::new();
+    for name in &m.modules {
+        let (path, text) = files.text(name)?;
+        if !seen.insert(path.clone()) {
+            return Err(files.manifest_error(
+                name.span(),
+                format!("`{}` is listed twice", name.get_ref()),
+            ));
+        }
+        modules.push((path, text));
+    }
+    let mut data = Vec::new();
+    for name in &m.data {
+        data.push(files.text(name)?);
+    }
+    RegoProgram::compile(
+        &files.root,
+        &package,
+        &modules,
+        &data,
+        m.max_instructions.unwrap_or(DEFAULT_MAX_INSTRUCTIONS),
+    )
+}
+
+fn load_cedar(files: &BundleFiles, m: &ManifestCedar) -> Result<CedarPolicies, BundleError> {
+    let schema = match &m.schema {
+        Some(s) => Some(files.text(s)?),
+        None => None,
+    };
+    let mut policies = Vec::new();
+    for name in &m.policies {
+        policies.push(files.text(name)?);
+    }
+    let mut entities = Vec::new();
+    for name in &m.entities {
+        entities.push(files.text(name)?);
+    }
+    let type_name = |v: &Option<Spanned<String>>, default: &str| -> (String, std::ops::Range<usize>) {
+        v.as_ref().map_or_else(
+            || (default.to_owned(), 0..0),
+            |s| (s.get_ref().clone(), s.span()),
+        )
+    };
+    let types = [
+        type_name(&m.principal_type, "Agent"),
+        type_name(&m.resource_type, "Resource"),
+        type_name(&m.action_type, "Action"),
+    ];
+    CedarPolicies::compile(
+        &files.root,
+        schema.as_ref(),
+        &policies,
+        &entities,
+        &types,
+        |span, msg| files.manifest_error(span, msg),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_keeps_paths_inside() {
+        assert_eq!(normalize("a/./b.rego").as_deref(), Some("a/b.rego"));
+        assert_eq!(normalize("../x"), None);
+        assert_eq!(normalize("/etc/passwd"), None);
+        assert_eq!(normalize("a/../b"), None);
+        assert_eq!(normalize(""), None);
+    }
+}

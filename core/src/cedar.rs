@@ -1,0 +1,550 @@
+//! Cedar evaluation.
+//!
+//! At load: policies parsed, re-identified by their `@id` annotation,
+//! validated against the schema (strict mode) when there is one; static
+//! entities built once. Per decision: the principal and resource entities,
+//! and the context record, are built straight from the request (no JSON
+//! text), then `is_authorized` runs.
+//!
+//! Annotations the engine reads on a policy:
+//! - `@id("R7.quarantined_site")`: the policy id reported in reasons;
+//! - `@reason("…")`: the message reported in reasons;
+//! - `@outcome("escalate")` on a `forbid`: a match escalates instead of rejecting;
+//! - `@obligation("notify-security")`: an obligation added when the policy
+//!   determines the decision.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, Entity,
+    EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema,
+    ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use serde_json::Value;
+
+use crate::decision::{Effect, Obligation, Reason, Source};
+use crate::error::{BundleError, BundleErrorKind, line_of};
+use crate::facts::Facts;
+use crate::request::{MAX_DEPTH, Request};
+
+/// What the engine knows about one Cedar policy beyond Cedar itself.
+#[derive(Debug, Clone)]
+struct PolicyMeta {
+    effect: Effect,
+    reason: Option<String>,
+    obligation: Option<String>,
+}
+
+/// The compiled Cedar half of a bundle.
+pub(crate) struct CedarPolicies {
+    policies: PolicySet,
+    meta: HashMap<PolicyId, PolicyMeta>,
+    entities: Entities,
+    authorizer: Authorizer,
+    principal_type: EntityTypeName,
+    resource_type: EntityTypeName,
+    action_type: EntityTypeName,
+}
+
+/// What the Cedar half of a bundle said about one request.
+#[derive(Debug, Default)]
+pub(crate) struct CedarVerdict {
+    pub reasons: Vec<Reason>,
+    pub permitted: bool,
+    pub obligations: Vec<Obligation>,
+    /// Policies that failed to evaluate, with the error.
+    pub errors: Vec<(String, String)>,
+}
+
+/// The line of the first labelled span of a Cedar diagnostic.
+fn diagnostic_line(diag: &dyn Diagnostic, text: &str) -> Option<u32> {
+    diag.labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| line_of(text, label.offset()))
+}
+
+fn diagnostic_message(diag: &dyn Diagnostic, error: &dyn std::fmt::Display) -> String {
+    let mut message = error.to_string();
+    if let Some(help) = diag.help() {
+        message.push_str(&format!(" (help: {help})"));
+    }
+    message
+}
+
+/// Where `@id("…")` of a policy appears in its file.
+fn id_line(text: &str, id: &str) -> Option<u32> {
+    let needle = format!("@id(\"{id}\")");
+    text.find(&needle).map(|at| line_of(text, at))
+}
+
+impl CedarPolicies {
+    pub(crate) fn compile(
+        root: &Path,
+        schema: Option<&(PathBuf, String)>,
+        files: &[(PathBuf, String)],
+        entity_files: &[(PathBuf, String)],
+        types: &[(String, std::ops::Range<usize>); 3],
+        manifest_error: impl Fn(std::ops::Range<usize>, String) -> BundleError,
+    ) -> Result<CedarPolicies, BundleError> {
+        let schema = match schema {
+            None => None,
+            Some((path, text)) => Some(parse_schema(root, path, text)?),
+        };
+
+        let mut policies = PolicySet::new();
+        let mut meta = HashMap::new();
+        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+        for (index, (path, text)) in files.iter().enumerate() {
+            let file = root.join(path);
+            let set = PolicySet::from_str(text).map_err(|e| {
+                BundleError::new(
+                    BundleErrorKind::Cedar,
+                    &file,
+                    diagnostic_line(&e, text),
+                    diagnostic_message(&e, &e),
+                )
+            })?;
+            if let Some(t) = set.templates().next() {
+                return Err(BundleError::new(
+                    BundleErrorKind::Cedar,
+                    &file,
+                    t.annotation("id").and_then(|id| id_line(text, id)),
+                    "policy templates are not supported; write static policies",
+                ));
+            }
+            for (n, policy) in set.policies().enumerate() {
+                let id = policy.annotation("id").map_or_else(
+                    || format!("{}#{n}", path.to_string_lossy()),
+                    str::to_owned,
+                );
+                let line = id_line(text, &id);
+                let err = |message: String| {
+                    BundleError::new(BundleErrorKind::Cedar, &file, line, message)
+                };
+                let effect = match (policy.effect(), policy.annotation("outcome")) {
+                    (CedarEffect::Permit, None) => Effect::Permit,
+                    (CedarEffect::Permit, Some(_)) => {
+                        return Err(err(format!(
+                            "policy `{id}`: `@outcome` applies to `forbid` policies only"
+                        )));
+                    }
+                    (CedarEffect::Forbid, None | Some("reject")) => Effect::Reject,
+                    (CedarEffect::Forbid, Some("escalate")) => Effect::Escalate,
+                    (CedarEffect::Forbid, Some(other)) => {
+                        return Err(err(format!(
+                            "policy `{id}`: `@outcome(\"{other}\")` is not `reject` or `escalate`"
+                        )));
+                    }
+                };
+                let pid = PolicyId::new(&id);
+                let renamed = policy.new_id(pid.clone());
+                policies.add(renamed).map_err(|_| {
+                    err(format!("policy id `{id}` is used by more than one policy"))
+                })?;
+                origin.insert(pid.clone(), index);
+                meta.insert(
+                    pid,
+                    PolicyMeta {
+                        effect,
+                        reason: policy.annotation("reason").map(str::to_owned),
+                        obligation: policy.annotation("obligation").map(str::to_owned),
+                    },
+                );
+            }
+        }
+
+        if let Some((schema, _)) = &schema {
+            let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+            if let Some(e) = result.validation_errors().next() {
+                let (file, text) = origin
+                    .get(e.policy_id())
+                    .and_then(|&i| files.get(i))
+                    .map_or((root.to_path_buf(), ""), |(p, t)| (root.join(p), t.as_str()));
+                return Err(BundleError::new(
+                    BundleErrorKind::Validation,
+                    file,
+                    diagnostic_line(e, text),
+                    format!(
+                        "policy `{}` does not validate against the schema: {}",
+                        e.policy_id(),
+                        diagnostic_message(e, e)
+                    ),
+                ));
+            }
+        }
+
+        let schema_ref = schema.as_ref().map(|(s, _)| s);
+        let mut all = Vec::new();
+        for (path, text) in entity_files {
+            let parsed = Entities::from_json_str(text, schema_ref).map_err(|e| {
+                BundleError::new(
+                    BundleErrorKind::Data,
+                    root.join(path),
+                    diagnostic_line(&e, text),
+                    format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
+                )
+            })?;
+            all.extend(parsed);
+        }
+        let entities = match schema_ref {
+            Some(s) if entity_files.is_empty() => s.action_entities().map_err(|e| {
+                let path = schema.as_ref().map_or_else(PathBuf::new, |(_, p)| p.clone());
+                BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
+            })?,
+            _ => Entities::from_entities(all, schema_ref).map_err(|e| {
+                let path = entity_files
+                    .first()
+                    .map_or_else(|| root.to_path_buf(), |(p, _)| root.join(p));
+                BundleError::new(
+                    BundleErrorKind::Data,
+                    path,
+                    None,
+                    format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
+                )
+            })?,
+        };
+
+        let type_name = |(name, span): &(String, std::ops::Range<usize>)| {
+            EntityTypeName::from_str(name)
+                .map_err(|e| manifest_error(span.clone(), format!("`{name}` is not a Cedar entity type: {e}")))
+        };
+        let [p, r, a] = types;
+        Ok(CedarPolicies {
+            policies,
+            meta,
+            entities,
+            authorizer: Authorizer::new(),
+            principal_type: type_name(p)?,
+            resource_type: type_name(r)?,
+            action_type: type_name(a)?,
+        })
+    }
+
+    /// Evaluates the bundle's Cedar policies. `Err` says what broke before
+    /// Cedar could run (an unrepresentable value); policy errors are in
+    /// [`CedarVerdict::errors`].
+    pub(crate) fn evaluate(&self, request: &Request, facts: &Facts<'_>) -> Result<CedarVerdict, String> {
+        let principal = EntityUid::from_type_name_and_id(
+            self.principal_type.clone(),
+            EntityId::new(&request.principal.id),
+        );
+        let action = EntityUid::from_type_name_and_id(
+            self.action_type.clone(),
+            EntityId::new(&request.action.name),
+        );
+        let resource_id = request
+            .resource
+            .as_ref()
+            .and_then(|r| r.id.as_deref())
+            .unwrap_or("");
+        let resource = EntityUid::from_type_name_and_id(
+            self.resource_type.clone(),
+            EntityId::new(resource_id),
+        );
+
+        let mut extra = Vec::with_capacity(2);
+        // Entities the bundle defines are authoritative: the request cannot
+        // add attributes to them.
+        if self.entities.get(&principal).is_none() {
+            let p = &request.principal;
+            let mut attrs = HashMap::new();
+            for (k, v) in &p.attributes {
+                insert(&mut attrs, k, v, "principal.attributes", 3)?;
+            }
+            if let Some(kind) = &p.kind {
+                attrs.insert("type".to_owned(), RestrictedExpression::new_string(kind.clone()));
+            }
+            if let Some(zone) = &p.trust_zone {
+                attrs.insert(
+                    "trust_zone".to_owned(),
+                    RestrictedExpression::new_string(zone.clone()),
+                );
+            }
+            extra.push(
+                Entity::new(principal.clone(), attrs, HashSet::new())
+                    .map_err(|e| format!("principal entity: {e}"))?,
+            );
+        }
+        if let Some(r) = &request.resource {
+            if self.entities.get(&resource).is_none() {
+                let mut attrs = HashMap::new();
+                for (k, v) in &r.attributes {
+                    insert(&mut attrs, k, v, "resource.attributes", 3)?;
+                }
+                attrs.insert("type".to_owned(), RestrictedExpression::new_string(r.kind.clone()));
+                attrs.insert(
+                    "id".to_owned(),
+                    RestrictedExpression::new_string(resource_id.to_owned()),
+                );
+                extra.push(
+                    Entity::new(resource.clone(), attrs, HashSet::new())
+                        .map_err(|e| format!("resource entity: {e}"))?,
+                );
+            }
+        }
+        let entities = self
+            .entities
+            .clone()
+            .add_entities(extra, None)
+            .map_err(|e| format!("request entities: {e}"))?;
+
+        let mut pairs = Vec::with_capacity(request.context.len() + 2);
+        for (k, v) in &request.context {
+            if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2)? {
+                pairs.push((k.clone(), expr));
+            }
+        }
+        pairs.push((
+            "delegation".to_owned(),
+            RestrictedExpression::new_set(
+                request
+                    .principal
+                    .delegation
+                    .iter()
+                    .map(|d| RestrictedExpression::new_string(d.clone())),
+            ),
+        ));
+        pairs.push(("facts".to_owned(), facts_record(facts)?));
+        let context = Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))?;
+        let cedar_request = cedar_policy::Request::new(principal, action, resource, context, None)
+            .map_err(|e| format!("request: {e}"))?;
+
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &self.policies, &entities);
+        let mut verdict = CedarVerdict {
+            permitted: response.decision() == CedarDecision::Allow,
+            ..CedarVerdict::default()
+        };
+        for err in response.diagnostics().errors() {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = err;
+            verdict
+                .errors
+                .push((e.policy_id().to_string(), e.inner().to_string()));
+        }
+        for id in response.diagnostics().reason() {
+            let Some(meta) = self.meta.get(id) else {
+                continue;
+            };
+            if meta.effect != Effect::Permit || verdict.permitted {
+                verdict.reasons.push(Reason {
+                    engine: Source::Cedar,
+                    policy: id.to_string(),
+                    message: meta.reason.clone().unwrap_or_else(|| match meta.effect {
+                        Effect::Permit => format!("permitted by cedar policy `{id}`"),
+                        Effect::Escalate => format!("escalated by cedar policy `{id}`"),
+                        Effect::Reject => format!("forbidden by cedar policy `{id}`"),
+                    }),
+                    effect: meta.effect,
+                });
+            }
+            if let Some(ob) = &meta.obligation {
+                verdict.obligations.push(Obligation {
+                    id: ob.clone(),
+                    engine: Source::Cedar,
+                    policy: id.to_string(),
+                    params: serde_json::Map::new(),
+                });
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Ids of every policy, sorted.
+    #[allow(dead_code, reason = "used by policy tooling and tests")]
+    pub(crate) fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.meta.keys().map(ToString::to_string).collect();
+        ids.sort();
+        ids
+    }
+}
+
+fn parse_schema(
+    root: &Path,
+    path: &Path,
+    text: &str,
+) -> Result<(Schema, PathBuf), BundleError> {
+    let file = root.join(path);
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    let schema = if is_json {
+        Schema::from_json_str(text).map_err(|e| {
+            BundleError::new(
+                BundleErrorKind::Cedar,
+                &file,
+                diagnostic_line(&e, text),
+                format!("invalid Cedar schema: {}", diagnostic_message(&e, &e)),
+            )
+        })?
+    } else {
+        Schema::from_cedarschema_str(text)
+            .map(|(s, _warnings)| s)
+            .map_err(|e| {
+                BundleError::new(
+                    BundleErrorKind::Cedar,
+                    &file,
+                    diagnostic_line(&e, text),
+                    format!("invalid Cedar schema: {}", diagnostic_message(&e, &e)),
+                )
+            })?
+    };
+    Ok((schema, file))
+}
+
+/// Largest magnitude Cedar's `decimal` holds.
+const DECIMAL_MAX: f64 = 922_337_203_685_477.0;
+
+/// A Cedar decimal for `f`, rounded to Cedar's four fraction digits;
+/// `round_up` rounds toward +∞ (the strict side for anomaly scores).
+fn decimal(f: f64, round_up: bool, path: &str) -> Result<RestrictedExpression, String> {
+    if !f.is_finite() || f.abs() >= DECIMAL_MAX {
+        return Err(format!(
+            "`{path}` = {f} cannot be represented in Cedar (decimal range is ±{DECIMAL_MAX})"
+        ));
+    }
+    let scaled = f * 10_000.0;
+    let rounded = if round_up { scaled.ceil() } else { scaled.round() };
+    Ok(RestrictedExpression::new_decimal(format!("{:.4}", rounded / 10_000.0)))
+}
+
+/// Converts a JSON value to a Cedar value. `null` is absent in Cedar
+/// (`Ok(None)`): the attribute is left out, so `has` is false.
+fn to_cedar(v: &Value, path: &str, depth: usize) -> Result<Option<RestrictedExpression>, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("`{path}` nests deeper than {MAX_DEPTH} levels"));
+    }
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                RestrictedExpression::new_long(i)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                #[allow(clippy::cast_possible_truncation, reason = "checked to be whole and in range")]
+                if f.fract() == 0.0 && f.abs() < 9.0e18 {
+                    RestrictedExpression::new_long(f as i64)
+                } else {
+                    decimal(f, false, path)?
+                }
+            }
+        }
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if let Some(e) = to_cedar(item, &format!("{path}[{i}]"), depth + 1)? {
+                    out.push(e);
+                }
+            }
+            RestrictedExpression::new_set(out)
+        }
+        Value::Object(map) => {
+            let mut fields = Vec::with_capacity(map.len());
+            for (k, item) in map {
+                if let Some(e) = to_cedar(item, &format!("{path}.{k}"), depth + 1)? {
+                    fields.push((k.clone(), e));
+                }
+            }
+            RestrictedExpression::new_record(fields).map_err(|e| format!("`{path}`: {e}"))?
+        }
+    }))
+}
+
+fn insert(
+    attrs: &mut HashMap<String, RestrictedExpression>,
+    key: &str,
+    value: &Value,
+    parent: &str,
+    depth: usize,
+) -> Result<(), String> {
+    if let Some(e) = to_cedar(value, &format!("{parent}.{key}"), depth)? {
+        attrs.insert(key.to_owned(), e);
+    }
+    Ok(())
+}
+
+/// Whole seconds: `floor` for a time left (the strict side is less), `ceil`
+/// for an age (the strict side is more).
+fn whole_seconds(nanos: i128, ceil: bool) -> i64 {
+    let s = nanos.div_euclid(1_000_000_000);
+    let s = if ceil && nanos.rem_euclid(1_000_000_000) != 0 {
+        s + 1
+    } else {
+        s
+    };
+    i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
+    let mut fields = vec![
+        (
+            "time".to_owned(),
+            RestrictedExpression::new_datetime(facts.time.to_millis_string()),
+        ),
+        (
+            "time_unix".to_owned(),
+            RestrictedExpression::new_long(whole_seconds(facts.time.unix_nanos(), false)),
+        ),
+        (
+            "hour_utc".to_owned(),
+            RestrictedExpression::new_long(i64::from(facts.time.hour_utc())),
+        ),
+        (
+            "risk_class".to_owned(),
+            RestrictedExpression::new_string(facts.risk_class.to_owned()),
+        ),
+    ];
+    if let Some(ttl) = facts.credential_ttl_nanos {
+        fields.push((
+            "credential_ttl_s".to_owned(),
+            RestrictedExpression::new_long(whole_seconds(ttl, false)),
+        ));
+    }
+    if let Some(age) = facts.attestation_age_nanos {
+        fields.push((
+            "attestation_age_s".to_owned(),
+            RestrictedExpression::new_long(whole_seconds(age, true)),
+        ));
+    }
+    if let Some(score) = facts.anomaly_score {
+        fields.push((
+            "anomaly_score".to_owned(),
+            decimal(score, true, "anomaly.score")?,
+        ));
+    }
+    RestrictedExpression::new_record(fields).map_err(|e| format!("facts: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_seconds_rounds_toward_the_strict_side() {
+        assert_eq!(whole_seconds(1_500_000_000, false), 1);
+        assert_eq!(whole_seconds(1_500_000_000, true), 2);
+        assert_eq!(whole_seconds(-500_000_000, false), -1);
+        assert_eq!(whole_seconds(-500_000_000, true), 0);
+        assert_eq!(whole_seconds(3_000_000_000, true), 3);
+    }
+
+    #[test]
+    fn decimals_refuse_what_cedar_cannot_hold() {
+        assert!(decimal(1e300, false, "x").is_err());
+        assert!(decimal(f64::NAN, false, "x").is_err());
+        assert!(decimal(0.31, false, "x").is_ok());
+    }
+
+    #[test]
+    fn null_is_absent_and_deep_values_fail() {
+        assert!(to_cedar(&Value::Null, "x", 0).unwrap().is_none());
+        let mut deep = Value::from(1);
+        for _ in 0..70 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(to_cedar(&deep, "x", 0).is_err());
+    }
+}

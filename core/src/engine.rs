@@ -1,0 +1,256 @@
+//! The engine: one loaded bundle, deciding for every thread of the host.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::bundle::Bundle;
+use crate::decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
+use crate::error::{Error, RequestError, RequestErrorKind};
+use crate::facts::Facts;
+use crate::rego;
+use crate::request::Request;
+
+/// Decides requests against one policy bundle.
+///
+/// `Engine` is `Send + Sync`: share one (in an `Arc`, or by reference) across
+/// every thread of the host. Deciding takes `&self` and never blocks another
+/// thread.
+///
+/// ```
+/// use agentriage::{Engine, Outcome};
+///
+/// let engine = Engine::from_dir("../policies/a2a-supply-chain")?;
+/// let decision = engine.decide_json(r#"{
+///     "time": "2026-11-21T14:05:00Z",
+///     "principal": {"id": "spiffe://acme.example/ns/analytics/sa/reporter"},
+///     "action": {"name": "inventory.read"},
+///     "resource": {"type": "inventory", "id": "INV-7"}
+/// }"#)?;
+/// assert_eq!(decision.outcome, Outcome::Execute);
+///
+/// let decision = engine.decide_json(r#"{
+///     "principal": {"id": "spiffe://unknown.example/sa/x"},
+///     "action": {"name": "payment.release"}
+/// }"#)?;
+/// assert_eq!(decision.outcome, Outcome::Reject);
+/// assert!(decision.policy_ids().any(|id| id.starts_with("R1")));
+/// # Ok::<(), agentriage::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    bundle: Arc<Bundle>,
+}
+
+impl Engine {
+    /// An engine deciding with `bundle`.
+    pub fn new(bundle: Bundle) -> Engine {
+        Engine {
+            bundle: Arc::new(bundle),
+        }
+    }
+
+    /// Loads the bundle in `dir` and returns an engine deciding with it.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Engine, Error> {
+        Ok(Engine::new(Bundle::load(dir)?))
+    }
+
+    /// The bundle this engine decides with.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Name, revision and digest of the bundle.
+    pub fn bundle_info(&self) -> &BundleInfo {
+        &self.bundle.info
+    }
+
+    /// Decides a request given as JSON text (parsing included in the
+    /// reported duration).
+    pub fn decide_json(&self, text: &str) -> Result<Decision, Error> {
+        let start = Instant::now();
+        let request = Request::from_json(text)?;
+        self.decide_at(&request, start)
+    }
+
+    /// Decides a request given as a JSON value.
+    pub fn decide_value(&self, value: &serde_json::Value) -> Result<Decision, Error> {
+        let start = Instant::now();
+        let request = Request::from_value(value)?;
+        self.decide_at(&request, start)
+    }
+
+    /// Decides a request.
+    ///
+    /// `Err` only for a request that breaks the contract (see
+    /// [`Request::validate`]). Anything that goes wrong while policies run is
+    /// a [`Decision`] that fails closed (the bundle's `on_error` outcome,
+    /// never `execute`) with a reason saying what broke.
+    pub fn decide(&self, request: &Request) -> Result<Decision, Error> {
+        let start = Instant::now();
+        request.validate()?;
+        self.decide_at(request, start)
+    }
+
+    fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
+        let bundle = &*self.bundle;
+        let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+        let on_error = bundle.defaults.on_error;
+        let error_effect = if on_error == Outcome::Escalate {
+            Effect::Escalate
+        } else {
+            Effect::Reject
+        };
+        let failure = |engine: Source, policy: String, message: String| Reason {
+            engine,
+            policy,
+            message,
+            effect: error_effect,
+        };
+
+        let mut reasons: Vec<Reason> = Vec::new();
+        let mut permits: Vec<Reason> = Vec::new();
+        let mut obligations: Vec<Obligation> = Vec::new();
+        let mut permitted = false;
+
+        if let Some(program) = &bundle.rego {
+            let input = rego::input(request, &facts).map_err(|m| {
+                Error::Request(RequestError::new(RequestErrorKind::TooDeep, "$", m))
+            })?;
+            match program.evaluate(input) {
+                Ok(verdict) => {
+                    permitted |= verdict.allow;
+                    reasons.extend(verdict.reasons);
+                    obligations.extend(verdict.obligations);
+                    if verdict.allow {
+                        permits.push(Reason {
+                            engine: Source::Rego,
+                            policy: "allow".into(),
+                            message: "permitted by rego rule `allow`".into(),
+                            effect: Effect::Permit,
+                        });
+                    }
+                }
+                Err(e) => reasons.push(failure(
+                    Source::Rego,
+                    "error".into(),
+                    format!("rego evaluation failed: {e}"),
+                )),
+            }
+        }
+
+        if let Some(cedar) = &bundle.cedar {
+            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cedar.evaluate(request, &facts)
+            }));
+            match evaluated {
+                Ok(Ok(verdict)) => {
+                    permitted |= verdict.permitted;
+                    for (policy, e) in verdict.errors {
+                        reasons.push(failure(
+                            Source::Cedar,
+                            policy,
+                            format!("cedar evaluation failed: {e}"),
+                        ));
+                    }
+                    for r in verdict.reasons {
+                        if r.effect == Effect::Permit {
+                            permits.push(r);
+                        } else {
+                            reasons.push(r);
+                        }
+                    }
+                    obligations.extend(verdict.obligations);
+                }
+                Ok(Err(e)) => reasons.push(failure(
+                    Source::Cedar,
+                    "error".into(),
+                    format!("cedar evaluation failed: {e}"),
+                )),
+                Err(_) => reasons.push(failure(
+                    Source::Cedar,
+                    "error".into(),
+                    "cedar evaluation panicked".into(),
+                )),
+            }
+        }
+
+        let outcome = if reasons.iter().any(|r| r.effect == Effect::Reject) {
+            Outcome::Reject
+        } else if !reasons.is_empty() {
+            Outcome::Escalate
+        } else if permitted {
+            Outcome::Execute
+        } else {
+            let outcome = bundle.defaults.no_permit;
+            reasons.push(Reason {
+                engine: Source::Agentriage,
+                policy: "default".into(),
+                message: format!(
+                    "no policy permits `{}`; the bundle's default is `{outcome}`",
+                    request.action.name
+                ),
+                effect: if outcome == Outcome::Escalate {
+                    Effect::Escalate
+                } else {
+                    Effect::Reject
+                },
+            });
+            outcome
+        };
+        if outcome == Outcome::Execute {
+            reasons = permits;
+        }
+        reasons.sort_by(|a, b| {
+            (a.effect, a.engine, &a.policy, &a.message).cmp(&(b.effect, b.engine, &b.policy, &b.message))
+        });
+        reasons.dedup();
+
+        let trace_id = request.trace_id.clone().unwrap_or_else(new_trace_id);
+        let duration_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            target: "agentriage::decision",
+            outcome = outcome.as_str(),
+            trace_id = trace_id.as_str(),
+            bundle = bundle.info.digest.as_str(),
+            duration_us,
+            "decision"
+        );
+        Ok(Decision {
+            outcome,
+            reasons,
+            obligations,
+            trace_id,
+            decision_id: uuid::Uuid::now_v7().to_string(),
+            bundle: Arc::clone(&bundle.info),
+            duration_us,
+        })
+    }
+}
+
+/// A new W3C trace id: 32 lowercase hex digits, not all zero.
+fn new_trace_id() -> String {
+    let id = fastrand::u128(1..);
+    format!("{id:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Engine>();
+    }
+
+    #[test]
+    fn trace_ids_are_w3c() {
+        for _ in 0..100 {
+            let id = new_trace_id();
+            assert_eq!(id.len(), 32);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert_ne!(id, "0".repeat(32));
+        }
+    }
+}

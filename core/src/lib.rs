@@ -1,0 +1,51 @@
+//! agentriage: the policy decision point that AI agents embed.
+//!
+//! An agent (or the framework around it) asks, in-process: *may this agent
+//! take this action on this resource, now?* The [`Engine`] evaluates a policy
+//! [`Bundle`] — Rego modules (through `regorus`) and Cedar policies (through
+//! `cedar-policy`) — over the [`Request`] and facts it derives (risk class,
+//! credential lifetime, attestation age, anomaly score), and answers with a
+//! [`Decision`] whose [`Outcome`] is `execute`, `reject` or `escalate`.
+//!
+//! - [`Bundle::load`] reads and compiles a bundle directory once;
+//! - [`Engine::decide`] (or [`Engine::decide_json`]) decides, from any thread;
+//! - every [`Reason`] names the engine and policy that fired.
+//!
+//! Failures fail closed: a request that breaks the contract is an
+//! [`Error::Request`] naming the JSON path, and an evaluation that breaks is
+//! a `reject` (or the bundle's `on_error` outcome) saying what broke — never
+//! an `execute`.
+//!
+//! ```
+//! use agentriage::{Engine, Outcome, Request, Timestamp};
+//!
+//! let engine = Engine::from_dir("../policies/a2a-supply-chain")?;
+//! let mut request = Request::new(
+//!     "spiffe://acme.example/ns/logistics/sa/router",
+//!     "shipment.read",
+//! );
+//! request.time = Timestamp::parse("2026-11-21T14:05:00Z");
+//! let decision = engine.decide(&request)?;
+//! assert_eq!(decision.outcome, Outcome::Execute);
+//! assert_eq!(decision.bundle.name, "a2a-supply-chain");
+//! # Ok::<(), agentriage::Error>(())
+//! ```
+
+mod bundle;
+mod cedar;
+mod decision;
+mod engine;
+mod error;
+mod facts;
+mod rego;
+mod request;
+
+pub use bundle::{Bundle, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE};
+pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
+pub use engine::Engine;
+pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
+pub use facts::UNKNOWN_RISK_CLASS;
+pub use request::{
+    Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
+    Resource, Timestamp,
+};

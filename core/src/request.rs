@@ -1,0 +1,904 @@
+//! The request: who wants to do what, on what, in which context.
+//!
+//! A request is parsed from JSON text with [`Request::from_json`], from a
+//! [`serde_json::Value`] with [`Request::from_value`], or built in Rust with
+//! [`Request::new`]. Parsing validates the public contract and names the JSON
+//! path of the first field that is wrong.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{RequestError, RequestErrorKind};
+
+/// Largest request accepted as JSON text, in bytes (1 MiB).
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Deepest nesting of arrays and objects accepted in a request.
+pub const MAX_DEPTH: usize = 64;
+
+/// Key of the request context that the engine reserves for derived facts.
+pub const RESERVED_CONTEXT_KEY: &str = "facts";
+
+/// An instant, parsed from an RFC 3339 timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// Parses an RFC 3339 timestamp such as `2026-11-21T14:05:00Z`.
+    ///
+    /// ```
+    /// let t = agentriage::Timestamp::parse("2026-11-21T14:05:00+01:00").unwrap();
+    /// assert_eq!(t.to_string(), "2026-11-21T13:05:00Z");
+    /// assert!(agentriage::Timestamp::parse("2026-11-21 14:05").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(|t| Timestamp(t.to_offset(time::UtcOffset::UTC)))
+    }
+
+    /// The current time.
+    pub fn now() -> Timestamp {
+        Timestamp(OffsetDateTime::now_utc())
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(&self) -> i128 {
+        self.0.unix_timestamp_nanos()
+    }
+
+    /// The instant `nanos` nanoseconds after the Unix epoch, if representable.
+    pub fn from_unix_nanos(nanos: i128) -> Option<Timestamp> {
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// The hour of the day in UTC, 0–23.
+    pub fn hour_utc(&self) -> u8 {
+        self.0.hour()
+    }
+
+    /// RFC 3339 in UTC with at most millisecond precision, the form Cedar's
+    /// `datetime` accepts.
+    pub(crate) fn to_millis_string(self) -> String {
+        let t = self.0;
+        let ms = t.millisecond();
+        let base = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        if ms == 0 {
+            format!("{base}Z")
+        } else {
+            format!("{base}.{ms:03}Z")
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.format(&Rfc3339) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => write!(f, "{}", self.0.unix_timestamp()),
+        }
+    }
+}
+
+/// A request for a decision. Only `principal.id` and `action.name` are required.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Request {
+    /// W3C trace id (32 lowercase hex digits); a new one is made when absent.
+    pub trace_id: Option<String>,
+    /// The evaluation time; the engine uses the current time when absent.
+    pub time: Option<Timestamp>,
+    /// The agent asking.
+    pub principal: Principal,
+    /// What it wants to do.
+    pub action: Action,
+    /// What it wants to do it on.
+    pub resource: Option<Resource>,
+    /// Free-form context (workflow, site, incident mode, …). The key `facts`
+    /// is reserved for the facts the engine derives.
+    pub context: Map<String, Value>,
+    /// The anomaly score of this request, if one was computed.
+    pub anomaly: Option<Anomaly>,
+    /// A signed intent (compact JWS), carried through to policies as given.
+    pub intent: Option<String>,
+}
+
+/// The agent asking for a decision.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Principal {
+    /// Its identity, typically a SPIFFE ID.
+    pub id: String,
+    /// Its kind (`agent`, `human`, …), from the request's `type`.
+    pub kind: Option<String>,
+    /// The trust zone it runs in.
+    pub trust_zone: Option<String>,
+    /// Roles it claims. Bundles decide whether to trust them.
+    pub roles: Vec<String>,
+    /// The principals it acts for, nearest first.
+    pub delegation: Vec<String>,
+    /// Its credential.
+    pub credential: Option<Credential>,
+    /// Its runtime attestation.
+    pub attestation: Option<Attestation>,
+    /// Further attributes.
+    pub attributes: Map<String, Value>,
+}
+
+/// The principal's credential.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Credential {
+    /// Who issued it.
+    pub issuer: Option<String>,
+    /// When it expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The principal's runtime attestation.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Attestation {
+    /// `verified`, `failed`, or another status.
+    pub status: Option<String>,
+    /// The attestation mechanism (`tpm`, `sev-snp`, …).
+    pub kind: Option<String>,
+    /// When it was last verified.
+    pub verified_at: Option<Timestamp>,
+}
+
+/// The action asked for.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Action {
+    /// Its name, e.g. `shipment.reroute`.
+    pub name: String,
+    /// Further attributes.
+    pub attributes: Map<String, Value>,
+}
+
+/// The resource acted on.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Resource {
+    /// Its type, e.g. `shipment` (from the request's `type`).
+    pub kind: String,
+    /// Its id.
+    pub id: Option<String>,
+    /// Its attributes.
+    pub attributes: Map<String, Value>,
+}
+
+/// The request's anomaly information.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Anomaly {
+    /// Anomaly score in [0, 1]; higher is more anomalous.
+    pub score: Option<f64>,
+}
+
+impl Request {
+    /// A request with only the required fields.
+    ///
+    /// ```
+    /// let mut request = agentriage::Request::new(
+    ///     "spiffe://acme.example/ns/logistics/sa/router",
+    ///     "shipment.read",
+    /// );
+    /// request.context.insert("site".into(), "dc-1".into());
+    /// assert_eq!(request.action.name, "shipment.read");
+    /// ```
+    pub fn new(principal_id: impl Into<String>, action_name: impl Into<String>) -> Request {
+        Request {
+            trace_id: None,
+            time: None,
+            principal: Principal {
+                id: principal_id.into(),
+                ..Principal::default()
+            },
+            action: Action {
+                name: action_name.into(),
+                attributes: Map::new(),
+            },
+            resource: None,
+            context: Map::new(),
+            anomaly: None,
+            intent: None,
+        }
+    }
+
+    /// Parses and validates a request from JSON text.
+    ///
+    /// Text over [`MAX_REQUEST_BYTES`] or nesting deeper than [`MAX_DEPTH`] is
+    /// refused before it is parsed.
+    pub fn from_json(text: &str) -> Result<Request, RequestError> {
+        if text.len() > MAX_REQUEST_BYTES {
+            return Err(RequestError::new(
+                RequestErrorKind::TooLarge,
+                "$",
+                format!(
+                    "request is {} bytes, more than the limit of {MAX_REQUEST_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
+        check_text_depth(text)?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            RequestError::new(
+                RequestErrorKind::Syntax,
+                "$",
+                format!(
+                    "not valid JSON: {} (line {}, column {})",
+                    strip_position(&e.to_string()),
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        Request::from_value(&value)
+    }
+
+    /// Validates a request given as a JSON value.
+    pub fn from_value(value: &Value) -> Result<Request, RequestError> {
+        check_value_depth(value, "$", 0)?;
+        parse_request(value)
+    }
+
+    /// The request as JSON, in the shape of the public contract.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        if let Some(t) = &self.trace_id {
+            out.insert("trace_id".into(), t.clone().into());
+        }
+        if let Some(t) = &self.time {
+            out.insert("time".into(), t.to_string().into());
+        }
+        out.insert("principal".into(), self.principal.to_json());
+        let mut action = self.action.attributes_json();
+        action.insert("name".into(), self.action.name.clone().into());
+        out.insert("action".into(), Value::Object(action));
+        if let Some(r) = &self.resource {
+            let mut m = Map::new();
+            m.insert("type".into(), r.kind.clone().into());
+            if let Some(id) = &r.id {
+                m.insert("id".into(), id.clone().into());
+            }
+            m.insert("attributes".into(), Value::Object(r.attributes.clone()));
+            out.insert("resource".into(), Value::Object(m));
+        }
+        out.insert("context".into(), Value::Object(self.context.clone()));
+        if let Some(a) = &self.anomaly {
+            let mut m = Map::new();
+            if let Some(s) = a.score {
+                m.insert("score".into(), number(s));
+            }
+            out.insert("anomaly".into(), Value::Object(m));
+        }
+        if let Some(i) = &self.intent {
+            out.insert("intent".into(), i.clone().into());
+        }
+        Value::Object(out)
+    }
+
+    /// Checks what a request built in Rust must satisfy: the same rules
+    /// [`Request::from_value`] applies to JSON.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.principal.id.is_empty() {
+            return Err(empty("principal.id"));
+        }
+        if self.action.name.is_empty() {
+            return Err(empty("action.name"));
+        }
+        if let Some(t) = &self.trace_id {
+            check_trace_id(t, "trace_id")?;
+        }
+        if let Some(score) = self.anomaly.as_ref().and_then(|a| a.score) {
+            check_score(score, "anomaly.score")?;
+        }
+        if self.context.contains_key(RESERVED_CONTEXT_KEY) {
+            return Err(reserved_facts());
+        }
+        for (path, map) in [
+            ("principal.attributes", &self.principal.attributes),
+            ("action.attributes", &self.action.attributes),
+            ("context", &self.context),
+        ] {
+            check_map_depth(map, path, 2)?;
+        }
+        if let Some(r) = &self.resource {
+            if r.kind.is_empty() {
+                return Err(empty("resource.type"));
+            }
+            check_map_depth(&r.attributes, "resource.attributes", 3)?;
+        }
+        Ok(())
+    }
+}
+
+impl Principal {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), self.id.clone().into());
+        if let Some(k) = &self.kind {
+            m.insert("type".into(), k.clone().into());
+        }
+        if let Some(z) = &self.trust_zone {
+            m.insert("trust_zone".into(), z.clone().into());
+        }
+        m.insert("roles".into(), strings(&self.roles));
+        m.insert("delegation".into(), strings(&self.delegation));
+        if let Some(c) = &self.credential {
+            let mut cm = Map::new();
+            if let Some(i) = &c.issuer {
+                cm.insert("issuer".into(), i.clone().into());
+            }
+            if let Some(e) = &c.expires_at {
+                cm.insert("expires_at".into(), e.to_string().into());
+            }
+            m.insert("credential".into(), Value::Object(cm));
+        }
+        if let Some(a) = &self.attestation {
+            let mut am = Map::new();
+            if let Some(s) = &a.status {
+                am.insert("status".into(), s.clone().into());
+            }
+            if let Some(k) = &a.kind {
+                am.insert("kind".into(), k.clone().into());
+            }
+            if let Some(v) = &a.verified_at {
+                am.insert("verified_at".into(), v.to_string().into());
+            }
+            m.insert("attestation".into(), Value::Object(am));
+        }
+        m.insert("attributes".into(), Value::Object(self.attributes.clone()));
+        Value::Object(m)
+    }
+}
+
+impl Action {
+    fn attributes_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if !self.attributes.is_empty() {
+            m.insert("attributes".into(), Value::Object(self.attributes.clone()));
+        }
+        m
+    }
+}
+
+fn strings(items: &[String]) -> Value {
+    Value::Array(items.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+fn number(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+fn strip_position(msg: &str) -> &str {
+    msg.find(" at line ").map_or(msg, |i| msg.get(..i).unwrap_or(msg))
+}
+
+fn empty(path: &str) -> RequestError {
+    RequestError::new(RequestErrorKind::Missing, path, "must not be empty")
+}
+
+fn reserved_facts() -> RequestError {
+    RequestError::new(
+        RequestErrorKind::Value,
+        "context.facts",
+        "`facts` is reserved for the facts the engine derives",
+    )
+}
+
+/// Refuses text whose arrays and objects nest deeper than [`MAX_DEPTH`],
+/// before any parser recurses into it.
+fn check_text_depth(text: &str) -> Result<(), RequestError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(too_deep("$"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn too_deep(path: &str) -> RequestError {
+    RequestError::new(
+        RequestErrorKind::TooDeep,
+        path,
+        format!("nests deeper than {MAX_DEPTH} levels"),
+    )
+}
+
+fn check_value_depth(value: &Value, path: &str, depth: usize) -> Result<(), RequestError> {
+    match value {
+        Value::Array(items) => {
+            if depth + 1 > MAX_DEPTH {
+                return Err(too_deep(path));
+            }
+            items
+                .iter()
+                .try_for_each(|v| check_value_depth(v, path, depth + 1))
+        }
+        Value::Object(map) => {
+            if depth + 1 > MAX_DEPTH {
+                return Err(too_deep(path));
+            }
+            map.values()
+                .try_for_each(|v| check_value_depth(v, path, depth + 1))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `depth` is the nesting level of `map` itself inside the request.
+fn check_map_depth(map: &Map<String, Value>, path: &str, depth: usize) -> Result<(), RequestError> {
+    map.values()
+        .try_for_each(|v| check_value_depth(v, path, depth))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(path: &str, expected: &str, got: &Value) -> RequestError {
+    RequestError::new(
+        RequestErrorKind::Type,
+        path,
+        format!("expected {expected}, found {}", type_name(got)),
+    )
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// A JSON object being read field by field; unknown fields are refused.
+struct Fields<'a> {
+    path: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, path: &'a str, allowed: &[&str]) -> Result<Self, RequestError> {
+        let Value::Object(map) = value else {
+            return Err(wrong_type(
+                if path.is_empty() { "$" } else { path },
+                "an object",
+                value,
+            ));
+        };
+        if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(RequestError::new(
+                RequestErrorKind::Unknown,
+                join(path, k),
+                format!("unknown field `{k}`; expected one of {}", allowed.join(", ")),
+            ));
+        }
+        Ok(Fields { path, map })
+    }
+
+    /// The field, treating `null` as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn path(&self, key: &str) -> String {
+        join(self.path, key)
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, RequestError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(wrong_type(&self.path(key), "a string", v)),
+        }
+    }
+
+    fn required_string(&self, key: &str) -> Result<String, RequestError> {
+        match self.string(key)? {
+            None => Err(RequestError::new(
+                RequestErrorKind::Missing,
+                self.path(key),
+                "required field is missing",
+            )),
+            Some(s) if s.is_empty() => Err(empty(&self.path(key))),
+            Some(s) => Ok(s),
+        }
+    }
+
+    fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, RequestError> {
+        let Some(text) = self.string(key)? else {
+            return Ok(None);
+        };
+        Timestamp::parse(&text).map(Some).ok_or_else(|| {
+            RequestError::new(
+                RequestErrorKind::Value,
+                self.path(key),
+                format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-11-21T14:05:00Z)"),
+            )
+        })
+    }
+
+    fn object(&self, key: &str) -> Result<Map<String, Value>, RequestError> {
+        match self.get(key) {
+            None => Ok(Map::new()),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(v) => Err(wrong_type(&self.path(key), "an object", v)),
+        }
+    }
+
+    fn string_list(&self, key: &str) -> Result<Vec<String>, RequestError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                    Value::String(_) => Err(empty(&format!("{}[{i}]", self.path(key)))),
+                    other => Err(wrong_type(
+                        &format!("{}[{i}]", self.path(key)),
+                        "a string",
+                        other,
+                    )),
+                })
+                .collect(),
+            Some(v) => Err(wrong_type(&self.path(key), "an array of strings", v)),
+        }
+    }
+}
+
+fn check_trace_id(t: &str, path: &str) -> Result<(), RequestError> {
+    let hex = t.len() == 32
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || t.bytes().all(|b| b == b'0') {
+        return Err(RequestError::new(
+            RequestErrorKind::Value,
+            path,
+            format!("`{t}` is not a W3C trace id (32 lowercase hex digits, not all zero)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_score(score: f64, path: &str) -> Result<(), RequestError> {
+    if !score.is_finite() || !(0.0..=1.0).contains(&score) {
+        return Err(RequestError::new(
+            RequestErrorKind::Value,
+            path,
+            format!("anomaly score must be a number in [0, 1], found {score}"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_request(value: &Value) -> Result<Request, RequestError> {
+    let top = Fields::new(
+        value,
+        "",
+        &[
+            "trace_id",
+            "time",
+            "principal",
+            "action",
+            "resource",
+            "context",
+            "anomaly",
+            "intent",
+        ],
+    )?;
+    let trace_id = top.string("trace_id")?;
+    if let Some(t) = &trace_id {
+        check_trace_id(t, "trace_id")?;
+    }
+    let principal = match top.get("principal") {
+        Some(v) => parse_principal(v)?,
+        None => {
+            return Err(RequestError::new(
+                RequestErrorKind::Missing,
+                "principal",
+                "required field is missing",
+            ));
+        }
+    };
+    let action = match top.get("action") {
+        Some(v) => {
+            let f = Fields::new(v, "action", &["name", "attributes"])?;
+            Action {
+                name: f.required_string("name")?,
+                attributes: f.object("attributes")?,
+            }
+        }
+        None => {
+            return Err(RequestError::new(
+                RequestErrorKind::Missing,
+                "action",
+                "required field is missing",
+            ));
+        }
+    };
+    let resource = match top.get("resource") {
+        None => None,
+        Some(v) => {
+            let f = Fields::new(v, "resource", &["type", "id", "attributes"])?;
+            Some(Resource {
+                kind: f.required_string("type")?,
+                id: f.string("id")?,
+                attributes: f.object("attributes")?,
+            })
+        }
+    };
+    let context = top.object("context")?;
+    if context.contains_key(RESERVED_CONTEXT_KEY) {
+        return Err(reserved_facts());
+    }
+    let anomaly = match top.get("anomaly") {
+        None => None,
+        Some(v) => {
+            let f = Fields::new(v, "anomaly", &["score"])?;
+            let score = match f.get("score") {
+                None => None,
+                Some(Value::Number(n)) => {
+                    let s = n.as_f64().unwrap_or(f64::NAN);
+                    check_score(s, "anomaly.score")?;
+                    Some(s)
+                }
+                Some(other) => return Err(wrong_type("anomaly.score", "a number", other)),
+            };
+            Some(Anomaly { score })
+        }
+    };
+    Ok(Request {
+        trace_id,
+        time: top.timestamp("time")?,
+        principal,
+        action,
+        resource,
+        context,
+        anomaly,
+        intent: top.string("intent")?,
+    })
+}
+
+fn parse_principal(v: &Value) -> Result<Principal, RequestError> {
+    let f = Fields::new(
+        v,
+        "principal",
+        &[
+            "id",
+            "type",
+            "trust_zone",
+            "roles",
+            "delegation",
+            "credential",
+            "attestation",
+            "attributes",
+        ],
+    )?;
+    let credential = match f.get("credential") {
+        None => None,
+        Some(c) => {
+            let cf = Fields::new(c, "principal.credential", &["issuer", "expires_at"])?;
+            Some(Credential {
+                issuer: cf.string("issuer")?,
+                expires_at: cf.timestamp("expires_at")?,
+            })
+        }
+    };
+    let attestation = match f.get("attestation") {
+        None => None,
+        Some(a) => {
+            let af = Fields::new(
+                a,
+                "principal.attestation",
+                &["status", "kind", "verified_at"],
+            )?;
+            Some(Attestation {
+                status: af.string("status")?,
+                kind: af.string("kind")?,
+                verified_at: af.timestamp("verified_at")?,
+            })
+        }
+    };
+    Ok(Principal {
+        id: f.required_string("id")?,
+        kind: f.string("type")?,
+        trust_zone: f.string("trust_zone")?,
+        roles: f.string_list("roles")?,
+        delegation: f.string_list("delegation")?,
+        credential,
+        attestation,
+        attributes: f.object("attributes")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> RequestError {
+        Request::from_json(text).unwrap_err()
+    }
+
+    #[test]
+    fn minimal_request_parses() {
+        let r = Request::from_json(r#"{"principal":{"id":"a"},"action":{"name":"x"}}"#).unwrap();
+        assert_eq!(r.principal.id, "a");
+        assert_eq!(r.action.name, "x");
+        assert!(r.resource.is_none());
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let e = err(r#"{"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Missing, "principal"));
+        let e = err(r#"{"principal":{},"action":{"name":"x"}}"#);
+        assert_eq!(e.path(), "principal.id");
+        let e = err(r#"{"principal":{"id":"a"},"action":{}}"#);
+        assert_eq!(e.path(), "action.name");
+        let e = err(r#"{"principal":{"id":""},"action":{"name":"x"}}"#);
+        assert_eq!(e.path(), "principal.id");
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let e = err(r#"{"time":12,"principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "time"));
+        let e = err(r#"{"anomaly":{"score":"high"},"principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "anomaly.score"));
+        let e = err(r#"{"principal":{"id":"a","delegation":["b",3]},"action":{"name":"x"}}"#);
+        assert_eq!(e.path(), "principal.delegation[1]");
+        let e = err(r#"[1]"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "$"));
+    }
+
+    #[test]
+    fn bad_timestamps_are_named() {
+        let e = err(r#"{"principal":{"id":"a","credential":{"expires_at":"tomorrow"}},"action":{"name":"x"}}"#);
+        assert_eq!(
+            (e.kind(), e.path()),
+            (RequestErrorKind::Value, "principal.credential.expires_at")
+        );
+        assert!(e.message().contains("RFC 3339"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = err(r#"{"principal":{"id":"a","role":"x"},"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Unknown, "principal.role"));
+    }
+
+    #[test]
+    fn out_of_range_score_is_refused() {
+        let e = err(r#"{"anomaly":{"score":1.5},"principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Value, "anomaly.score"));
+    }
+
+    #[test]
+    fn limits_are_enforced_before_parsing() {
+        let deep = format!(
+            r#"{{"principal":{{"id":"a"}},"action":{{"name":"x"}},"context":{{"a":{}1{}}}}}"#,
+            "[".repeat(70),
+            "]".repeat(70)
+        );
+        assert_eq!(err(&deep).kind(), RequestErrorKind::TooDeep);
+        let big = format!(
+            r#"{{"principal":{{"id":"a"}},"action":{{"name":"x"}},"context":{{"a":"{}"}}}}"#,
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert_eq!(err(&big).kind(), RequestErrorKind::TooLarge);
+        // Brackets inside strings do not count.
+        let ok = format!(
+            r#"{{"principal":{{"id":"a"}},"action":{{"name":"x"}},"context":{{"a":"{}"}}}}"#,
+            "[".repeat(100)
+        );
+        assert!(Request::from_json(&ok).is_ok());
+    }
+
+    #[test]
+    fn not_json_is_a_syntax_error() {
+        let e = err("{nope");
+        assert_eq!(e.kind(), RequestErrorKind::Syntax);
+    }
+
+    #[test]
+    fn reserved_context_key_is_refused() {
+        let e = err(r#"{"principal":{"id":"a"},"action":{"name":"x"},"context":{"facts":{}}}"#);
+        assert_eq!(e.path(), "context.facts");
+    }
+
+    #[test]
+    fn trace_id_must_be_w3c() {
+        let e = err(r#"{"trace_id":"xyz","principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!(e.path(), "trace_id");
+        let zeros = format!(
+            r#"{{"trace_id":"{}","principal":{{"id":"a"}},"action":{{"name":"x"}}}}"#,
+            "0".repeat(32)
+        );
+        assert_eq!(err(&zeros).path(), "trace_id");
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let text = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","time":"2026-11-21T14:05:00Z",
+            "principal":{"id":"a","type":"agent","roles":["r"],"delegation":["d"],
+              "credential":{"issuer":"i","expires_at":"2026-11-21T14:10:00Z"},
+              "attestation":{"status":"verified","kind":"tpm","verified_at":"2026-11-21T14:00:00Z"}},
+            "action":{"name":"x"},"resource":{"type":"shipment","id":"S1","attributes":{"v":1}},
+            "context":{"site":"dc-1"},"anomaly":{"score":0.5},"intent":"abc"}"#;
+        let r = Request::from_json(text).unwrap();
+        let again = Request::from_value(&r.to_json()).unwrap();
+        assert_eq!(r, again);
+    }
+
+    #[test]
+    fn validate_checks_rust_built_requests() {
+        let mut r = Request::new("a", "x");
+        assert!(r.validate().is_ok());
+        r.anomaly = Some(Anomaly { score: Some(f64::NAN) });
+        assert_eq!(r.validate().unwrap_err().path(), "anomaly.score");
+        let mut r = Request::new("", "x");
+        assert_eq!(r.validate().unwrap_err().path(), "principal.id");
+        r.principal.id = "a".into();
+        let mut deep = Value::from(1);
+        for _ in 0..70 {
+            deep = Value::Array(vec![deep]);
+        }
+        r.context.insert("d".into(), deep);
+        assert_eq!(r.validate().unwrap_err().kind(), RequestErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn timestamp_millis_string() {
+        let t = Timestamp::parse("2026-11-21T14:05:00.123456Z").unwrap();
+        assert_eq!(t.to_millis_string(), "2026-11-21T14:05:00.123Z");
+        let t = Timestamp::parse("2026-11-21T14:05:00+02:00").unwrap();
+        assert_eq!(t.to_millis_string(), "2026-11-21T12:05:00Z");
+        assert_eq!(t.hour_utc(), 12);
+    }
+}
