@@ -1,1 +1,253 @@
-fn main() {}
+//! `agentriage`: evaluate agent requests against policy bundles.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+/// Exit codes, documented in `--help`.
+mod exit {
+    /// Every request was decided.
+    pub const OK: u8 = 0;
+    /// At least one request could not be decided (malformed input).
+    pub const INVALID_INPUT: u8 = 1;
+    /// Bad command-line usage (clap's own code).
+    #[allow(dead_code, reason = "documents clap's exit code")]
+    pub const USAGE: u8 = 2;
+    /// The bundle could not be loaded.
+    pub const BUNDLE: u8 = 3;
+    /// The input or output could not be read or written.
+    pub const IO: u8 = 4;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every request was decided (whatever the outcomes)
+  1  at least one request could not be decided; its line printed an error object
+  2  bad command-line usage
+  3  the bundle could not be loaded
+  4  the input could not be read, or the output written";
+
+#[derive(Parser)]
+#[command(
+    name = "agentriage",
+    version,
+    about = "Policy decision point for AI agents: execute, reject or escalate",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide requests against a bundle.
+    ///
+    /// Reads one JSON request (it may span lines), or JSON Lines with one
+    /// request per line, and prints one decision per line as JSON. A line
+    /// that is not a valid request prints an error object naming the line
+    /// and the JSON path, and the stream goes on.
+    #[command(after_help = EXIT_CODES)]
+    Eval {
+        /// Bundle directory (holding bundle.toml).
+        #[arg(long, short)]
+        bundle: PathBuf,
+        /// Request file, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        input: String,
+        /// Print decisions for people instead of JSON.
+        #[arg(long)]
+        pretty: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Eval {
+            bundle,
+            input,
+            pretty,
+        } => ExitCode::from(eval(&bundle, &input, pretty)),
+    }
+}
+
+fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
+    let engine = match Engine::from_dir(bundle) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot load bundle: {e}");
+            return exit::BUNDLE;
+        }
+    };
+    let reader: Box<dyn Read> = if input == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match std::fs::File::open(input) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("error: cannot read `{input}`: {e}");
+                return exit::IO;
+            }
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match run(&engine, BufReader::new(reader), &mut out, pretty) {
+        Ok(0) => exit::OK,
+        Ok(_) => exit::INVALID_INPUT,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::IO
+        }
+    }
+}
+
+/// Decides every request of `reader`; returns how many could not be decided.
+///
+/// If the first request closes on its first line, the input is JSON Lines
+/// and every line stands alone (a broken line cannot swallow the next one).
+/// Otherwise requests span lines, and each ends where its brackets balance.
+fn run(engine: &Engine, reader: impl BufRead, out: &mut impl Write, pretty: bool) -> io::Result<usize> {
+    let mut failures = 0;
+    let mut emit = |line: usize, text: &str, out: &mut dyn Write| -> io::Result<()> {
+        let result = engine.decide_json(text);
+        if result.is_err() {
+            failures += 1;
+        }
+        write_result(out, line, &result, pretty)?;
+        out.flush()
+    };
+    let mut json_lines: Option<bool> = None;
+    let mut pending = String::new();
+    let mut depth = Depth::default();
+    let mut start = 0;
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line = line?;
+        if pending.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        if json_lines.is_none() {
+            let mut first = Depth::default();
+            first.feed(&line);
+            json_lines = Some(first.balanced());
+        }
+        if json_lines == Some(true) {
+            emit(number, &line, out)?;
+            continue;
+        }
+        if pending.is_empty() {
+            start = number;
+        }
+        pending.push_str(&line);
+        pending.push('\n');
+        depth.feed(&line);
+        if depth.balanced() || pending.len() > MAX_REQUEST_BYTES {
+            emit(start, &pending, out)?;
+            pending.clear();
+            depth = Depth::default();
+        }
+    }
+    if !pending.trim().is_empty() {
+        emit(start, &pending, out)?;
+    }
+    Ok(failures)
+}
+
+/// Bracket depth of JSON text fed line by line, ignoring brackets in strings.
+#[derive(Default)]
+struct Depth {
+    open: i64,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Depth {
+    fn feed(&mut self, text: &str) {
+        for b in text.bytes() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.open += 1,
+                b'}' | b']' => self.open -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn balanced(&self) -> bool {
+        self.open <= 0 && !self.in_string
+    }
+}
+
+fn write_result(
+    out: &mut dyn Write,
+    line: usize,
+    result: &Result<Decision, Error>,
+    pretty: bool,
+) -> io::Result<()> {
+    match result {
+        Ok(d) if pretty => write_pretty(out, d),
+        Ok(d) => writeln!(out, "{}", d.to_json()),
+        Err(e) => {
+            let error = match e {
+                Error::Request(r) => json!({
+                    "kind": r.kind().as_str(),
+                    "path": r.path(),
+                    "message": r.message(),
+                }),
+                other => json!({"kind": "error", "message": other.to_string()}),
+            };
+            if pretty {
+                writeln!(out, "line {line}: error: {e}\n")
+            } else {
+                writeln!(out, "{}", json!({"line": line, "error": error}))
+            }
+        }
+    }
+}
+
+fn write_pretty(out: &mut dyn Write, d: &Decision) -> io::Result<()> {
+    let mark = match d.outcome {
+        Outcome::Execute => "EXECUTE ",
+        Outcome::Escalate => "ESCALATE",
+        Outcome::Reject => "REJECT  ",
+    };
+    writeln!(
+        out,
+        "{mark}  trace {}  decision {}  {} µs",
+        d.trace_id, d.decision_id, d.duration_us
+    )?;
+    for r in &d.reasons {
+        writeln!(
+            out,
+            "  {:<8} {:<6} {:<30} {}",
+            r.effect.as_str(),
+            r.engine.as_str(),
+            r.policy,
+            r.message
+        )?;
+    }
+    for o in &d.obligations {
+        writeln!(out, "  obligation {} ({} {})", o.id, o.engine, o.policy)?;
+    }
+    writeln!(
+        out,
+        "  bundle {} {} {}\n",
+        d.bundle.name, d.bundle.revision, d.bundle.digest
+    )
+}

@@ -120,16 +120,14 @@ impl Engine {
             match program.evaluate(input) {
                 Ok(verdict) => {
                     permitted |= verdict.allow;
-                    reasons.extend(verdict.reasons);
-                    obligations.extend(verdict.obligations);
-                    if verdict.allow {
-                        permits.push(Reason {
-                            engine: Source::Rego,
-                            policy: "allow".into(),
-                            message: "permitted by rego rule `allow`".into(),
-                            effect: Effect::Permit,
-                        });
+                    for r in verdict.reasons {
+                        if r.effect == Effect::Permit {
+                            permits.push(r);
+                        } else {
+                            reasons.push(r);
+                        }
                     }
+                    obligations.extend(verdict.obligations);
                 }
                 Err(e) => reasons.push(failure(
                     Source::Rego,
@@ -202,7 +200,10 @@ impl Engine {
             reasons = permits;
         }
         reasons.sort_by(|a, b| {
-            (a.effect, a.engine, &a.policy, &a.message).cmp(&(b.effect, b.engine, &b.policy, &b.message))
+            a.effect
+                .cmp(&b.effect)
+                .then_with(|| natural_cmp(&a.policy, &b.policy))
+                .then_with(|| (a.engine, &a.message).cmp(&(b.engine, &b.message)))
         });
         reasons.dedup();
 
@@ -228,6 +229,46 @@ impl Engine {
     }
 }
 
+/// Orders `R9.x` before `R10.x`: runs of digits compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (chunk, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digit, chunk))
+        })
+    }
+    let mut x = chunks(a);
+    let mut y = chunks(b);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, p)), Some((true, q))) => {
+                let p = p.trim_start_matches('0');
+                let q = q.trim_start_matches('0');
+                let o = p.len().cmp(&q.len()).then_with(|| p.cmp(q));
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            (Some((_, p)), Some((_, q))) => {
+                let o = p.cmp(q);
+                if o.is_ne() {
+                    return o;
+                }
+            }
+        }
+    }
+}
+
 /// A new W3C trace id: 32 lowercase hex digits, not all zero.
 fn new_trace_id() -> String {
     let id = fastrand::u128(1..);
@@ -242,6 +283,16 @@ mod tests {
     fn engine_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Engine>();
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_by_value() {
+        use std::cmp::Ordering::*;
+        assert_eq!(natural_cmp("R9.a", "R10.a"), Less);
+        assert_eq!(natural_cmp("R10.a", "R10.b"), Less);
+        assert_eq!(natural_cmp("R2", "R2"), Equal);
+        assert_eq!(natural_cmp("R02", "R1"), Greater);
+        assert_eq!(natural_cmp("a", "ab"), Less);
     }
 
     #[test]

@@ -210,6 +210,14 @@ impl RegoProgram {
             allow: matches!(field("allow"), Some(Value::Bool(true))),
             ..RegoVerdict::default()
         };
+        if verdict.allow {
+            verdict.reasons.push(Reason {
+                engine: Source::Rego,
+                policy: format!("{}.allow", self.package),
+                message: format!("permitted by rule `data.{}.allow`", self.package),
+                effect: Effect::Permit,
+            });
+        }
         for (key, effect) in [("reject", Effect::Reject), ("escalate", Effect::Escalate)] {
             if let Some(Value::Array(items)) = field(key) {
                 for item in items.iter() {
