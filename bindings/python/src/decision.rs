@@ -1,0 +1,294 @@
+//! The decision as Python sees it: `Decision`, `Reason`, `Obligation`,
+//! `BundleInfo`.
+
+use std::sync::Arc;
+
+use agentriage::Outcome;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyType};
+use serde_json::{Map, Value};
+
+use crate::convert::{map_to_python, to_python};
+
+static OUTCOME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static MEMBERS: PyOnceLock<[Py<PyAny>; 3]> = PyOnceLock::new();
+
+/// The `agentriage.Outcome` member for `outcome` (a `str` enum defined in
+/// Python, so that `decision.outcome == "reject"` holds). Looked up once.
+fn outcome_member<'py>(py: Python<'py>, outcome: Outcome) -> PyResult<Bound<'py, PyAny>> {
+    let members = MEMBERS.get_or_try_init(py, || -> PyResult<[Py<PyAny>; 3]> {
+        let ty = OUTCOME.import(py, "agentriage._outcome", "Outcome")?;
+        Ok([
+            ty.call1((Outcome::Execute.as_str(),))?.unbind(),
+            ty.call1((Outcome::Escalate.as_str(),))?.unbind(),
+            ty.call1((Outcome::Reject.as_str(),))?.unbind(),
+        ])
+    })?;
+    let [execute, escalate, reject] = members;
+    let member = match outcome {
+        Outcome::Execute => execute,
+        Outcome::Escalate => escalate,
+        Outcome::Reject => reject,
+    };
+    Ok(member.bind(py).clone())
+}
+
+fn short(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(n).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Why: one policy (or engine rule) that fired.
+#[pyclass(frozen, eq, hash, module = "agentriage", get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reason {
+    /// `rego`, `cedar` or `agentriage`.
+    pub engine: String,
+    /// The policy or rule id, e.g. `R9.value_threshold`.
+    pub policy: String,
+    /// A message for the operator.
+    pub message: String,
+    /// `reject`, `escalate` or `permit`.
+    pub effect: String,
+}
+
+impl From<&agentriage::Reason> for Reason {
+    fn from(r: &agentriage::Reason) -> Self {
+        Reason {
+            engine: r.engine.as_str().to_owned(),
+            policy: r.policy.clone(),
+            message: r.message.clone(),
+            effect: r.effect.as_str().to_owned(),
+        }
+    }
+}
+
+#[pymethods]
+impl Reason {
+    fn __repr__(&self) -> String {
+        format!(
+            "Reason(engine={:?}, policy={:?}, effect={:?}, message={:?})",
+            self.engine, self.policy, self.effect, self.message
+        )
+    }
+
+    /// The reason as a plain dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("engine", &self.engine)?;
+        d.set_item("policy", &self.policy)?;
+        d.set_item("message", &self.message)?;
+        d.set_item("effect", &self.effect)?;
+        Ok(d)
+    }
+}
+
+/// Something the host must do along with the outcome.
+#[pyclass(frozen, eq, module = "agentriage")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Obligation {
+    id: String,
+    engine: String,
+    policy: String,
+    params: Map<String, Value>,
+}
+
+impl From<&agentriage::Obligation> for Obligation {
+    fn from(o: &agentriage::Obligation) -> Self {
+        Obligation {
+            id: o.id.clone(),
+            engine: o.engine.as_str().to_owned(),
+            policy: o.policy.clone(),
+            params: o.params.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl Obligation {
+    /// What to do, e.g. `notify-security`.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Which engine produced it.
+    #[getter]
+    fn engine(&self) -> &str {
+        &self.engine
+    }
+
+    /// The policy or rule that produced it.
+    #[getter]
+    fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// Further parameters given by the policy (a new dict on each access).
+    #[getter]
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        map_to_python(py, &self.params)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Obligation(id={:?}, engine={:?}, policy={:?}, params={})",
+            self.id,
+            self.engine,
+            self.policy,
+            Value::Object(self.params.clone())
+        )
+    }
+
+    /// The obligation as a plain dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("id", &self.id)?;
+        d.set_item("engine", &self.engine)?;
+        d.set_item("policy", &self.policy)?;
+        d.set_item("params", map_to_python(py, &self.params)?)?;
+        Ok(d)
+    }
+}
+
+/// Which bundle decided: name, revision and digest.
+#[pyclass(frozen, eq, hash, module = "agentriage", get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BundleInfo {
+    /// The bundle's name from its manifest.
+    pub name: String,
+    /// The bundle's revision from its manifest.
+    pub revision: String,
+    /// `sha256:` digest over the bundle's files.
+    pub digest: String,
+}
+
+impl From<&agentriage::BundleInfo> for BundleInfo {
+    fn from(b: &agentriage::BundleInfo) -> Self {
+        BundleInfo {
+            name: b.name.clone(),
+            revision: b.revision.clone(),
+            digest: b.digest.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl BundleInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "BundleInfo(name={:?}, revision={:?}, digest={:?})",
+            self.name, self.revision, self.digest
+        )
+    }
+
+    /// The bundle info as a plain dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", &self.name)?;
+        d.set_item("revision", &self.revision)?;
+        d.set_item("digest", &self.digest)?;
+        Ok(d)
+    }
+}
+
+/// The answer to a request. Immutable; fields convert to Python on access.
+#[pyclass(frozen, module = "agentriage")]
+pub struct Decision {
+    inner: agentriage::Decision,
+}
+
+impl Decision {
+    /// Wraps a core decision.
+    pub fn new(inner: agentriage::Decision) -> Self {
+        Decision { inner }
+    }
+}
+
+#[pymethods]
+impl Decision {
+    /// `Outcome.EXECUTE`, `Outcome.REJECT` or `Outcome.ESCALATE` (a `str` enum).
+    #[getter]
+    fn outcome<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        outcome_member(py, self.inner.outcome)
+    }
+
+    /// Every reason that fired: rejects, then escalations; for `execute`, the permits.
+    #[getter]
+    fn reasons<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.reasons.iter().map(Reason::from))
+    }
+
+    /// What the host must do along with the outcome.
+    #[getter]
+    fn obligations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.obligations.iter().map(Obligation::from))
+    }
+
+    /// The request's trace id, or a new one.
+    #[getter]
+    fn trace_id(&self) -> &str {
+        &self.inner.trace_id
+    }
+
+    /// A new, time-ordered id for this decision (UUID v7).
+    #[getter]
+    fn decision_id(&self) -> &str {
+        &self.inner.decision_id
+    }
+
+    /// Which bundle decided.
+    #[getter]
+    fn bundle(&self) -> BundleInfo {
+        BundleInfo::from(Arc::as_ref(&self.inner.bundle))
+    }
+
+    /// Time spent deciding, in microseconds.
+    #[getter]
+    fn duration_us(&self) -> u64 {
+        self.inner.duration_us
+    }
+
+    /// The policy ids of all reasons, in order.
+    #[getter]
+    fn policy_ids(&self) -> Vec<String> {
+        self.inner.policy_ids().map(str::to_owned).collect()
+    }
+
+    /// The decision as a dict in the shape of the public JSON contract.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let value = serde_json::to_value(&self.inner)
+            .map_err(|e| crate::errors::internal(py, &format!("decision not serializable: {e}")))?;
+        to_python(py, &value)
+    }
+
+    /// The decision as one line of JSON, for decision logs.
+    fn to_json(&self) -> String {
+        self.inner.to_json()
+    }
+
+    fn __repr__(&self) -> String {
+        let reasons: Vec<&str> = self.inner.policy_ids().collect();
+        let obligations: Vec<&str> = self
+            .inner
+            .obligations
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        format!(
+            "Decision(outcome={:?}, reasons={:?}, obligations={:?}, trace_id={:?}, bundle=\"{}@{}\", duration_us={})",
+            self.inner.outcome.as_str(),
+            reasons,
+            obligations,
+            self.inner.trace_id,
+            self.inner.bundle.name,
+            short(&self.inner.bundle.revision, 40),
+            self.inner.duration_us
+        )
+    }
+}

@@ -1,0 +1,207 @@
+//! `Engine`: one loaded bundle, shared by every Python thread.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMapping, PyString};
+use serde_json::Value;
+
+use crate::convert;
+use crate::decision::{BundleInfo, Decision};
+use crate::errors;
+
+/// A request, converted while holding the GIL and decided without it.
+enum Input {
+    /// JSON text: parsed by the core (which enforces the 1 MiB limit).
+    Text(String),
+    /// A Python value already converted to JSON.
+    Value(Value),
+}
+
+/// Converts one request; `index` is its position in a batch.
+fn input(py: Python<'_>, request: &Bound<'_, PyAny>, index: Option<usize>) -> PyResult<Input> {
+    if let Ok(s) = request.cast::<PyString>() {
+        let text = s.to_cow().map_err(|_| {
+            errors::invalid_request(
+                py,
+                "syntax",
+                "$",
+                "request text is not valid Unicode (it holds a lone surrogate)",
+                index,
+            )
+        })?;
+        return Ok(Input::Text(text.into_owned()));
+    }
+    let bytes = if let Ok(b) = request.cast::<PyBytes>() {
+        Some(b.as_bytes().to_vec())
+    } else {
+        request.cast::<PyByteArray>().ok().map(|b| b.to_vec())
+    };
+    if let Some(bytes) = bytes {
+        return String::from_utf8(bytes).map(Input::Text).map_err(|e| {
+            errors::invalid_request(
+                py,
+                "syntax",
+                "$",
+                &format!("request bytes are not valid UTF-8: {e}"),
+                index,
+            )
+        });
+    }
+    convert::to_json(request)
+        .map(Input::Value)
+        .map_err(|e| errors::conversion(py, &e, index))
+}
+
+/// Runs `f` and turns a panic into `agentriage.InternalError`.
+fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => Err(errors::internal(py, &errors::panic_message(&*payload))),
+    }
+}
+
+/// What the detached (GIL-free) part of a call produced.
+type Detached<T> = Result<T, Failure>;
+
+/// A failure of the detached part, turned into an exception once the GIL is back.
+enum Failure {
+    Core(agentriage::Error, Option<usize>),
+    Panic(String),
+}
+
+impl Failure {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Core(e, index) => errors::core(py, &e, index),
+            Failure::Panic(message) => errors::internal(py, &message),
+        }
+    }
+}
+
+/// Runs `f` without the GIL; a panic inside becomes a [`Failure::Panic`].
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Detached<T> + Send) -> PyResult<T> {
+    py.detach(|| match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => Err(Failure::Panic(errors::panic_message(&*payload))),
+    })
+    .map_err(|f| f.into_py(py))
+}
+
+fn decide_one(
+    engine: &agentriage::Engine,
+    input: &Input,
+) -> Result<agentriage::Decision, agentriage::Error> {
+    match input {
+        Input::Text(text) => engine.decide_json(text),
+        Input::Value(value) => engine.decide_value(value),
+    }
+}
+
+/// Decides requests against one policy bundle.
+///
+/// Load once with `Engine.from_bundle(path)` and share the engine across
+/// every thread: deciding releases the GIL and never blocks another thread.
+#[pyclass(frozen, module = "agentriage")]
+pub struct Engine {
+    inner: agentriage::Engine,
+}
+
+#[pymethods]
+impl Engine {
+    /// Loads and compiles the policy bundle in directory `path`.
+    ///
+    /// Raises `agentriage.BundleError` naming the file and line at fault.
+    #[staticmethod]
+    fn from_bundle(py: Python<'_>, path: PathBuf) -> PyResult<Engine> {
+        guard(py, || {
+            let engine = detached(py, || {
+                agentriage::Engine::from_dir(&path).map_err(|e| Failure::Core(e, None))
+            })?;
+            Ok(Engine { inner: engine })
+        })
+    }
+
+    /// Decides one request, given as a dict (or any mapping) or as JSON text
+    /// (`str` or UTF-8 `bytes`).
+    ///
+    /// Raises `agentriage.InvalidRequestError` (with `.kind` and `.path`) for
+    /// a request that breaks the contract or holds a value JSON cannot.
+    fn decide(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Decision> {
+        guard(py, || {
+            let input = input(py, request, None)?;
+            let engine = &self.inner;
+            let decision = detached(py, || {
+                decide_one(engine, &input).map_err(|e| Failure::Core(e, None))
+            })?;
+            Ok(Decision::new(decision))
+        })
+    }
+
+    /// Decides a batch of requests in one call, releasing the GIL once for
+    /// all of them; returns the decisions in order.
+    ///
+    /// Every request is converted before any is decided. The first invalid
+    /// request raises `agentriage.InvalidRequestError` whose `.index` names
+    /// it; no decisions are returned then.
+    fn decide_many<'py>(
+        &self,
+        py: Python<'py>,
+        requests: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let not_a_batch = |what: &str| {
+                errors::invalid_request(
+                    py,
+                    "type",
+                    "$",
+                    &format!(
+                        "decide_many takes an iterable of requests, not {what}; use decide for one request"
+                    ),
+                    None,
+                )
+            };
+            if requests.is_instance_of::<PyString>()
+                || requests.is_instance_of::<PyBytes>()
+                || requests.is_instance_of::<PyByteArray>()
+                || requests.is_instance_of::<PyDict>()
+                || requests.cast::<PyMapping>().is_ok()
+            {
+                return Err(not_a_batch("a single request"));
+            }
+            let iter = requests
+                .try_iter()
+                .map_err(|_| not_a_batch("a value that is not iterable"))?;
+            let mut inputs = Vec::new();
+            for (i, request) in iter.enumerate() {
+                inputs.push(input(py, &request?, Some(i))?);
+            }
+            let engine = &self.inner;
+            let decisions = detached(py, || {
+                inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, input)| {
+                        decide_one(engine, input).map_err(|e| Failure::Core(e, Some(i)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            PyList::new(py, decisions.into_iter().map(Decision::new))
+        })
+    }
+
+    /// Name, revision and digest of the bundle.
+    #[getter]
+    fn bundle(&self) -> BundleInfo {
+        BundleInfo::from(self.inner.bundle_info())
+    }
+
+    fn __repr__(&self) -> String {
+        let b = self.inner.bundle_info();
+        format!(
+            "Engine(bundle={:?}, revision={:?}, digest={:?})",
+            b.name, b.revision, b.digest
+        )
+    }
+}

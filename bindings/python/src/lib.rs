@@ -1,0 +1,56 @@
+//! The Python module of agentriage: `import agentriage`.
+//!
+//! A thin shell over the core crate: it converts Python values to JSON
+//! faithfully (see [`convert`]), releases the GIL around every decision, and
+//! maps core errors and panics to Python exceptions (see [`errors`]). The
+//! Python-facing API (`Engine`, `Decision`, the exceptions and the `Outcome`
+//! enum) is assembled in `python/agentriage/__init__.py`.
+
+pub mod convert;
+pub mod decision;
+pub mod engine;
+pub mod errors;
+
+use pyo3::prelude::*;
+
+/// Panics on purpose, so tests can prove a panic surfaces as
+/// `agentriage.InternalError` and never aborts the interpreter.
+/// `where_` is `"attached"` (panic while holding the GIL) or `"detached"`.
+#[cfg(feature = "test-hooks")]
+#[pyfunction]
+fn _debug_panic(py: Python<'_>, where_: &str) -> PyResult<()> {
+    #[expect(clippy::panic, reason = "this test hook exists to panic")]
+    fn boom(where_: &str) {
+        panic!("deliberate panic ({where_}) from agentriage._native._debug_panic");
+    }
+    let result = std::panic::catch_unwind(|| {
+        if where_ == "detached" {
+            py.detach(|| std::panic::catch_unwind(|| boom("detached")))
+        } else {
+            boom("attached");
+            Ok(())
+        }
+    });
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(payload)) | Err(payload) => {
+            Err(errors::internal(py, &errors::panic_message(&*payload)))
+        }
+    }
+}
+
+/// The native half of the `agentriage` package.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<decision::Decision>()?;
+    m.add_class::<decision::Reason>()?;
+    m.add_class::<decision::Obligation>()?;
+    m.add_class::<decision::BundleInfo>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_DEPTH", agentriage::MAX_DEPTH)?;
+    m.add("MAX_REQUEST_BYTES", agentriage::MAX_REQUEST_BYTES)?;
+    #[cfg(feature = "test-hooks")]
+    m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
+    Ok(())
+}

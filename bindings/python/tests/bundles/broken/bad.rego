@@ -1,0 +1,5 @@
+package agentriage
+
+import rego.v1
+
+allow if {{{

@@ -1,0 +1,75 @@
+"""The LangGraph example runs offline and the policies steer the agent."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import agentriage
+
+from conftest import require
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example() -> ModuleType:
+    require("langgraph")
+    spec = importlib.util.spec_from_file_location("langgraph_guard", EXAMPLES / "langgraph_guard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_guarded_agent_executes_pauses_and_refuses(engine: agentriage.Engine) -> None:
+    example = load_example()
+    seen_by_human: list[dict[str, Any]] = []
+
+    def human(pending: dict[str, Any]) -> bool:
+        seen_by_human.append(pending)
+        return True
+
+    lines: list[str] = []
+    outcome = example.run(engine, approve=human, out=lines.append)
+
+    # Escalate paused the graph for a human, who saw why.
+    [pending] = seen_by_human
+    assert pending["tool"] == "reroute_shipment"
+    assert pending["args"]["shipment_id"] == "SH-1002"
+    assert [r["policy"] for r in pending["reasons"]] == ["R9.value_threshold"]
+
+    # Execute ran, the approved escalation ran, the reject never did.
+    assert outcome["performed"] == ["reroute SH-1001 -> dc-2", "reroute SH-1002 -> dc-2"]
+    first = [(name, d.outcome.value) for name, d in outcome["decisions"]]
+    assert first[0] == ("reroute_shipment", "execute")
+    assert ("reroute_shipment", "escalate") in first
+    assert first[-1] == ("release_payment", "reject")
+    refused = [d for name, d in outcome["decisions"] if name == "release_payment"]
+    assert refused[0].policy_ids == ["R3.role_not_permitted"]
+    tool_messages = [m for m in outcome["result"]["messages"] if m.type == "tool"]
+    assert [m.status for m in tool_messages] == ["success", "success", "error"]
+    assert "R3.role_not_permitted" in tool_messages[-1].content
+
+
+def test_denied_escalation_does_not_run(engine: agentriage.Engine) -> None:
+    example = load_example()
+    outcome = example.run(engine, approve=lambda pending: False, out=lambda line: None)
+    assert outcome["performed"] == ["reroute SH-1001 -> dc-2"]
+    tool_messages = [m for m in outcome["result"]["messages"] if m.type == "tool"]
+    assert "a human did not approve" in tool_messages[1].content
+
+
+def test_example_runs_as_a_script() -> None:
+    require("langgraph")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "langgraph_guard.py")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PAUSED   reroute_shipment" in done.stdout
+    assert "REJECT   release_payment: R3.role_not_permitted" in done.stdout
