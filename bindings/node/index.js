@@ -1,0 +1,426 @@
+'use strict'
+
+// agentriage for Node.js: the policy decision point AI agents embed.
+//
+// This file is the module's public API. The native addon (src/lib.rs) takes
+// and returns JSON text; here requests are checked and serialized, decisions
+// become `Decision` objects, and native errors become typed `Error`
+// subclasses (all in `translate`).
+
+const { resolve } = require('node:path')
+
+/** Largest request accepted, in bytes of JSON text (1 MiB), as in the core. */
+const MAX_REQUEST_BYTES = 1 << 20
+/** Deepest nesting of arrays and objects accepted in a request, as in the core. */
+const MAX_DEPTH = 64
+
+const ERROR_PREFIX = 'agentriage:'
+
+function loadNative() {
+  const file = `./agentriage.${process.platform}-${process.arch}.node`
+  try {
+    return require(file)
+  } catch (e) {
+    const error = new Error(
+      `the agentriage native addon ${file} could not be loaded (${e.message}); ` +
+        'build it with `npm run build` in bindings/node',
+    )
+    error.code = 'AGENTRIAGE_ADDON_MISSING'
+    error.cause = e
+    throw error
+  }
+}
+
+const native = loadNative()
+
+/** Base class of every error agentriage throws; `code` says which kind. */
+class AgentriageError extends Error {
+  constructor(message, code, options) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/**
+ * The request breaks the contract. `kind` is `syntax`, `too_large`,
+ * `too_deep`, `missing`, `type`, `value` or `unknown_field`; `path` is the
+ * JSON path of the offending field (`$` for the request as a whole); in a
+ * batch, `index` is the position of the offending request.
+ */
+class InvalidRequestError extends AgentriageError {
+  constructor(kind, path, reason, index) {
+    const where = index === undefined ? '' : `request ${index}: `
+    super(`${where}invalid request at \`${path}\`: ${reason}`, 'AGENTRIAGE_INVALID_REQUEST')
+    this.kind = kind
+    this.path = path
+    this.reason = reason
+    if (index !== undefined) this.index = index
+  }
+}
+
+/**
+ * The bundle could not be loaded. `kind` is `io`, `manifest`, `rego`,
+ * `cedar`, `validation` or `data`; `file` is the file at fault and `line`
+ * its 1-based line, or `null` where none is known.
+ */
+class BundleError extends AgentriageError {
+  constructor(kind, file, line, reason) {
+    super(`${file}${line == null ? '' : `:${line}`}: ${reason}`, 'AGENTRIAGE_BUNDLE')
+    this.kind = kind
+    this.file = file
+    this.line = line ?? null
+    this.reason = reason
+  }
+}
+
+/** The engine failed internally (e.g. a Rust panic, caught at the boundary). */
+class InternalError extends AgentriageError {
+  constructor(reason) {
+    super(reason, 'AGENTRIAGE_INTERNAL')
+  }
+}
+
+/** Turns an error thrown by the addon into the typed error it describes. */
+function translate(error) {
+  const message = error?.message
+  if (typeof message !== 'string' || !message.startsWith(ERROR_PREFIX)) return error
+  let f
+  try {
+    f = JSON.parse(message.slice(ERROR_PREFIX.length))
+  } catch {
+    return new InternalError(message)
+  }
+  switch (f.code) {
+    case 'AGENTRIAGE_INVALID_REQUEST':
+      return new InvalidRequestError(f.kind, f.path, f.message, f.index)
+    case 'AGENTRIAGE_BUNDLE':
+      return new BundleError(f.kind, f.file, f.line, f.message)
+    default:
+      return new InternalError(f.message)
+  }
+}
+
+/** The answer to a request. */
+class Decision {
+  constructor(d) {
+    /** `'execute'`, `'reject'` or `'escalate'`. */
+    this.outcome = d.outcome
+    /** Every policy that fired: `{ engine, policy, message, effect }`. */
+    this.reasons = d.reasons
+    /** What the host must do along with the outcome: `{ id, engine, policy, params? }`. */
+    this.obligations = d.obligations
+    /** The request's trace id, or a new one. */
+    this.traceId = d.traceId
+    /** A new, time-ordered id for this decision (UUID v7). */
+    this.decisionId = d.decisionId
+    /** Which bundle decided: `{ name, revision, digest }`. */
+    this.bundle = d.bundle
+    /** Time spent deciding inside the engine, in microseconds. */
+    this.durationUs = d.durationUs
+  }
+
+  /** Whether the action may run automatically. */
+  get isExecute() {
+    return this.outcome === 'execute'
+  }
+
+  /** The policy ids of all reasons, in order. */
+  get policyIds() {
+    return this.reasons.map((r) => r.policy)
+  }
+}
+
+function toDecisions(text) {
+  const list = JSON.parse(text)
+  for (let i = 0; i < list.length; i++) list[i] = new Decision(list[i])
+  return list
+}
+
+function pathOf(keys) {
+  let path = ''
+  for (const key of keys) {
+    if (typeof key === 'number') path += `[${key}]`
+    else path += path === '' ? key : `.${key}`
+  }
+  return path === '' ? '$' : path
+}
+
+/**
+ * Refuses what JSON cannot carry faithfully: a BigInt, a function or symbol,
+ * a non-finite number (JSON.stringify would quietly turn these into null or
+ * drop them), and nesting deeper than MAX_DEPTH (which also stops circular
+ * objects). `keys` holds the path to `value`, for the error.
+ */
+function check(value, keys, depth) {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new InvalidRequestError('value', pathOf(keys), `${value} is not a finite number`)
+      }
+      return
+    case 'bigint':
+      throw new InvalidRequestError(
+        'type',
+        pathOf(keys),
+        'a BigInt has no JSON form; pass a number (Number(value)) or a string',
+      )
+    case 'function':
+    case 'symbol':
+      throw new InvalidRequestError('type', pathOf(keys), `a ${typeof value} has no JSON form`)
+    default: {
+      if (value === null) return
+      if (depth >= MAX_DEPTH) {
+        throw new InvalidRequestError(
+          'too_deep',
+          pathOf(keys),
+          `request nests deeper than ${MAX_DEPTH} levels (is it circular?)`,
+        )
+      }
+      if (typeof value.toJSON === 'function') {
+        check(value.toJSON(), keys, depth + 1)
+      } else if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          keys.push(i)
+          check(value[i], keys, depth + 1)
+          keys.pop()
+        }
+      } else {
+        for (const key in value) {
+          if (!Object.hasOwn(value, key)) continue
+          keys.push(key)
+          check(value[key], keys, depth + 1)
+          keys.pop()
+        }
+      }
+    }
+  }
+}
+
+function tooLarge(units) {
+  return new InvalidRequestError(
+    'too_large',
+    '$',
+    `request is at least ${units} bytes, more than the limit of ${MAX_REQUEST_BYTES}`,
+  )
+}
+
+/**
+ * A request as JSON text: a string is taken as JSON text; an object is
+ * checked and serialized. Throws InvalidRequestError for anything else.
+ */
+function toJson(request) {
+  if (typeof request === 'string') {
+    // UTF-8 never takes fewer bytes than UTF-16 code units: longer is too large.
+    if (request.length > MAX_REQUEST_BYTES) throw tooLarge(request.length)
+    return request
+  }
+  if (typeof request !== 'object' || request === null) {
+    const what = request === null ? 'null' : typeof request
+    throw new InvalidRequestError('type', '$', `a request must be an object or JSON text, not ${what}`)
+  }
+  check(request, [], 0)
+  let text
+  try {
+    text = JSON.stringify(request)
+  } catch (e) {
+    throw new InvalidRequestError('type', '$', `request cannot be serialized to JSON: ${e.message}`)
+  }
+  if (typeof text !== 'string') {
+    throw new InvalidRequestError('type', '$', 'request has no JSON form')
+  }
+  if (text.length > MAX_REQUEST_BYTES) throw tooLarge(text.length)
+  return text
+}
+
+function toJsonList(requests) {
+  if (!Array.isArray(requests)) {
+    throw new TypeError('requests must be an array')
+  }
+  const texts = new Array(requests.length)
+  for (let i = 0; i < requests.length; i++) {
+    try {
+      texts[i] = toJson(requests[i])
+    } catch (e) {
+      if (e instanceof InvalidRequestError) throw new InvalidRequestError(e.kind, e.path, e.reason, i)
+      throw e
+    }
+  }
+  return texts
+}
+
+function abortError(signal) {
+  if (signal.reason !== undefined) return signal.reason
+  const e = new Error('the decision was aborted')
+  e.name = 'AbortError'
+  e.code = 'ABORT_ERR'
+  return e
+}
+
+/**
+ * Runs `start(nativeSignal)` (a native Promise) and settles with its result,
+ * or rejects as soon as `signal` aborts. A native computation not yet started
+ * is cancelled; one already running finishes and its result is dropped.
+ */
+function withSignal(signal, start, convert) {
+  if (signal == null) {
+    return start(undefined).then(convert, (e) => {
+      throw translate(e)
+    })
+  }
+  if (signal.aborted) return Promise.reject(abortError(signal))
+  return new Promise((resolvePromise, rejectPromise) => {
+    const onAbort = () => rejectPromise(abortError(signal))
+    signal.addEventListener('abort', onAbort, { once: true })
+    start(signal).then(
+      (text) => {
+        signal.removeEventListener('abort', onAbort)
+        try {
+          resolvePromise(convert(text))
+        } catch (e) {
+          rejectPromise(e)
+        }
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        rejectPromise(signal.aborted ? abortError(signal) : translate(e))
+      },
+    )
+  })
+}
+
+const CONSTRUCT = Symbol('agentriage.Engine')
+
+/**
+ * Decides requests against one policy bundle. Load one with
+ * `Engine.fromBundle(dir)` and share it: deciding never blocks another call.
+ */
+class Engine {
+  #native
+  #bundle
+
+  /** @private use Engine.fromBundle */
+  constructor(token, handle) {
+    if (token !== CONSTRUCT) throw new TypeError('use Engine.fromBundle(dir) to create an Engine')
+    this.#native = handle
+    this.#bundle = Object.freeze({ ...handle.bundleInfo })
+  }
+
+  /** Loads and compiles the bundle in directory `dir`; throws BundleError. */
+  static fromBundle(dir) {
+    if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
+    let handle
+    try {
+      handle = native.NativeEngine.load(resolve(dir))
+    } catch (e) {
+      throw translate(e)
+    }
+    return new Engine(CONSTRUCT, handle)
+  }
+
+  /** Name, revision and digest of the bundle: `{ name, revision, digest }`. */
+  get bundle() {
+    return this.#bundle
+  }
+
+  /** Decides `request` (an object or JSON text) on the calling thread. */
+  decideSync(request) {
+    const text = toJson(request)
+    let out
+    try {
+      out = this.#native.decideJson(text)
+    } catch (e) {
+      throw translate(e)
+    }
+    return new Decision(JSON.parse(out))
+  }
+
+  /**
+   * Decides `request` on a worker thread; the Promise of a Decision.
+   * `options.signal` (an AbortSignal) abandons the wait.
+   */
+  decide(request, options) {
+    let text
+    try {
+      text = toJson(request)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const handle = this.#native
+    return withSignal(
+      options?.signal,
+      (signal) => handle.decideJsonAsync(text, signal),
+      (out) => new Decision(JSON.parse(out)),
+    )
+  }
+
+  /**
+   * Decides every request, in order, on the calling thread. Throws the first
+   * InvalidRequestError, with `index` naming the request.
+   */
+  decideBatchSync(requests) {
+    const texts = toJsonList(requests)
+    let out
+    try {
+      out = this.#native.decideBatchJson(texts)
+    } catch (e) {
+      throw translate(e)
+    }
+    return toDecisions(out)
+  }
+
+  /**
+   * Decides every request, in order, on one worker thread; the Promise of
+   * an array of Decisions. Rejects with the first InvalidRequestError, with
+   * `index` naming the request.
+   */
+  decideBatch(requests, options) {
+    let texts
+    try {
+      texts = toJsonList(requests)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const handle = this.#native
+    return withSignal(
+      options?.signal,
+      (signal) => handle.decideBatchJsonAsync(texts, signal),
+      toDecisions,
+    )
+  }
+}
+
+module.exports = {
+  Engine,
+  Decision,
+  AgentriageError,
+  InvalidRequestError,
+  BundleError,
+  InternalError,
+  MAX_REQUEST_BYTES,
+  MAX_DEPTH,
+}
+
+// Test hooks exist only in an addon built with `--features test-hooks`.
+if (typeof native.__panicForTest === 'function') {
+  Object.defineProperty(module.exports, '__testHooks', {
+    enumerable: false,
+    value: {
+      panic: (message) => {
+        try {
+          return native.__panicForTest(message)
+        } catch (e) {
+          throw translate(e)
+        }
+      },
+      panicAsync: (message) =>
+        native.__panicForTestAsync(message).catch((e) => {
+          throw translate(e)
+        }),
+    },
+  })
+}
