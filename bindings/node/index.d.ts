@@ -1,0 +1,188 @@
+// Type definitions of the `agentriage` Node module (the public API of
+// index.js). Checked by test/types.test.js with `tsc --noEmit`.
+
+/** Largest request accepted, in bytes of JSON text (1 MiB). */
+export declare const MAX_REQUEST_BYTES: number
+/** Deepest nesting of arrays and objects accepted in a request. */
+export declare const MAX_DEPTH: number
+
+/** What the agent may do. */
+export type Outcome = 'execute' | 'reject' | 'escalate'
+
+/** Which part of the engine produced a reason or obligation. */
+export type Source = 'rego' | 'cedar' | 'agentriage'
+
+/** One policy (or engine rule) that fired. */
+export interface Reason {
+  /** Which engine produced it. */
+  engine: Source
+  /** The policy or rule id, e.g. `R7.quarantined_site`. */
+  policy: string
+  /** A message for the operator. */
+  message: string
+  /** What it asks for. */
+  effect: 'reject' | 'escalate' | 'permit'
+}
+
+/** Something the host must do along with the outcome (notify, log, redact, …). */
+export interface Obligation {
+  /** What to do, e.g. `notify-security`. */
+  id: string
+  /** Which engine produced it. */
+  engine: Source
+  /** The policy or rule that produced it. */
+  policy: string
+  /** Further parameters given by the policy (absent when there are none). */
+  params?: Record<string, unknown>
+}
+
+/** Which bundle decided. */
+export interface BundleInfo {
+  /** The bundle's name from its manifest. */
+  readonly name: string
+  /** The bundle's revision from its manifest. */
+  readonly revision: string
+  /** `sha256:` digest over the bundle's files. */
+  readonly digest: string
+}
+
+/** A JSON value as a request may carry it. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | undefined
+  | Date
+  | JsonValue[]
+  | { [key: string]: JsonValue }
+
+/** The request contract (only `principal.id` and `action.name` are required). */
+export interface Request {
+  /** W3C trace id (32 lowercase hex digits); a new one is made when absent. */
+  trace_id?: string
+  /** RFC 3339 evaluation time (or a Date); the engine uses now when absent. */
+  time?: string | Date
+  /** The agent asking. */
+  principal: {
+    id: string
+    type?: string
+    trust_zone?: string
+    roles?: string[]
+    delegation?: string[]
+    credential?: { issuer?: string; expires_at?: string | Date }
+    attestation?: { status?: string; kind?: string; verified_at?: string | Date }
+    attributes?: { [key: string]: JsonValue }
+  }
+  /** What it wants to do. */
+  action: { name: string; attributes?: { [key: string]: JsonValue } }
+  /** What it wants to do it on. */
+  resource?: { type: string; id?: string; attributes?: { [key: string]: JsonValue } }
+  /** Free-form context (workflow, site, incident mode, …); `facts` is reserved. */
+  context?: { [key: string]: JsonValue }
+  /** The anomaly score in [0, 1], if one was computed. */
+  anomaly?: { score?: number }
+  /** A signed intent (compact JWS). */
+  intent?: string
+}
+
+/** Options of the asynchronous calls. */
+export interface DecideOptions {
+  /** Abandons the wait: the Promise rejects with the signal's reason (an `AbortError`). */
+  signal?: AbortSignal
+}
+
+/** The answer to a request. */
+export declare class Decision {
+  private constructor()
+  /** What the agent may do. */
+  readonly outcome: Outcome
+  /** Every reason that fired: rejects, then escalations; for `execute`, the permits. */
+  readonly reasons: Reason[]
+  /** What the host must do along with the outcome. */
+  readonly obligations: Obligation[]
+  /** The request's trace id, or a new one. */
+  readonly traceId: string
+  /** A new, time-ordered id for this decision (UUID v7). */
+  readonly decisionId: string
+  /** Which bundle decided. */
+  readonly bundle: BundleInfo
+  /** Time spent deciding inside the engine, in microseconds. */
+  readonly durationUs: number
+  /** Whether the action may run automatically. */
+  readonly isExecute: boolean
+  /** The policy ids of all reasons, in order. */
+  readonly policyIds: string[]
+}
+
+/** Decides requests against one policy bundle; share one per bundle. */
+export declare class Engine {
+  private constructor()
+  /** Loads and compiles the bundle in directory `dir`; throws {@link BundleError}. */
+  static fromBundle(dir: string): Engine
+  /** Name, revision and digest of the bundle. */
+  readonly bundle: BundleInfo
+  /**
+   * Decides a request (an object or JSON text) on the calling thread.
+   * Throws {@link InvalidRequestError} for a request that breaks the contract.
+   */
+  decideSync(request: Request | string): Decision
+  /** Decides a request on a worker thread. */
+  decide(request: Request | string, options?: DecideOptions): Promise<Decision>
+  /** Decides every request, in order, on the calling thread. */
+  decideBatchSync(requests: ReadonlyArray<Request | string>): Decision[]
+  /** Decides every request, in order, on one worker thread. */
+  decideBatch(
+    requests: ReadonlyArray<Request | string>,
+    options?: DecideOptions,
+  ): Promise<Decision[]>
+}
+
+/** Base class of every error agentriage throws; `code` says which kind. */
+export declare class AgentriageError extends Error {
+  readonly code: 'AGENTRIAGE_INVALID_REQUEST' | 'AGENTRIAGE_BUNDLE' | 'AGENTRIAGE_INTERNAL'
+}
+
+/** What is wrong with a request. */
+export type RequestErrorKind =
+  | 'syntax'
+  | 'too_large'
+  | 'too_deep'
+  | 'missing'
+  | 'type'
+  | 'value'
+  | 'unknown_field'
+
+/** The request breaks the contract; `path` names the offending field. */
+export declare class InvalidRequestError extends AgentriageError {
+  readonly code: 'AGENTRIAGE_INVALID_REQUEST'
+  /** What kind of problem this is. */
+  readonly kind: RequestErrorKind
+  /** JSON path of the offending field, e.g. `principal.credential.expires_at` (`$`: the whole request). */
+  readonly path: string
+  /** The problem, without the path. */
+  readonly reason: string
+  /** In a batch: the position of the offending request. */
+  readonly index?: number
+}
+
+/** What is wrong with a bundle. */
+export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data'
+
+/** The bundle could not be loaded; `file` and `line` say where. */
+export declare class BundleError extends AgentriageError {
+  readonly code: 'AGENTRIAGE_BUNDLE'
+  /** What kind of problem this is. */
+  readonly kind: BundleErrorKind
+  /** The file at fault. */
+  readonly file: string
+  /** The 1-based line in `file`, or `null` where none is known. */
+  readonly line: number | null
+  /** The problem, without file and line. */
+  readonly reason: string
+}
+
+/** The engine failed internally (e.g. a Rust panic caught at the boundary). */
+export declare class InternalError extends AgentriageError {
+  readonly code: 'AGENTRIAGE_INTERNAL'
+}

@@ -1,0 +1,51 @@
+// Compiled (never run) by test/types.test.js: the public API as a
+// TypeScript user writes it must type-check against index.d.ts.
+import {
+  Engine,
+  Decision,
+  InvalidRequestError,
+  BundleError,
+  AgentriageError,
+  type Outcome,
+  type Request,
+} from '../index.js'
+
+const engine: Engine = Engine.fromBundle('policies/a2a-supply-chain')
+const request: Request = {
+  time: new Date(),
+  principal: { id: 'spiffe://acme.example/ns/logistics/sa/router', roles: ['a'] },
+  action: { name: 'shipment.reroute' },
+  resource: { type: 'shipment', id: 'SH-1', attributes: { value_usd: 12000 } },
+  context: { site: 'dc-1', incident_mode: false },
+  anomaly: { score: 0.3 },
+}
+const d: Decision = engine.decideSync(request)
+const o: Outcome = d.outcome
+const ids: string[] = d.policyIds
+const us: number = d.durationUs
+const name: string = d.bundle.name + engine.bundle.digest
+for (const r of d.reasons) r.policy.startsWith(r.engine)
+for (const ob of d.obligations) ob.id.concat(ob.policy)
+
+async function run(signal: AbortSignal): Promise<Outcome> {
+  const one = await engine.decide(request, { signal })
+  const many: Decision[] = await engine.decideBatch([request, '{"principal":{"id":"x"},"action":{"name":"y"}}'])
+  engine.decideBatchSync([request])
+  try {
+    engine.decideSync('{}')
+  } catch (e) {
+    if (e instanceof InvalidRequestError) return `${e.kind}${e.path}${e.index ?? ''}` as Outcome
+    if (e instanceof BundleError) return `${e.file}:${e.line ?? ''}` as Outcome
+    if (e instanceof AgentriageError) return e.code as unknown as Outcome
+  }
+  return many.length > 0 ? one.outcome : o
+}
+
+// @ts-expect-error the engine is made by Engine.fromBundle only
+new Engine()
+// @ts-expect-error principal is required
+engine.decideSync({ action: { name: 'x' } })
+// @ts-expect-error an outcome is one of three strings
+const bad: Outcome = 'allow'
+
+export { run, ids, us, name, bad }
