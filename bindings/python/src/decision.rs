@@ -34,6 +34,39 @@ fn outcome_member<'py>(py: Python<'py>, outcome: Outcome) -> PyResult<Bound<'py,
     Ok(member.bind(py).clone())
 }
 
+/// `text` quoted as Python's `repr` quotes a `str`.
+pub fn quote(text: &str) -> String {
+    let q = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(q);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// Strings as a Python list literal.
+fn quote_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = items.map(quote).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 fn short(text: &str, n: usize) -> String {
     if text.chars().count() <= n {
         text.to_owned()
@@ -72,8 +105,11 @@ impl From<&agentriage::Reason> for Reason {
 impl Reason {
     fn __repr__(&self) -> String {
         format!(
-            "Reason(engine={:?}, policy={:?}, effect={:?}, message={:?})",
-            self.engine, self.policy, self.effect, self.message
+            "Reason(engine={}, policy={}, effect={}, message={})",
+            quote(&self.engine),
+            quote(&self.policy),
+            quote(&self.effect),
+            quote(&self.message)
         )
     }
 
@@ -135,14 +171,14 @@ impl Obligation {
         map_to_python(py, &self.params)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Obligation(id={:?}, engine={:?}, policy={:?}, params={})",
-            self.id,
-            self.engine,
-            self.policy,
-            Value::Object(self.params.clone())
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let params = map_to_python(py, &self.params)?.repr()?;
+        Ok(format!(
+            "Obligation(id={}, engine={}, policy={}, params={params})",
+            quote(&self.id),
+            quote(&self.engine),
+            quote(&self.policy),
+        ))
     }
 
     /// The obligation as a plain dict.
@@ -182,8 +218,10 @@ impl From<&agentriage::BundleInfo> for BundleInfo {
 impl BundleInfo {
     fn __repr__(&self) -> String {
         format!(
-            "BundleInfo(name={:?}, revision={:?}, digest={:?})",
-            self.name, self.revision, self.digest
+            "BundleInfo(name={}, revision={}, digest={})",
+            quote(&self.name),
+            quote(&self.revision),
+            quote(&self.digest)
         )
     }
 
@@ -273,21 +311,18 @@ impl Decision {
     }
 
     fn __repr__(&self) -> String {
-        let reasons: Vec<&str> = self.inner.policy_ids().collect();
-        let obligations: Vec<&str> = self
-            .inner
-            .obligations
-            .iter()
-            .map(|o| o.id.as_str())
-            .collect();
-        format!(
-            "Decision(outcome={:?}, reasons={:?}, obligations={:?}, trace_id={:?}, bundle=\"{}@{}\", duration_us={})",
-            self.inner.outcome.as_str(),
-            reasons,
-            obligations,
-            self.inner.trace_id,
+        let bundle = format!(
+            "{}@{}",
             self.inner.bundle.name,
-            short(&self.inner.bundle.revision, 40),
+            short(&self.inner.bundle.revision, 40)
+        );
+        format!(
+            "Decision(outcome={}, reasons={}, obligations={}, trace_id={}, bundle={}, duration_us={})",
+            quote(self.inner.outcome.as_str()),
+            quote_list(self.inner.policy_ids()),
+            quote_list(self.inner.obligations.iter().map(|o| o.id.as_str())),
+            quote(&self.inner.trace_id),
+            quote(&bundle),
             self.inner.duration_us
         )
     }

@@ -8,7 +8,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
 
 use crate::convert;
-use crate::decision::{BundleInfo, Decision};
+use crate::decision::{BundleInfo, Decision, quote};
 use crate::errors;
 
 /// A request, converted while holding the GIL and decided without it.
@@ -200,8 +200,10 @@ impl Engine {
     fn __repr__(&self) -> String {
         let b = self.inner.bundle_info();
         format!(
-            "Engine(bundle={:?}, revision={:?}, digest={:?})",
-            b.name, b.revision, b.digest
+            "Engine(bundle={}, revision={}, digest={})",
+            quote(&b.name),
+            quote(&b.revision),
+            quote(&b.digest)
         )
     }
 }

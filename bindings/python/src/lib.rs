@@ -50,7 +50,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", agentriage::MAX_DEPTH)?;
     m.add("MAX_REQUEST_BYTES", agentriage::MAX_REQUEST_BYTES)?;
+    // Set as a plain attribute, so it stays out of `__all__`.
     #[cfg(feature = "test-hooks")]
-    m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
+    m.setattr("_debug_panic", wrap_pyfunction!(_debug_panic, m)?)?;
     Ok(())
 }

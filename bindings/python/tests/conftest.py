@@ -64,10 +64,24 @@ def decision_cases() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     ]
 
 
-def sample_requests() -> list[str]:
-    """The lines of testdata/requests.jsonl."""
+def sample_lines() -> list[str]:
+    """The lines of testdata/requests.jsonl (valid requests and some that are not)."""
     text = (TESTDATA / "requests.jsonl").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
+
+
+def sample_requests() -> list[str]:
+    """The lines of testdata/requests.jsonl that are valid requests."""
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+    valid = []
+    for line in sample_lines():
+        try:
+            engine.decide(line)
+        except agentriage.InvalidRequestError:
+            continue
+        valid.append(line)
+    assert valid, "requests.jsonl holds no valid request"
+    return valid
 
 
 @pytest.fixture(scope="session")

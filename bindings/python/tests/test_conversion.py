@@ -6,6 +6,8 @@ policy received: the value, its Rego type and how comparisons came out.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
@@ -74,10 +76,15 @@ def test_incident_mode_false_fires_nothing(echo: agentriage.Engine) -> None:
         )
 
     assert decide(False).outcome == agentriage.Outcome.EXECUTE
-    assert decide(None).outcome == agentriage.Outcome.EXECUTE
-    assert decide(0).outcome == agentriage.Outcome.EXECUTE
+    assert decide(False).policy_ids == ["agentriage.allow"]
+    # Rego holds a bare term unless it is false or undefined: null and 0 are
+    # values, not false, and reach the policy as such.
+    assert decide(None).policy_ids == ["echo.flag_set"]
+    assert decide(0).policy_ids == ["echo.flag_set"]
+    assert set(decide(True).policy_ids) == {"echo.flag_true", "echo.flag_set"}
     assert decide(True).outcome == agentriage.Outcome.REJECT
-    assert set(decide(True).policy_ids) == {"echo.flag_true", "echo.flag_truthy"}
+    absent = echo.decide({"principal": {"id": "agent"}, "action": {"name": "probe"}})
+    assert absent.outcome == agentriage.Outcome.EXECUTE
 
 
 def test_incident_mode_false_through_reference_pack(engine: agentriage.Engine) -> None:
@@ -109,8 +116,15 @@ def test_incident_mode_false_through_reference_pack(engine: agentriage.Engine) -
 def test_numbers_keep_their_value(echo: agentriage.Engine, number: float) -> None:
     seen = received(echo, n=number)["n"]
     assert seen["type"] == "number"
-    assert seen["value"] == number, seen
-    assert type(seen["value"]) is type(number)
+    assert type(json.loads(seen["json"])) is type(number)
+    # What the policy received, printed by the policy (`sprintf("%v")`): exact.
+    assert type(number)(seen["text"]) == number, seen
+    # `json.marshal` in regorus and the obligation params in the core go
+    # through serde_json's default float parser, which may be one ulp off.
+    if isinstance(number, int):
+        assert seen["value"] == number
+    else:
+        assert math.isclose(seen["value"], number, rel_tol=4e-16, abs_tol=0.0)
 
 
 def test_keys_and_order_are_kept(echo: agentriage.Engine) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import agentriage
 
-from conftest import decision_cases, sample_requests
+from conftest import decision_cases, sample_lines, sample_requests
 
 CASES = decision_cases()
 
@@ -56,11 +56,22 @@ def test_decide_many_takes_any_iterable(engine: agentriage.Engine) -> None:
     assert engine.decide_many([]) == []
 
 
-def test_sample_requests_decide(engine: agentriage.Engine) -> None:
-    for line in sample_requests():
-        decision = engine.decide(line)
+def test_sample_requests_decide_or_raise(engine: agentriage.Engine) -> None:
+    decided = 0
+    for line in sample_lines():
+        try:
+            decision = engine.decide(line)
+        except agentriage.InvalidRequestError as error:
+            # Never a decision for a request that breaks the contract.
+            assert error.path != "", error
+            with pytest.raises(agentriage.InvalidRequestError):
+                engine.decide(json.loads(line))
+            continue
+        decided += 1
         assert decision.outcome in {"execute", "reject", "escalate"}
         assert decision.bundle == engine.bundle
+        assert engine.decide(json.loads(line)).outcome == decision.outcome
+    assert decided
 
 
 def test_trace_id_is_carried(engine: agentriage.Engine) -> None:

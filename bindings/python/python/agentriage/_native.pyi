@@ -6,11 +6,13 @@ from typing import Any, Final, Union, final
 
 from agentriage._outcome import Outcome
 
+__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
+
 __version__: Final[str]
 MAX_DEPTH: Final[int]
 MAX_REQUEST_BYTES: Final[int]
 
-Request = Union[Mapping[str, Any], str, bytes, bytearray]
+_Request = Union[Mapping[str, Any], str, bytes, bytearray]
 """A request: a dict (or any mapping) in the shape of the JSON contract, or JSON text."""
 
 @final
@@ -31,7 +33,7 @@ class Reason:
         """``reject``, ``escalate`` or ``permit``."""
     def to_dict(self) -> dict[str, str]:
         """The reason as a plain dict."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -52,7 +54,7 @@ class Obligation:
         """Further parameters given by the policy (a new dict on each access)."""
     def to_dict(self) -> dict[str, Any]:
         """The obligation as a plain dict."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class BundleInfo:
@@ -69,7 +71,7 @@ class BundleInfo:
         """``sha256:`` digest over the bundle's files."""
     def to_dict(self) -> dict[str, str]:
         """The bundle info as a plain dict."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -115,13 +117,13 @@ class Engine:
 
         Raises :class:`agentriage.BundleError` naming the file and line at fault.
         """
-    def decide(self, request: Request) -> Decision:
+    def decide(self, request: _Request) -> Decision:
         """Decides one request (the GIL is released while policies run).
 
         Raises :class:`agentriage.InvalidRequestError` (with ``.kind`` and
         ``.path``) for a request that breaks the contract.
         """
-    def decide_many(self, requests: Iterable[Request]) -> list[Decision]:
+    def decide_many(self, requests: Iterable[_Request]) -> list[Decision]:
         """Decides a batch of requests in one call; the decisions come back in order.
 
         The first invalid request raises :class:`agentriage.InvalidRequestError`

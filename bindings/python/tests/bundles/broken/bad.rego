@@ -2,4 +2,6 @@ package agentriage
 
 import rego.v1
 
-allow if {{{
+allow if { input.x == }
+
+reject contains "never"

@@ -11,24 +11,22 @@ obligations contains {
 	"type": type_name(value),
 	"value": value,
 	"json": json.marshal(value),
+	"text": sprintf("%v", [value]),
 	"is_false": value == false,
 	"is_null": value == null,
 	"is_zero": value == 0,
-	"is_empty": is_empty(value),
+	"is_empty": value in [{}, [], ""],
 } if {
 	some key, value in input.context
 }
 
-is_empty(v) if count(v) == 0
-
-default is_empty(_) := false
-
 # The pattern that published regorus bindings get wrong: a flag given as
-# `False` must not fire either rule.
+# `False` must fire neither rule. (In Rego a bare term holds unless it is
+# `false` or undefined, so `null` and `0` do fire the second rule.)
 reject contains {"id": "echo.flag_true", "message": "incident_mode == true"} if {
 	input.context.incident_mode == true
 }
 
-escalate contains {"id": "echo.flag_truthy", "message": "incident_mode is truthy"} if {
+escalate contains {"id": "echo.flag_set", "message": "incident_mode is present and not false"} if {
 	input.context.incident_mode
 }

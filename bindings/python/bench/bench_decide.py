@@ -1,0 +1,200 @@
+"""Per-decision cost of agentriage through Python, with OPA side by side.
+
+Not a test: a benchmark. Over the reference pack (policies/a2a-supply-chain)
+it decides a typical request (the `reroute` base of testdata/decisions.json:
+15 fields, Rego and Cedar both evaluated) and reports p50 and p99 per
+decision, for
+
+- one thread: `engine.decide(dict)`, `engine.decide(str)` and
+  `engine.decide_many(...)` (per decision, batches of 100);
+- 4 threads deciding concurrently on one shared engine.
+
+When `opa-golib-python-bindings` is installed (OPA's Go engine in-process via
+a c-shared library; `pip install --ignore-requires-python
+opa-golib-python-bindings`), the same pack's Rego modules and data are
+evaluated by OPA for the same request, single thread and 4 threads. OPA runs
+only the Rego half (agentriage also runs the Cedar half) and gets the derived
+facts precomputed in its input, so the comparison favours OPA.
+
+    python bindings/python/bench/bench_decide.py [--n 20000] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import agentriage
+
+REPO = Path(__file__).resolve().parents[3]
+BUNDLE = REPO / "policies" / "a2a-supply-chain"
+
+
+def typical_request() -> dict[str, Any]:
+    cases = json.loads((REPO / "testdata" / "decisions.json").read_text(encoding="utf-8"))
+    request: dict[str, Any] = cases["bases"]["reroute"]
+    return request
+
+
+def percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    ordered = sorted(samples_ns)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, (len(ordered) * 99) // 100)]
+    return p50 / 1000, p99 / 1000
+
+
+def time_calls(call: Callable[[], object], n: int) -> list[int]:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(n):
+        t0 = clock()
+        call()
+        samples.append(clock() - t0)
+    return samples
+
+
+def threaded(call: Callable[[], object], n: int, threads: int) -> tuple[list[int], float]:
+    """Per-call latencies of `threads` threads calling concurrently, and calls per second."""
+    barrier = threading.Barrier(threads + 1)
+    results: list[list[int]] = [[] for _ in range(threads)]
+
+    def worker(slot: int) -> None:
+        barrier.wait()
+        results[slot] = time_calls(call, n)
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    merged = [s for r in results for s in r]
+    return merged, len(merged) / elapsed
+
+
+def report(name: str, samples_ns: list[int], extra: str = "") -> tuple[float, float]:
+    p50, p99 = percentiles(samples_ns)
+    print(f"{name:<46} p50 {p50:8.2f} µs   p99 {p99:8.2f} µs{extra}")
+    return p50, p99
+
+
+def opa_engine() -> Any:
+    """OPA loaded with the Rego half of the reference pack, or None."""
+    try:
+        from opa_bindings import OpaEngine
+    except ImportError:
+        return None
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        return None
+    manifest = tomllib.loads((BUNDLE / "bundle.toml").read_text(encoding="utf-8"))
+    opa = OpaEngine()
+    for module in manifest["rego"]["modules"]:
+        opa.add_policy(module, (BUNDLE / module).read_text(encoding="utf-8"))
+    for data in manifest["rego"]["data"]:
+        opa.add_data(json.loads((BUNDLE / data).read_text(encoding="utf-8")))
+    # The same entry point agentriage compiles: every reject, escalate,
+    # obligation and the allow rule, in one document.
+    opa.add_policy(
+        "decision.rego",
+        """package decision
+import rego.v1
+default allow := false
+allow if data.agentriage.allow == true
+result := {
+  "reject": [x | some x in data.agentriage.reject],
+  "escalate": [x | some x in data.agentriage.escalate],
+  "obligations": [x | some x in data.agentriage.obligations],
+  "allow": allow,
+}
+""",
+    )
+    return opa
+
+
+def opa_input(request: dict[str, Any]) -> dict[str, Any]:
+    """The request plus the facts agentriage derives (precomputed once: OPA's advantage)."""
+    return {
+        **request,
+        "facts": {
+            "time": request["time"],
+            "time_unix": 1763733900,
+            "hour_utc": 14,
+            "risk_class": "transactional",
+            "credential_ttl_s": 300,
+            "attestation_age_s": 300,
+            "anomaly_score": request["anomaly"]["score"],
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="decisions per measurement and thread")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    n, threads = args.n, args.threads
+
+    engine = agentriage.Engine.from_bundle(BUNDLE)
+    request = typical_request()
+    text = json.dumps(request)
+    decision = engine.decide(request)
+    assert decision.outcome == agentriage.Outcome.EXECUTE, decision
+
+    print(f"agentriage {agentriage.__version__}, Python {platform.python_version()}, {platform.machine()}")
+    print(f"bundle {engine.bundle.name}@{engine.bundle.revision}; request: reroute base of testdata/decisions.json")
+    print(f"{n} decisions per measurement (after {n // 10} warm-up)\n")
+
+    def decide_dict() -> object:
+        return engine.decide(request)
+
+    def decide_text() -> object:
+        return engine.decide(text)
+
+    time_calls(decide_dict, n // 10)
+    single, _ = report("agentriage decide(dict), 1 thread", time_calls(decide_dict, n))
+    report("agentriage decide(str), 1 thread", time_calls(decide_text, n))
+    inside = [engine.decide(request).duration_us for _ in range(n // 4)]
+    print(f"{'  core duration_us reported by the decisions':<46} p50 {statistics.median(inside):8.2f} µs (whole µs)")
+
+    batch = [request] * 100
+    per_batch = time_calls(lambda: engine.decide_many(batch), max(1, n // 100))
+    report("agentriage decide_many(100 dicts), per decision", [s // 100 for s in per_batch])
+
+    samples, rate = threaded(decide_dict, n, threads)
+    report(f"agentriage decide(dict), {threads} threads", samples, f"   {rate:,.0f} decisions/s total")
+
+    opa = opa_engine()
+    if opa is None:
+        print("\nOPA: `opa-golib-python-bindings` not installed (or Python < 3.11); skipped")
+        return
+    given = opa_input(request)
+    verdict = opa.eval_document("decision.result", given)
+    assert verdict["allow"] is True and not verdict["reject"] and not verdict["escalate"], verdict
+
+    def opa_decide() -> object:
+        return opa.eval_document("decision.result", given)
+
+    time_calls(opa_decide, max(1, n // 50))
+    opa_n = max(1, n // 5)
+    print()
+    opa_single, _ = report("OPA (Go, in-process) Rego half, 1 thread", time_calls(opa_decide, opa_n))
+    samples, rate = threaded(opa_decide, opa_n // threads, threads)
+    report(f"OPA (Go, in-process) Rego half, {threads} threads", samples, f"   {rate:,.0f} evaluations/s total")
+    print(f"\nagentriage decide(dict) is {opa_single / single:.1f}x faster than OPA at p50 (1 thread)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
