@@ -1,1 +1,106 @@
-fn main(){}
+//! `decide` over the reference pack: one typical request (both engines run
+//! in full and it executes), through each Rego evaluator, from a typed
+//! request and from JSON text, and N threads sharing one engine.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use agentriage::{Engine, Request};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `reroute` base request of testdata/decisions.json.
+pub fn typical_request() -> String {
+    let text = std::fs::read_to_string(root().join("testdata/decisions.json")).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::to_string(&data["bases"]["reroute"]).unwrap()
+}
+
+/// The reference pack, copied with `evaluator` set.
+fn pack_with(evaluator: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("policies/a2a-supply-chain");
+    copy(&src, dir.path());
+    let manifest = dir.path().join("bundle.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("[rego]\n", &format!("[rego]\nevaluator = \"{evaluator}\"\n"));
+    std::fs::write(&manifest, text).unwrap();
+    let engine = Engine::from_dir(dir.path()).unwrap();
+    (dir, engine)
+}
+
+fn copy(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn single(c: &mut Criterion) {
+    let text = typical_request();
+    let request = Request::from_json(&text).unwrap();
+    let mut group = c.benchmark_group("decide");
+    for evaluator in ["interpreter", "vm"] {
+        let (_dir, engine) = pack_with(evaluator);
+        assert!(engine.decide(&request).unwrap().is_execute());
+        group.bench_function(format!("typed/{evaluator}"), |b| {
+            b.iter(|| engine.decide(black_box(&request)).unwrap())
+        });
+        group.bench_function(format!("json/{evaluator}"), |b| {
+            b.iter(|| engine.decide_json(black_box(&text)).unwrap())
+        });
+    }
+    group.bench_function("parse_request", |b| {
+        b.iter(|| Request::from_json(black_box(&text)).unwrap())
+    });
+    group.finish();
+}
+
+fn threads(c: &mut Criterion) {
+    let text = typical_request();
+    let request = Request::from_json(&text).unwrap();
+    for evaluator in ["interpreter", "vm"] {
+        let (_dir, engine) = pack_with(evaluator);
+        let mut group = c.benchmark_group(format!("threads/{evaluator}"));
+        group.measurement_time(Duration::from_secs(4));
+        for n in [1usize, 2, 8] {
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(format!("{n}"), |b| {
+                b.iter_custom(|iters| {
+                    let barrier = Barrier::new(n + 1);
+                    std::thread::scope(|s| {
+                        for _ in 0..n {
+                            s.spawn(|| {
+                                barrier.wait();
+                                for _ in 0..iters {
+                                    black_box(engine.decide(&request).unwrap());
+                                }
+                            });
+                        }
+                        barrier.wait();
+                        let start = Instant::now();
+                        // Leaving the scope joins every thread.
+                        start
+                    })
+                    .elapsed()
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, single, threads);
+criterion_main!(benches);

@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
-use crate::rego::RegoProgram;
+use crate::rego::{RegoEvaluator, RegoProgram};
 
 /// Name of the manifest file at the root of a bundle.
 pub const MANIFEST_FILE: &str = "bundle.toml";
@@ -97,6 +97,8 @@ struct ManifestRego {
     data: Vec<Spanned<String>>,
     #[serde(default)]
     max_instructions: Option<usize>,
+    #[serde(default)]
+    evaluator: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,12 +454,26 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
     for name in &m.data {
         data.push(files.text(name)?);
     }
+    let evaluator = match &m.evaluator {
+        None => RegoEvaluator::Vm,
+        Some(e) => match e.get_ref().as_str() {
+            "interpreter" => RegoEvaluator::Interpreter,
+            "vm" => RegoEvaluator::Vm,
+            other => {
+                return Err(files.manifest_error(
+                    e.span(),
+                    format!("`{other}` is not a Rego evaluator; expected `interpreter` or `vm`"),
+                ));
+            }
+        },
+    };
     RegoProgram::compile(
         &files.root,
         &package,
         &modules,
         &data,
         m.max_instructions.unwrap_or(DEFAULT_MAX_INSTRUCTIONS),
+        evaluator,
     )
 }
 

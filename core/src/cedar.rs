@@ -42,7 +42,9 @@ struct PolicyMeta {
 pub(crate) struct CedarPolicies {
     policies: PolicySet,
     meta: HashMap<PolicyId, PolicyMeta>,
-    entities: Entities,
+    /// The bundle's entities; `None` when there are none that policies could
+    /// observe, which spares cloning them per request.
+    entities: Option<Entities>,
     authorizer: Authorizer,
     principal_type: EntityTypeName,
     resource_type: EntityTypeName,
@@ -190,11 +192,17 @@ impl CedarPolicies {
             all.extend(parsed);
         }
         let entities = match schema_ref {
-            Some(s) if entity_files.is_empty() => s.action_entities().map_err(|e| {
-                let path = schema.as_ref().map_or_else(PathBuf::new, |(_, p)| p.clone());
-                BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
-            })?,
-            _ => Entities::from_entities(all, schema_ref).map_err(|e| {
+            Some(s) if entity_files.is_empty() => {
+                let actions = s.action_entities().map_err(|e| {
+                    let path = schema.as_ref().map_or_else(PathBuf::new, |(_, p)| p.clone());
+                    BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
+                })?;
+                // Action entities matter only through their groups.
+                let grouped = actions.iter().any(|a| a.clone().into_inner().2.iter().next().is_some());
+                grouped.then_some(actions)
+            }
+            _ if entity_files.is_empty() => None,
+            _ => Some(Entities::from_entities(all, schema_ref).map_err(|e| {
                 let path = entity_files
                     .first()
                     .map_or_else(|| root.to_path_buf(), |(p, _)| root.join(p));
@@ -204,7 +212,7 @@ impl CedarPolicies {
                     None,
                     format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
                 )
-            })?,
+            })?),
         };
 
         let type_name = |(name, span): &(String, std::ops::Range<usize>)| {
@@ -248,7 +256,7 @@ impl CedarPolicies {
         let mut extra = Vec::with_capacity(2);
         // Entities the bundle defines are authoritative: the request cannot
         // add attributes to them.
-        if self.entities.get(&principal).is_none() {
+        if !self.has_entity(&principal) {
             let p = &request.principal;
             let mut attrs = HashMap::new();
             for (k, v) in &p.attributes {
@@ -269,7 +277,7 @@ impl CedarPolicies {
             );
         }
         if let Some(r) = &request.resource {
-            if self.entities.get(&resource).is_none() {
+            if !self.has_entity(&resource) {
                 let mut attrs = HashMap::new();
                 for (k, v) in &r.attributes {
                     insert(&mut attrs, k, v, "resource.attributes", 3)?;
@@ -285,11 +293,11 @@ impl CedarPolicies {
                 );
             }
         }
-        let entities = self
-            .entities
-            .clone()
-            .add_entities(extra, None)
-            .map_err(|e| format!("request entities: {e}"))?;
+        let entities = match &self.entities {
+            Some(statics) => statics.clone().add_entities(extra, None),
+            None => Entities::from_entities(extra, None),
+        }
+        .map_err(|e| format!("request entities: {e}"))?;
 
         let mut pairs = Vec::with_capacity(request.context.len() + 2);
         for (k, v) in &request.context {
@@ -353,6 +361,10 @@ impl CedarPolicies {
         Ok(verdict)
     }
 
+    fn has_entity(&self, uid: &EntityUid) -> bool {
+        self.entities.as_ref().is_some_and(|e| e.get(uid).is_some())
+    }
+
     /// Ids of every policy, sorted.
     #[allow(dead_code, reason = "used by policy tooling and tests")]
     pub(crate) fn policy_ids(&self) -> Vec<String> {
@@ -393,6 +405,50 @@ fn parse_schema(
     Ok((schema, file))
 }
 
+/// Names of the Cedar extension functions the engine calls, parsed once.
+/// (`RestrictedExpression::new_decimal` parses the name on every call, which
+/// cost more than the rest of building a request.)
+struct ExtensionNames {
+    decimal: cedar_policy_core::ast::Name,
+    datetime: cedar_policy_core::ast::Name,
+}
+
+fn extension_names() -> Option<&'static ExtensionNames> {
+    static NAMES: std::sync::OnceLock<Option<ExtensionNames>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            Some(ExtensionNames {
+                decimal: cedar_policy_core::ast::Name::parse_unqualified_name("decimal").ok()?,
+                datetime: cedar_policy_core::ast::Name::parse_unqualified_name("datetime").ok()?,
+            })
+        })
+        .as_ref()
+}
+
+fn extension_call(
+    name: impl Fn(&ExtensionNames) -> &cedar_policy_core::ast::Name,
+    arg: String,
+    fallback: fn(String) -> RestrictedExpression,
+) -> RestrictedExpression {
+    match extension_names() {
+        Some(names) => RestrictedExpression::from(
+            cedar_policy_core::ast::RestrictedExpr::call_extension_fn(
+                name(names).clone(),
+                [cedar_policy_core::ast::RestrictedExpr::val(arg)],
+            ),
+        ),
+        None => fallback(arg),
+    }
+}
+
+fn decimal_expr(text: String) -> RestrictedExpression {
+    extension_call(|n| &n.decimal, text, RestrictedExpression::new_decimal)
+}
+
+fn datetime_expr(text: String) -> RestrictedExpression {
+    extension_call(|n| &n.datetime, text, RestrictedExpression::new_datetime)
+}
+
 /// Largest magnitude Cedar's `decimal` holds.
 const DECIMAL_MAX: f64 = 922_337_203_685_477.0;
 
@@ -406,7 +462,7 @@ fn decimal(f: f64, round_up: bool, path: &str) -> Result<RestrictedExpression, S
     }
     let scaled = f * 10_000.0;
     let rounded = if round_up { scaled.ceil() } else { scaled.round() };
-    Ok(RestrictedExpression::new_decimal(format!("{:.4}", rounded / 10_000.0)))
+    Ok(decimal_expr(format!("{:.4}", rounded / 10_000.0)))
 }
 
 /// Converts a JSON value to a Cedar value. `null` is absent in Cedar
@@ -482,7 +538,7 @@ fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
     let mut fields = vec![
         (
             "time".to_owned(),
-            RestrictedExpression::new_datetime(facts.time.to_millis_string()),
+            datetime_expr(facts.time.to_millis_string()),
         ),
         (
             "time_unix".to_owned(),

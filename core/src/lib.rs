@@ -45,6 +45,7 @@ pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, So
 pub use engine::Engine;
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
 pub use facts::UNKNOWN_RISK_CLASS;
+pub use rego::RegoEvaluator;
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
     Resource, Timestamp,

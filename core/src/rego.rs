@@ -26,15 +26,48 @@ use crate::request::{MAX_DEPTH, Request};
 const WRAPPER_PACKAGE: &str = "__agentriage";
 const ENTRY_POINT: &str = "data.__agentriage.decision";
 
+/// How Rego is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegoEvaluator {
+    /// regorus's tree-walking interpreter: every runtime error (a failing
+    /// builtin, conflicting rule values) is an error, so the decision fails
+    /// closed. About five times slower than the VM on the reference pack.
+    Interpreter,
+    /// regorus's bytecode VM, the default: an error inside a rule body makes
+    /// that body undefined (as OPA does for builtin errors by default) and
+    /// conflicting values make the rule undefined, so a `reject` rule whose
+    /// body errors does not fire. Limits (instructions) still fail closed.
+    Vm,
+}
+
+impl RegoEvaluator {
+    /// `interpreter` or `vm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegoEvaluator::Interpreter => "interpreter",
+            RegoEvaluator::Vm => "vm",
+        }
+    }
+}
+
+/// Per-thread evaluation state.
+enum Evaluator {
+    Vm(RegoVM),
+    Interpreter(Box<regorus::Engine>),
+}
+
 /// The compiled Rego half of a bundle.
 pub(crate) struct RegoProgram {
+    mode: RegoEvaluator,
     program: Arc<Program>,
     data: Value,
     package: String,
     max_instructions: usize,
-    vms: ThreadLocal<RefCell<Option<RegoVM>>>,
-    /// The prepared interpreter, kept for tools (tests, coverage) that need
-    /// what the VM does not offer.
+    evaluators: ThreadLocal<RefCell<Option<Evaluator>>>,
+    /// The prepared interpreter (with the entry point module), cloned once
+    /// per thread in interpreter mode.
+    prepared: regorus::Engine,
+    /// The interpreter without the entry point module, for policy tooling.
     #[allow(dead_code, reason = "used by tests and by policy tooling")]
     pub(crate) interpreter: regorus::Engine,
 }
@@ -88,9 +121,11 @@ impl RegoProgram {
         modules: &[(PathBuf, String)],
         data: &[(PathBuf, String)],
         max_instructions: usize,
+        mode: RegoEvaluator,
     ) -> Result<RegoProgram, BundleError> {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(false);
+        engine.set_strict_builtin_errors(true);
         for (path, text) in modules {
             engine
                 .add_policy(path.to_string_lossy().into_owned(), text.clone())
@@ -155,49 +190,75 @@ impl RegoProgram {
         probe.set_data(merged.clone()).map_err(|e| {
             BundleError::new(BundleErrorKind::Data, root.to_path_buf(), None, format!("{e}"))
         })?;
+        // Compile the interpreter's view once, so per-thread clones start ready.
+        let mut prepared = engine.clone();
+        prepared.eval_rule(ENTRY_POINT.to_owned()).map_err(|e| {
+            let (file, line, message) = locate(root, modules, &format!("{e:#}"));
+            BundleError::new(BundleErrorKind::Rego, file, line, message)
+        })?;
         Ok(RegoProgram {
+            mode,
             program,
             data: merged,
             package: package.to_owned(),
             max_instructions,
-            vms: ThreadLocal::new(),
+            evaluators: ThreadLocal::new(),
+            prepared,
             interpreter,
         })
     }
 
-    fn new_vm(&self) -> Result<RegoVM, String> {
-        let mut vm = RegoVM::new();
-        vm.load_program(self.program.clone());
-        vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
-        vm.set_max_instructions(self.max_instructions);
-        Ok(vm)
+    fn new_evaluator(&self) -> Result<Evaluator, String> {
+        Ok(match self.mode {
+            RegoEvaluator::Vm => {
+                let mut vm = RegoVM::new();
+                vm.load_program(self.program.clone());
+                vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+                vm.set_max_instructions(self.max_instructions);
+                Evaluator::Vm(vm)
+            }
+            RegoEvaluator::Interpreter => Evaluator::Interpreter(Box::new(self.prepared.clone())),
+        })
     }
 
     /// Evaluates the bundle's Rego rules; an `Err` says what broke.
     pub(crate) fn evaluate(&self, input: Value) -> Result<RegoVerdict, String> {
-        let cell = self.vms.get_or(|| RefCell::new(None));
+        let cell = self.evaluators.get_or(|| RefCell::new(None));
         let mut slot = cell
             .try_borrow_mut()
-            .map_err(|_| "rego VM of this thread is busy".to_owned())?;
+            .map_err(|_| "rego evaluator of this thread is busy".to_owned())?;
         if slot.is_none() {
-            *slot = Some(self.new_vm()?);
+            *slot = Some(self.new_evaluator()?);
         }
-        let Some(vm) = slot.as_mut() else {
-            return Err("rego VM unavailable".into());
+        let Some(evaluator) = slot.as_mut() else {
+            return Err("rego evaluator unavailable".into());
         };
-        vm.set_input(input);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vm.execute()));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
+            Evaluator::Vm(vm) => {
+                vm.set_input(input);
+                let result = vm.execute().map_err(|e| e.to_string());
+                // Release the input now rather than at the next decision.
+                vm.set_input(Value::Undefined);
+                result
+            }
+            Evaluator::Interpreter(engine) => {
+                engine.set_input(input);
+                let result = engine
+                    .eval_rule(ENTRY_POINT.to_owned())
+                    .map_err(|e| format!("{e:#}"));
+                engine.set_input(Value::new_object());
+                result
+            }
+        }));
         let value = match outcome {
             Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
-                // A VM that panicked may hold broken state: build a new one next time.
+                // An evaluator that panicked may hold broken state: make a new one next time.
                 *slot = None;
                 return Err("rego evaluation panicked".into());
             }
         };
-        // Release the input now rather than at the next decision.
-        vm.set_input(Value::Undefined);
         self.verdict(&value)
     }
 
@@ -316,11 +377,27 @@ fn merge_data(base: Value, next: Value) -> Result<Value, String> {
 
 // ---- building `input` -------------------------------------------------------
 
-fn key(k: &str) -> Value {
-    Value::from(k)
+/// Keys of the `input` document, allocated once: building `input` is on
+/// the path of every decision.
+fn key(k: &'static str) -> Value {
+    static KEYS: std::sync::OnceLock<std::collections::HashMap<&'static str, Value>> =
+        std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        [
+            "trace_id", "time", "principal", "action", "resource", "context", "anomaly",
+            "intent", "facts", "id", "type", "trust_zone", "roles", "delegation", "credential",
+            "attestation", "attributes", "issuer", "expires_at", "status", "kind",
+            "verified_at", "name", "score", "time_unix", "hour_utc", "risk_class",
+            "credential_ttl_s", "attestation_age_s", "anomaly_score",
+        ]
+        .into_iter()
+        .map(|k| (k, Value::from(k)))
+        .collect()
+    });
+    keys.get(k).cloned().unwrap_or_else(|| Value::from(k))
 }
 
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> BTreeMap<Value, Value> {
+fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> BTreeMap<Value, Value> {
     pairs
         .into_iter()
         .filter(|(_, v)| *v != Value::Undefined)
@@ -390,7 +467,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             ("issuer", opt_str(c.issuer.as_ref())),
             (
                 "expires_at",
-                c.expires_at.map_or(Value::Undefined, |t| Value::from(t.to_string())),
+                c.expires_at.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
         ]))
     });
@@ -400,7 +477,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             ("kind", opt_str(a.kind.as_ref())),
             (
                 "verified_at",
-                a.verified_at.map_or(Value::Undefined, |t| Value::from(t.to_string())),
+                a.verified_at.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
         ]))
     });
@@ -433,7 +510,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         )]))
     });
     let facts_value = object([
-        ("time", Value::from(facts.time.to_string())),
+        ("time", Value::from(facts.time.rfc3339())),
         ("time_unix", seconds(facts.time.unix_nanos())),
         ("hour_utc", Value::from(u64::from(facts.time.hour_utc()))),
         ("risk_class", Value::from(facts.risk_class)),
@@ -454,7 +531,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         ("trace_id", opt_str(request.trace_id.as_ref())),
         (
             "time",
-            request.time.map_or(Value::Undefined, |t| Value::from(t.to_string())),
+            request.time.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
         ),
         ("principal", Value::from(principal)),
         ("action", Value::from(action)),
@@ -464,4 +541,84 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         ("intent", opt_str(request.intent.as_ref())),
         ("facts", Value::from(facts_value)),
     ])))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn program(module: &str, mode: RegoEvaluator) -> RegoProgram {
+        RegoProgram::compile(
+            Path::new("."),
+            "agentriage",
+            &[(PathBuf::from("p.rego"), module.to_owned())],
+            &[],
+            100_000,
+            mode,
+        )
+        .unwrap()
+    }
+
+    fn run(module: &str, input: &str, mode: RegoEvaluator) -> Result<RegoVerdict, String> {
+        program(module, mode).evaluate(Value::from_json_str(input).unwrap())
+    }
+
+    /// The documented difference between the evaluators (docs/bundle.md):
+    /// the interpreter fails on a runtime error, the VM leaves the body
+    /// undefined. A regorus upgrade that changes either shows here.
+    #[test]
+    fn runtime_errors_fail_in_the_interpreter_and_are_undefined_in_the_vm() {
+        let cases = [
+            ("reject contains \"d\" if 1 / input.zero > 0", r#"{"zero": 0}"#),
+            ("reject contains \"d\" if count(input.n) > 0", r#"{"n": 5}"#),
+            ("x := 1 if input.n == 5\nx := 2 if input.n == 5\nreject contains \"d\" if x == 3", r#"{"n": 5}"#),
+        ];
+        for (rules, input) in cases {
+            let module = format!("package agentriage\nimport rego.v1\nallow if true\n{rules}\n");
+            assert!(run(&module, input, RegoEvaluator::Interpreter).is_err(), "{rules}");
+            let vm = run(&module, input, RegoEvaluator::Vm).unwrap();
+            assert!(vm.allow, "{rules}");
+            assert!(vm.reasons.iter().all(|r| r.effect == Effect::Permit), "{rules}");
+        }
+    }
+
+    #[test]
+    fn both_evaluators_agree_when_nothing_errors() {
+        let module = r#"package agentriage
+import rego.v1
+allow if input.user in data_users
+data_users := {"a", "b"}
+reject contains {"id": "R1", "message": sprintf("bad %s", [input.user])} if input.user == "b"
+escalate contains "big" if input.amount > 10
+obligations contains {"id": "log", "n": input.amount}
+"#;
+        for input in [
+            r#"{"user": "a", "amount": 1}"#,
+            r#"{"user": "b", "amount": 11}"#,
+            r#"{"user": "c"}"#,
+        ] {
+            let i = run(module, input, RegoEvaluator::Interpreter).unwrap();
+            let v = run(module, input, RegoEvaluator::Vm).unwrap();
+            assert_eq!(i.allow, v.allow, "{input}");
+            assert_eq!(i.reasons, v.reasons, "{input}");
+            assert_eq!(i.obligations, v.obligations, "{input}");
+        }
+    }
+
+    #[test]
+    fn the_instruction_limit_fails_closed_in_the_vm() {
+        let module = "package agentriage\nimport rego.v1\nallow if true\nreject contains n if { some n in numbers.range(1, 100000); n < 0 }\n";
+        let p = RegoProgram::compile(
+            Path::new("."),
+            "agentriage",
+            &[(PathBuf::from("p.rego"), module.to_owned())],
+            &[],
+            1_000,
+            RegoEvaluator::Vm,
+        )
+        .unwrap();
+        let e = p.evaluate(Value::new_object()).unwrap_err();
+        assert!(e.contains("instruction limit"), "{e}");
+    }
 }

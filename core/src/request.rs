@@ -84,12 +84,57 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 in UTC (`Z`), with as many fraction digits as needed.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.format(&Rfc3339) {
-            Ok(s) => f.write_str(&s),
-            Err(_) => write!(f, "{}", self.0.unix_timestamp()),
+        f.write_str(&self.rfc3339())
+    }
+}
+
+impl Timestamp {
+    /// RFC 3339 in UTC, written digit by digit: this runs for every
+    /// timestamp of every request, and `fmt` machinery costs several times more.
+    pub(crate) fn rfc3339(&self) -> String {
+        fn push(out: &mut String, value: u32, width: usize) {
+            let mut digits = [b'0'; 10];
+            let mut v = value;
+            for slot in digits.iter_mut().take(width).rev() {
+                *slot = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            for &d in digits.iter().take(width) {
+                out.push(char::from(d));
+            }
         }
+        let (year, month, day) = self.0.to_calendar_date();
+        let (hour, minute, second, nanos) = self.0.to_hms_nano();
+        let mut out = String::with_capacity(32);
+        if year < 0 {
+            out.push('-');
+        }
+        push(&mut out, year.unsigned_abs(), 4);
+        out.push('-');
+        push(&mut out, u32::from(u8::from(month)), 2);
+        out.push('-');
+        push(&mut out, u32::from(day), 2);
+        out.push('T');
+        push(&mut out, u32::from(hour), 2);
+        out.push(':');
+        push(&mut out, u32::from(minute), 2);
+        out.push(':');
+        push(&mut out, u32::from(second), 2);
+        if nanos != 0 {
+            let mut n = nanos;
+            let mut width = 9;
+            while n % 10 == 0 {
+                n /= 10;
+                width -= 1;
+            }
+            out.push('.');
+            push(&mut out, n, width);
+        }
+        out.push('Z');
+        out
     }
 }
 
@@ -891,6 +936,20 @@ mod tests {
         }
         r.context.insert("d".into(), deep);
         assert_eq!(r.validate().unwrap_err().kind(), RequestErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn timestamp_display_is_rfc3339_utc() {
+        for (input, shown) in [
+            ("2026-11-21T14:05:00Z", "2026-11-21T14:05:00Z"),
+            ("2026-11-21T14:05:00.5+01:00", "2026-11-21T13:05:00.5Z"),
+            ("2026-11-21T14:05:00.000120Z", "2026-11-21T14:05:00.00012Z"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+        ] {
+            let t = Timestamp::parse(input).unwrap();
+            assert_eq!(t.to_string(), shown);
+            assert_eq!(Timestamp::parse(shown), Some(t));
+        }
     }
 
     #[test]

@@ -198,3 +198,20 @@ fn one_engine_serves_many_threads_with_sequential_results() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn the_interpreter_and_the_vm_agree_on_the_reference_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&reference_pack(), dir.path());
+    let manifest = dir.path().join("bundle.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("[rego]\n", "[rego]\nevaluator = \"interpreter\"\n")).unwrap();
+    let strict = Engine::from_dir(dir.path()).unwrap();
+    let fast = engine();
+    for case in decision_cases() {
+        let a = strict.decide_value(&case.request).unwrap();
+        let b = fast.decide_value(&case.request).unwrap();
+        assert_eq!(a.outcome, b.outcome, "{}", case.name);
+        assert_eq!(a.reasons, b.reasons, "{}", case.name);
+    }
+}
