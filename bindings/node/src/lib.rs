@@ -320,4 +320,39 @@ mod test_hooks {
             Ok(output)
         }
     }
+
+    /// Bench only: a request converted by napi's serde support (instead of
+    /// JSON text), the decision as JSON text.
+    #[napi(js_name = "__decideValue")]
+    pub fn decide_value(
+        engine: &super::NativeEngine,
+        request: serde_json::Value,
+    ) -> napi::Result<String> {
+        guard(|| {
+            let decision = engine
+                .engine
+                .decide_value(&request)
+                .map_err(super::Failure::Core)?;
+            super::serialize(&super::JsDecision::from(&decision))
+        })
+        .map_err(|f| to_js_error(&f.into()))
+    }
+
+    /// Bench only: a request as JSON text, the decision built as a JS object
+    /// by napi's serde support (instead of JSON text).
+    #[napi(js_name = "__decideToObject")]
+    pub fn decide_to_object(
+        engine: &super::NativeEngine,
+        text: String,
+    ) -> napi::Result<serde_json::Value> {
+        guard(|| {
+            let decision = engine
+                .engine
+                .decide_json(&text)
+                .map_err(super::Failure::Core)?;
+            serde_json::to_value(super::JsDecision::from(&decision))
+                .map_err(|e| super::Failure::Panic(e.to_string()))
+        })
+        .map_err(|f| to_js_error(&f.into()))
+    }
 }
