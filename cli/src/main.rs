@@ -112,7 +112,12 @@ fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
 /// If the first request closes on its first line, the input is JSON Lines
 /// and every line stands alone (a broken line cannot swallow the next one).
 /// Otherwise requests span lines, and each ends where its brackets balance.
-fn run(engine: &Engine, reader: impl BufRead, out: &mut impl Write, pretty: bool) -> io::Result<usize> {
+fn run(
+    engine: &Engine,
+    reader: impl BufRead,
+    out: &mut impl Write,
+    pretty: bool,
+) -> io::Result<usize> {
     let mut failures = 0;
     let mut emit = |line: usize, text: &str, out: &mut dyn Write| -> io::Result<()> {
         let result = engine.decide_json(text);

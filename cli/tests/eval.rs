@@ -1,5 +1,10 @@
 //! `agentriage eval` end to end: the binary, its output and exit codes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +17,10 @@ fn repo() -> PathBuf {
 }
 
 fn pack() -> String {
-    repo().join("policies/a2a-supply-chain").display().to_string()
+    repo()
+        .join("policies/a2a-supply-chain")
+        .display()
+        .to_string()
 }
 
 fn agentriage(args: &[&str], stdin: &str) -> Output {
@@ -23,7 +31,12 @@ fn agentriage(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -54,10 +67,23 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+fn sample_requests_with_a_broken_one() -> String {
+    let mut text = std::fs::read_to_string(repo().join("testdata/requests.jsonl")).unwrap();
+    text.push_str(r#"{"principal":{"id":"spiffe://acme.example/ns/analytics/sa/reporter"},"action":{"name":"shipment.read"},"anomaly":{"score":"high"}}"#);
+    text.push('\n');
+    text
+}
+
 #[test]
 fn sample_requests_are_decided_line_by_line() {
     let input = repo().join("testdata/requests.jsonl").display().to_string();
     let out = agentriage(&["eval", "--bundle", &pack(), "--input", &input], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out).len(), 7);
+    let out = agentriage(
+        &["eval", "--bundle", &pack()],
+        &sample_requests_with_a_broken_one(),
+    );
     let decisions = lines(&out);
     let outcomes: Vec<&str> = decisions
         .iter()
@@ -65,7 +91,9 @@ fn sample_requests_are_decided_line_by_line() {
         .collect();
     assert_eq!(
         outcomes,
-        ["execute", "escalate", "reject", "reject", "execute", "reject", "reject", "error"]
+        [
+            "execute", "escalate", "reject", "reject", "execute", "reject", "reject", "error"
+        ]
     );
     // The malformed last line names itself and the field; the exit code says so.
     assert_eq!(decisions[7]["line"], 8);
@@ -76,9 +104,10 @@ fn sample_requests_are_decided_line_by_line() {
 
 #[test]
 fn every_expected_decision_holds_through_the_cli() {
-    let data: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("testdata/decisions.json")).unwrap())
-            .unwrap();
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("testdata/decisions.json")).unwrap(),
+    )
+    .unwrap();
     let mut input = String::new();
     let mut expected = Vec::new();
     for case in data["cases"].as_array().unwrap() {
@@ -89,7 +118,12 @@ fn every_expected_decision_holds_through_the_cli() {
         expected.push(case.clone());
     }
     let out = agentriage(&["eval", "--bundle", &pack()], &input);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let decisions = lines(&out);
     assert_eq!(decisions.len(), expected.len());
     for (d, case) in decisions.iter().zip(&expected) {
@@ -133,7 +167,9 @@ fn one_request_may_span_lines() {
 #[test]
 fn a_broken_line_does_not_stop_the_stream() {
     let good = r#"{"principal":{"id":"spiffe://acme.example/ns/analytics/sa/reporter"},"action":{"name":"inventory.read"},"time":"2026-11-21T14:05:00Z"}"#;
-    let input = format!("{good}\n{{\"principal\": {{\"id\": \n\n{good}\nnot json at all\n{{\"action\":{{\"name\":\"x\"}}}}\n{good}\n");
+    let input = format!(
+        "{good}\n{{\"principal\": {{\"id\": \n\n{good}\nnot json at all\n{{\"action\":{{\"name\":\"x\"}}}}\n{good}\n"
+    );
     let out = agentriage(&["eval", "--bundle", &pack()], &input);
     let decisions = lines(&out);
     assert_eq!(decisions.len(), 6);
@@ -156,12 +192,17 @@ fn no_input_is_no_output() {
 
 #[test]
 fn pretty_output_is_for_people() {
-    let input = repo().join("testdata/requests.jsonl").display().to_string();
-    let out = agentriage(&["eval", "--bundle", &pack(), "--input", &input, "--pretty"], "");
+    let out = agentriage(
+        &["eval", "--bundle", &pack(), "--pretty"],
+        &sample_requests_with_a_broken_one(),
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ESCALATE"), "{text}");
     assert!(text.contains("R9.value_threshold"), "{text}");
-    assert!(text.contains("line 8: error: invalid request at `anomaly.score`"), "{text}");
+    assert!(
+        text.contains("line 8: error: invalid request at `anomaly.score`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -183,7 +224,16 @@ fn a_bundle_that_fails_to_load_exits_3_naming_the_file() {
 
 #[test]
 fn unreadable_input_exits_4() {
-    let out = agentriage(&["eval", "--bundle", &pack(), "--input", "/nonexistent/requests.jsonl"], "");
+    let out = agentriage(
+        &[
+            "eval",
+            "--bundle",
+            &pack(),
+            "--input",
+            "/nonexistent/requests.jsonl",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(4));
 }
 
@@ -193,7 +243,12 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     let out = agentriage(&["eval", "--help"], "");
     let help = String::from_utf8(out.stdout).unwrap();
-    for code in ["0  every request", "1  at least one", "3  the bundle", "4  the input"] {
+    for code in [
+        "0  every request",
+        "1  at least one",
+        "3  the bundle",
+        "4  the input",
+    ] {
         assert!(help.contains(code), "{help}");
     }
 }

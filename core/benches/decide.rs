@@ -1,7 +1,12 @@
 //! `decide` over the reference pack: one typical request (both engines run
 //! in full and it executes), through each Rego evaluator, from a typed
 //! request and from JSON text, and N threads sharing one engine.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -29,7 +34,10 @@ fn pack_with(evaluator: &str) -> (tempfile::TempDir, Engine) {
     copy(&src, dir.path());
     let manifest = dir.path().join("bundle.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replace("[rego]\n", &format!("[rego]\nevaluator = \"{evaluator}\"\n"));
+    let text = text.replace(
+        "[rego]\n",
+        &format!("[rego]\nevaluator = \"{evaluator}\"\n"),
+    );
     std::fs::write(&manifest, text).unwrap();
     let engine = Engine::from_dir(dir.path()).unwrap();
     (dir, engine)

@@ -200,9 +200,8 @@ impl BundleFiles {
             )
         })?;
         let path = self.root.join(&normal);
-        let text = String::from_utf8(bytes.clone()).map_err(|_| {
-            BundleError::new(BundleErrorKind::Io, &path, None, "not valid UTF-8")
-        })?;
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| BundleError::new(BundleErrorKind::Io, &path, None, "not valid UTF-8"))?;
         Ok((PathBuf::from(normal), text))
     }
 
@@ -339,8 +338,7 @@ impl Bundle {
                 Some(s) => match s.get_ref().parse::<Outcome>() {
                     Ok(Outcome::Execute) => Err(files.manifest_error(
                         s.span(),
-                        "a default of `execute` would fail open; use `reject` or `escalate`"
-                            .into(),
+                        "a default of `execute` would fail open; use `reject` or `escalate`".into(),
                     )),
                     Ok(o) => Ok(o),
                     Err(e) => Err(files.manifest_error(s.span(), e)),
@@ -443,10 +441,9 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
     for name in &m.modules {
         let (path, text) = files.text(name)?;
         if !seen.insert(path.clone()) {
-            return Err(files.manifest_error(
-                name.span(),
-                format!("`{}` is listed twice", name.get_ref()),
-            ));
+            return Err(
+                files.manifest_error(name.span(), format!("`{}` is listed twice", name.get_ref()))
+            );
         }
         modules.push((path, text));
     }
@@ -490,12 +487,13 @@ fn load_cedar(files: &BundleFiles, m: &ManifestCedar) -> Result<CedarPolicies, B
     for name in &m.entities {
         entities.push(files.text(name)?);
     }
-    let type_name = |v: &Option<Spanned<String>>, default: &str| -> (String, std::ops::Range<usize>) {
-        v.as_ref().map_or_else(
-            || (default.to_owned(), 0..0),
-            |s| (s.get_ref().clone(), s.span()),
-        )
-    };
+    let type_name =
+        |v: &Option<Spanned<String>>, default: &str| -> (String, std::ops::Range<usize>) {
+            v.as_ref().map_or_else(
+                || (default.to_owned(), 0..0),
+                |s| (s.get_ref().clone(), s.span()),
+            )
+        };
     let types = [
         type_name(&m.principal_type, "Agent"),
         type_name(&m.resource_type, "Resource"),

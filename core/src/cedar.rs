@@ -118,10 +118,9 @@ impl CedarPolicies {
                 ));
             }
             for (n, policy) in set.policies().enumerate() {
-                let id = policy.annotation("id").map_or_else(
-                    || format!("{}#{n}", path.to_string_lossy()),
-                    str::to_owned,
-                );
+                let id = policy
+                    .annotation("id")
+                    .map_or_else(|| format!("{}#{n}", path.to_string_lossy()), str::to_owned);
                 let line = id_line(text, &id);
                 let err = |message: String| {
                     BundleError::new(BundleErrorKind::Cedar, &file, line, message)
@@ -164,7 +163,9 @@ impl CedarPolicies {
                 let (file, text) = origin
                     .get(e.policy_id())
                     .and_then(|&i| files.get(i))
-                    .map_or((root.to_path_buf(), ""), |(p, t)| (root.join(p), t.as_str()));
+                    .map_or((root.to_path_buf(), ""), |(p, t)| {
+                        (root.join(p), t.as_str())
+                    });
                 return Err(BundleError::new(
                     BundleErrorKind::Validation,
                     file,
@@ -194,11 +195,15 @@ impl CedarPolicies {
         let entities = match schema_ref {
             Some(s) if entity_files.is_empty() => {
                 let actions = s.action_entities().map_err(|e| {
-                    let path = schema.as_ref().map_or_else(PathBuf::new, |(_, p)| p.clone());
+                    let path = schema
+                        .as_ref()
+                        .map_or_else(PathBuf::new, |(_, p)| p.clone());
                     BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
                 })?;
                 // Action entities matter only through their groups.
-                let grouped = actions.iter().any(|a| a.clone().into_inner().2.iter().next().is_some());
+                let grouped = actions
+                    .iter()
+                    .any(|a| a.clone().into_inner().2.iter().next().is_some());
                 grouped.then_some(actions)
             }
             _ if entity_files.is_empty() => None,
@@ -216,8 +221,12 @@ impl CedarPolicies {
         };
 
         let type_name = |(name, span): &(String, std::ops::Range<usize>)| {
-            EntityTypeName::from_str(name)
-                .map_err(|e| manifest_error(span.clone(), format!("`{name}` is not a Cedar entity type: {e}")))
+            EntityTypeName::from_str(name).map_err(|e| {
+                manifest_error(
+                    span.clone(),
+                    format!("`{name}` is not a Cedar entity type: {e}"),
+                )
+            })
         };
         let [p, r, a] = types;
         Ok(CedarPolicies {
@@ -234,7 +243,11 @@ impl CedarPolicies {
     /// Evaluates the bundle's Cedar policies. `Err` says what broke before
     /// Cedar could run (an unrepresentable value); policy errors are in
     /// [`CedarVerdict::errors`].
-    pub(crate) fn evaluate(&self, request: &Request, facts: &Facts<'_>) -> Result<CedarVerdict, String> {
+    pub(crate) fn evaluate(
+        &self,
+        request: &Request,
+        facts: &Facts<'_>,
+    ) -> Result<CedarVerdict, String> {
         let principal = EntityUid::from_type_name_and_id(
             self.principal_type.clone(),
             EntityId::new(&request.principal.id),
@@ -263,7 +276,10 @@ impl CedarPolicies {
                 insert(&mut attrs, k, v, "principal.attributes", 3)?;
             }
             if let Some(kind) = &p.kind {
-                attrs.insert("type".to_owned(), RestrictedExpression::new_string(kind.clone()));
+                attrs.insert(
+                    "type".to_owned(),
+                    RestrictedExpression::new_string(kind.clone()),
+                );
             }
             if let Some(zone) = &p.trust_zone {
                 attrs.insert(
@@ -276,22 +292,25 @@ impl CedarPolicies {
                     .map_err(|e| format!("principal entity: {e}"))?,
             );
         }
-        if let Some(r) = &request.resource {
-            if !self.has_entity(&resource) {
-                let mut attrs = HashMap::new();
-                for (k, v) in &r.attributes {
-                    insert(&mut attrs, k, v, "resource.attributes", 3)?;
-                }
-                attrs.insert("type".to_owned(), RestrictedExpression::new_string(r.kind.clone()));
-                attrs.insert(
-                    "id".to_owned(),
-                    RestrictedExpression::new_string(resource_id.to_owned()),
-                );
-                extra.push(
-                    Entity::new(resource.clone(), attrs, HashSet::new())
-                        .map_err(|e| format!("resource entity: {e}"))?,
-                );
+        if let Some(r) = &request.resource
+            && !self.has_entity(&resource)
+        {
+            let mut attrs = HashMap::new();
+            for (k, v) in &r.attributes {
+                insert(&mut attrs, k, v, "resource.attributes", 3)?;
             }
+            attrs.insert(
+                "type".to_owned(),
+                RestrictedExpression::new_string(r.kind.clone()),
+            );
+            attrs.insert(
+                "id".to_owned(),
+                RestrictedExpression::new_string(resource_id.to_owned()),
+            );
+            extra.push(
+                Entity::new(resource.clone(), attrs, HashSet::new())
+                    .map_err(|e| format!("resource entity: {e}"))?,
+            );
         }
         let entities = match &self.entities {
             Some(statics) => statics.clone().add_entities(extra, None),
@@ -374,11 +393,7 @@ impl CedarPolicies {
     }
 }
 
-fn parse_schema(
-    root: &Path,
-    path: &Path,
-    text: &str,
-) -> Result<(Schema, PathBuf), BundleError> {
+fn parse_schema(root: &Path, path: &Path, text: &str) -> Result<(Schema, PathBuf), BundleError> {
     let file = root.join(path);
     let is_json = path.extension().is_some_and(|e| e == "json");
     let schema = if is_json {
@@ -431,12 +446,12 @@ fn extension_call(
     fallback: fn(String) -> RestrictedExpression,
 ) -> RestrictedExpression {
     match extension_names() {
-        Some(names) => RestrictedExpression::from(
-            cedar_policy_core::ast::RestrictedExpr::call_extension_fn(
+        Some(names) => {
+            RestrictedExpression::from(cedar_policy_core::ast::RestrictedExpr::call_extension_fn(
                 name(names).clone(),
                 [cedar_policy_core::ast::RestrictedExpr::val(arg)],
-            ),
-        ),
+            ))
+        }
         None => fallback(arg),
     }
 }
@@ -461,7 +476,11 @@ fn decimal(f: f64, round_up: bool, path: &str) -> Result<RestrictedExpression, S
         ));
     }
     let scaled = f * 10_000.0;
-    let rounded = if round_up { scaled.ceil() } else { scaled.round() };
+    let rounded = if round_up {
+        scaled.ceil()
+    } else {
+        scaled.round()
+    };
     Ok(decimal_expr(format!("{:.4}", rounded / 10_000.0)))
 }
 
@@ -480,7 +499,10 @@ fn to_cedar(v: &Value, path: &str, depth: usize) -> Result<Option<RestrictedExpr
                 RestrictedExpression::new_long(i)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                #[allow(clippy::cast_possible_truncation, reason = "checked to be whole and in range")]
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "checked to be whole and in range"
+                )]
                 if f.fract() == 0.0 && f.abs() < 9.0e18 {
                     RestrictedExpression::new_long(f as i64)
                 } else {

@@ -300,7 +300,10 @@ mod tests {
         for _ in 0..100 {
             let id = new_trace_id();
             assert_eq!(id.len(), 32);
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
             assert_ne!(id, "0".repeat(32));
         }
     }

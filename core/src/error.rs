@@ -91,7 +91,11 @@ impl RequestError {
         let path = path.into();
         RequestError {
             kind,
-            path: if path.is_empty() { "$".to_owned() } else { path },
+            path: if path.is_empty() {
+                "$".to_owned()
+            } else {
+                path
+            },
             message: message.into(),
         }
     }

@@ -52,7 +52,7 @@ impl RegoEvaluator {
 
 /// Per-thread evaluation state.
 enum Evaluator {
-    Vm(RegoVM),
+    Vm(Box<RegoVM>),
     Interpreter(Box<regorus::Engine>),
 }
 
@@ -96,7 +96,11 @@ fn wrapper_module(package: &str) -> String {
 }
 
 /// Splits a regorus message `path:line:col: error: …` into line and message.
-fn locate(root: &Path, modules: &[(PathBuf, String)], message: &str) -> (PathBuf, Option<u32>, String) {
+fn locate(
+    root: &Path,
+    modules: &[(PathBuf, String)],
+    message: &str,
+) -> (PathBuf, Option<u32>, String) {
     for (path, _) in modules {
         let name = path.to_string_lossy();
         if let Some(at) = message.find(&format!("{name}:")) {
@@ -162,13 +166,23 @@ impl RegoProgram {
             })?;
         }
         engine.add_data(merged.clone()).map_err(|e| {
-            BundleError::new(BundleErrorKind::Data, root.to_path_buf(), None, format!("{e:#}"))
+            BundleError::new(
+                BundleErrorKind::Data,
+                root.to_path_buf(),
+                None,
+                format!("{e:#}"),
+            )
         })?;
         let interpreter = engine.clone();
         engine
             .add_policy("__agentriage.rego".into(), wrapper_module(package))
             .map_err(|e| {
-                BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, format!("{e:#}"))
+                BundleError::new(
+                    BundleErrorKind::Rego,
+                    root.to_path_buf(),
+                    None,
+                    format!("{e:#}"),
+                )
             })?;
         let entry: Arc<str> = Arc::from(ENTRY_POINT);
         let compiled = engine.compile_with_entrypoint(&entry).map_err(|e| {
@@ -188,7 +202,12 @@ impl RegoProgram {
         let mut probe = RegoVM::new();
         probe.load_program(program.clone());
         probe.set_data(merged.clone()).map_err(|e| {
-            BundleError::new(BundleErrorKind::Data, root.to_path_buf(), None, format!("{e}"))
+            BundleError::new(
+                BundleErrorKind::Data,
+                root.to_path_buf(),
+                None,
+                format!("{e}"),
+            )
         })?;
         // Compile the interpreter's view once, so per-thread clones start ready.
         let mut prepared = engine.clone();
@@ -215,7 +234,7 @@ impl RegoProgram {
                 vm.load_program(self.program.clone());
                 vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
                 vm.set_max_instructions(self.max_instructions);
-                Evaluator::Vm(vm)
+                Evaluator::Vm(Box::new(vm))
             }
             RegoEvaluator::Interpreter => Evaluator::Interpreter(Box::new(self.prepared.clone())),
         })
@@ -331,7 +350,8 @@ impl RegoProgram {
                         Value::String(s) => s.to_string(),
                         other => other.to_string(),
                     };
-                    let json = serde_json::from_str(&v.to_string()).unwrap_or(serde_json::Value::Null);
+                    let json =
+                        serde_json::from_str(&v.to_string()).unwrap_or(serde_json::Value::Null);
                     if key == "id" {
                         id = Some(json.as_str().map_or_else(|| v.to_string(), str::to_owned));
                     } else {
@@ -384,11 +404,36 @@ fn key(k: &'static str) -> Value {
         std::sync::OnceLock::new();
     let keys = KEYS.get_or_init(|| {
         [
-            "trace_id", "time", "principal", "action", "resource", "context", "anomaly",
-            "intent", "facts", "id", "type", "trust_zone", "roles", "delegation", "credential",
-            "attestation", "attributes", "issuer", "expires_at", "status", "kind",
-            "verified_at", "name", "score", "time_unix", "hour_utc", "risk_class",
-            "credential_ttl_s", "attestation_age_s", "anomaly_score",
+            "trace_id",
+            "time",
+            "principal",
+            "action",
+            "resource",
+            "context",
+            "anomaly",
+            "intent",
+            "facts",
+            "id",
+            "type",
+            "trust_zone",
+            "roles",
+            "delegation",
+            "credential",
+            "attestation",
+            "attributes",
+            "issuer",
+            "expires_at",
+            "status",
+            "kind",
+            "verified_at",
+            "name",
+            "score",
+            "time_unix",
+            "hour_utc",
+            "risk_class",
+            "credential_ttl_s",
+            "attestation_age_s",
+            "anomaly_score",
         ]
         .into_iter()
         .map(|k| (k, Value::from(k)))
@@ -410,7 +455,12 @@ fn opt_str(s: Option<&String>) -> Value {
 }
 
 fn strings(items: &[String]) -> Value {
-    Value::from(items.iter().map(|s| Value::from(s.as_str())).collect::<Vec<_>>())
+    Value::from(
+        items
+            .iter()
+            .map(|s| Value::from(s.as_str()))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Converts JSON to a Rego value; `Err` names the path nesting too deep.
@@ -441,7 +491,10 @@ pub(crate) fn json_to_rego(v: &serde_json::Value, depth: usize) -> Result<Value,
     })
 }
 
-fn map_to_rego(map: &serde_json::Map<String, serde_json::Value>, depth: usize) -> Result<Value, String> {
+fn map_to_rego(
+    map: &serde_json::Map<String, serde_json::Value>,
+    depth: usize,
+) -> Result<Value, String> {
     let mut out = BTreeMap::new();
     for (k, v) in map {
         out.insert(Value::from(k.as_str()), json_to_rego(v, depth)?);
@@ -454,7 +507,10 @@ fn seconds(nanos: i128) -> Value {
     if nanos % 1_000_000_000 == 0 {
         i64::try_from(nanos / 1_000_000_000).map_or(Value::Undefined, Value::from)
     } else {
-        #[allow(clippy::cast_precision_loss, reason = "sub-microsecond precision is not needed")]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "sub-microsecond precision is not needed"
+        )]
         Value::from(nanos as f64 / 1e9)
     }
 }
@@ -467,7 +523,8 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             ("issuer", opt_str(c.issuer.as_ref())),
             (
                 "expires_at",
-                c.expires_at.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
+                c.expires_at
+                    .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
         ]))
     });
@@ -477,7 +534,8 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             ("kind", opt_str(a.kind.as_ref())),
             (
                 "verified_at",
-                a.verified_at.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
+                a.verified_at
+                    .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
         ]))
     });
@@ -520,7 +578,9 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         ),
         (
             "attestation_age_s",
-            facts.attestation_age_nanos.map_or(Value::Undefined, seconds),
+            facts
+                .attestation_age_nanos
+                .map_or(Value::Undefined, seconds),
         ),
         (
             "anomaly_score",
@@ -531,7 +591,9 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         ("trace_id", opt_str(request.trace_id.as_ref())),
         (
             "time",
-            request.time.map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
+            request
+                .time
+                .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
         ),
         ("principal", Value::from(principal)),
         ("action", Value::from(action)),
@@ -570,16 +632,28 @@ mod tests {
     #[test]
     fn runtime_errors_fail_in_the_interpreter_and_are_undefined_in_the_vm() {
         let cases = [
-            ("reject contains \"d\" if 1 / input.zero > 0", r#"{"zero": 0}"#),
+            (
+                "reject contains \"d\" if 1 / input.zero > 0",
+                r#"{"zero": 0}"#,
+            ),
             ("reject contains \"d\" if count(input.n) > 0", r#"{"n": 5}"#),
-            ("x := 1 if input.n == 5\nx := 2 if input.n == 5\nreject contains \"d\" if x == 3", r#"{"n": 5}"#),
+            (
+                "x := 1 if input.n == 5\nx := 2 if input.n == 5\nreject contains \"d\" if x == 3",
+                r#"{"n": 5}"#,
+            ),
         ];
         for (rules, input) in cases {
             let module = format!("package agentriage\nimport rego.v1\nallow if true\n{rules}\n");
-            assert!(run(&module, input, RegoEvaluator::Interpreter).is_err(), "{rules}");
+            assert!(
+                run(&module, input, RegoEvaluator::Interpreter).is_err(),
+                "{rules}"
+            );
             let vm = run(&module, input, RegoEvaluator::Vm).unwrap();
             assert!(vm.allow, "{rules}");
-            assert!(vm.reasons.iter().all(|r| r.effect == Effect::Permit), "{rules}");
+            assert!(
+                vm.reasons.iter().all(|r| r.effect == Effect::Permit),
+                "{rules}"
+            );
         }
     }
 

@@ -432,7 +432,8 @@ fn number(f: f64) -> Value {
 }
 
 fn strip_position(msg: &str) -> &str {
-    msg.find(" at line ").map_or(msg, |i| msg.get(..i).unwrap_or(msg))
+    msg.find(" at line ")
+        .map_or(msg, |i| msg.get(..i).unwrap_or(msg))
 }
 
 fn empty(path: &str) -> RequestError {
@@ -560,7 +561,10 @@ impl<'a> Fields<'a> {
             return Err(RequestError::new(
                 RequestErrorKind::Unknown,
                 join(path, k),
-                format!("unknown field `{k}`; expected one of {}", allowed.join(", ")),
+                format!(
+                    "unknown field `{k}`; expected one of {}",
+                    allowed.join(", ")
+                ),
             ));
         }
         Ok(Fields { path, map })
@@ -821,7 +825,10 @@ mod tests {
     #[test]
     fn missing_required_fields_are_named() {
         let e = err(r#"{"action":{"name":"x"}}"#);
-        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Missing, "principal"));
+        assert_eq!(
+            (e.kind(), e.path()),
+            (RequestErrorKind::Missing, "principal")
+        );
         let e = err(r#"{"principal":{},"action":{"name":"x"}}"#);
         assert_eq!(e.path(), "principal.id");
         let e = err(r#"{"principal":{"id":"a"},"action":{}}"#);
@@ -835,7 +842,10 @@ mod tests {
         let e = err(r#"{"time":12,"principal":{"id":"a"},"action":{"name":"x"}}"#);
         assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "time"));
         let e = err(r#"{"anomaly":{"score":"high"},"principal":{"id":"a"},"action":{"name":"x"}}"#);
-        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "anomaly.score"));
+        assert_eq!(
+            (e.kind(), e.path()),
+            (RequestErrorKind::Type, "anomaly.score")
+        );
         let e = err(r#"{"principal":{"id":"a","delegation":["b",3]},"action":{"name":"x"}}"#);
         assert_eq!(e.path(), "principal.delegation[1]");
         let e = err(r#"[1]"#);
@@ -844,7 +854,9 @@ mod tests {
 
     #[test]
     fn bad_timestamps_are_named() {
-        let e = err(r#"{"principal":{"id":"a","credential":{"expires_at":"tomorrow"}},"action":{"name":"x"}}"#);
+        let e = err(
+            r#"{"principal":{"id":"a","credential":{"expires_at":"tomorrow"}},"action":{"name":"x"}}"#,
+        );
         assert_eq!(
             (e.kind(), e.path()),
             (RequestErrorKind::Value, "principal.credential.expires_at")
@@ -855,13 +867,19 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         let e = err(r#"{"principal":{"id":"a","role":"x"},"action":{"name":"x"}}"#);
-        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Unknown, "principal.role"));
+        assert_eq!(
+            (e.kind(), e.path()),
+            (RequestErrorKind::Unknown, "principal.role")
+        );
     }
 
     #[test]
     fn out_of_range_score_is_refused() {
         let e = err(r#"{"anomaly":{"score":1.5},"principal":{"id":"a"},"action":{"name":"x"}}"#);
-        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Value, "anomaly.score"));
+        assert_eq!(
+            (e.kind(), e.path()),
+            (RequestErrorKind::Value, "anomaly.score")
+        );
     }
 
     #[test]
@@ -925,7 +943,9 @@ mod tests {
     fn validate_checks_rust_built_requests() {
         let mut r = Request::new("a", "x");
         assert!(r.validate().is_ok());
-        r.anomaly = Some(Anomaly { score: Some(f64::NAN) });
+        r.anomaly = Some(Anomaly {
+            score: Some(f64::NAN),
+        });
         assert_eq!(r.validate().unwrap_err().path(), "anomaly.score");
         let mut r = Request::new("", "x");
         assert_eq!(r.validate().unwrap_err().path(), "principal.id");

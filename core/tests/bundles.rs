@@ -1,6 +1,11 @@
 //! Loading bundles: every failure names the file and line; evaluation
 //! failures fail closed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -66,10 +71,20 @@ fn paths_leaving_the_bundle_are_refused() {
 
 #[test]
 fn manifest_syntax_and_unknown_keys_name_the_line() {
-    let e = load_err(&[("bundle.toml", "name = \"t\"\nrevision = \n"), ("p.rego", ALLOW_ALL)]);
-    assert_eq!((e.kind(), e.line()), (BundleErrorKind::Manifest, Some(2)), "{e}");
     let e = load_err(&[
-        ("bundle.toml", &format!("{MANIFEST}\n[cedar]\npolicy = []\n")),
+        ("bundle.toml", "name = \"t\"\nrevision = \n"),
+        ("p.rego", ALLOW_ALL),
+    ]);
+    assert_eq!(
+        (e.kind(), e.line()),
+        (BundleErrorKind::Manifest, Some(2)),
+        "{e}"
+    );
+    let e = load_err(&[
+        (
+            "bundle.toml",
+            &format!("{MANIFEST}\n[cedar]\npolicy = []\n"),
+        ),
         ("p.rego", ALLOW_ALL),
     ]);
     assert_eq!(e.kind(), BundleErrorKind::Manifest);
@@ -79,7 +94,10 @@ fn manifest_syntax_and_unknown_keys_name_the_line() {
 
 #[test]
 fn a_default_of_execute_is_refused() {
-    let manifest = MANIFEST.replace("revision = \"1\"", "revision = \"1\"\n[defaults]\nno_permit = \"execute\"");
+    let manifest = MANIFEST.replace(
+        "revision = \"1\"",
+        "revision = \"1\"\n[defaults]\nno_permit = \"execute\"",
+    );
     let e = load_err(&[("bundle.toml", &manifest), ("p.rego", ALLOW_ALL)]);
     assert_eq!(e.kind(), BundleErrorKind::Manifest);
     assert_eq!(e.line(), Some(5), "{e}");
@@ -98,7 +116,10 @@ fn an_action_in_two_risk_classes_is_refused() {
 fn rego_parse_errors_name_file_and_line() {
     let e = load_err(&[
         ("bundle.toml", MANIFEST),
-        ("p.rego", "package agentriage\nimport rego.v1\n\nallow if {\n  input.x ==\n}\n"),
+        (
+            "p.rego",
+            "package agentriage\nimport rego.v1\n\nallow if {\n  input.x ==\n}\n",
+        ),
     ]);
     assert_eq!(e.kind(), BundleErrorKind::Rego);
     assert!(e.file().ends_with("p.rego"), "{e}");
@@ -107,11 +128,22 @@ fn rego_parse_errors_name_file_and_line() {
 
 #[test]
 fn invalid_data_is_refused() {
-    let manifest = MANIFEST.replace("modules = [\"p.rego\"]", "modules = [\"p.rego\"]\ndata = [\"d.json\"]");
-    let e = load_err(&[("bundle.toml", &manifest), ("p.rego", ALLOW_ALL), ("d.json", "[1, 2]")]);
+    let manifest = MANIFEST.replace(
+        "modules = [\"p.rego\"]",
+        "modules = [\"p.rego\"]\ndata = [\"d.json\"]",
+    );
+    let e = load_err(&[
+        ("bundle.toml", &manifest),
+        ("p.rego", ALLOW_ALL),
+        ("d.json", "[1, 2]"),
+    ]);
     assert_eq!(e.kind(), BundleErrorKind::Data);
     assert!(e.file().ends_with("d.json"), "{e}");
-    let e = load_err(&[("bundle.toml", &manifest), ("p.rego", ALLOW_ALL), ("d.json", "{nope")]);
+    let e = load_err(&[
+        ("bundle.toml", &manifest),
+        ("p.rego", ALLOW_ALL),
+        ("d.json", "{nope"),
+    ]);
     assert_eq!(e.kind(), BundleErrorKind::Data);
 }
 
@@ -150,7 +182,10 @@ fn cedar_parse_errors_name_file_and_line() {
         ("bundle.toml", CEDAR_MANIFEST),
         ("s.cedarschema", SCHEMA),
         ("e.json", ENTITIES),
-        ("p.cedar", "permit (principal, action, resource);\n\nforbid (principal, action resource);\n"),
+        (
+            "p.cedar",
+            "permit (principal, action, resource);\n\nforbid (principal, action resource);\n",
+        ),
     ]);
     assert_eq!(e.kind(), BundleErrorKind::Cedar);
     assert!(e.file().ends_with("p.cedar"), "{e}");
@@ -187,7 +222,10 @@ fn invalid_schema_and_entities_are_refused() {
     let e = load_err(&[
         ("bundle.toml", CEDAR_MANIFEST),
         ("s.cedarschema", SCHEMA),
-        ("e.json", r#"[{"uid": {"type": "Agent", "id": "x"}, "attrs": {"team": 3}, "parents": []}]"#),
+        (
+            "e.json",
+            r#"[{"uid": {"type": "Agent", "id": "x"}, "attrs": {"team": 3}, "parents": []}]"#,
+        ),
         ("p.cedar", "permit (principal, action, resource);"),
     ]);
     assert_eq!(e.kind(), BundleErrorKind::Data);
@@ -196,12 +234,26 @@ fn invalid_schema_and_entities_are_refused() {
 
 #[test]
 fn annotations_are_checked() {
-    let base = [("bundle.toml", CEDAR_MANIFEST), ("s.cedarschema", SCHEMA), ("e.json", ENTITIES)];
+    let base = [
+        ("bundle.toml", CEDAR_MANIFEST),
+        ("s.cedarschema", SCHEMA),
+        ("e.json", ENTITIES),
+    ];
     let mut files = base.to_vec();
-    files.push(("p.cedar", "@outcome(\"escalate\")\npermit (principal, action, resource);"));
-    assert!(load_err(&files).message().contains("`forbid` policies only"));
+    files.push((
+        "p.cedar",
+        "@outcome(\"escalate\")\npermit (principal, action, resource);",
+    ));
+    assert!(
+        load_err(&files)
+            .message()
+            .contains("`forbid` policies only")
+    );
     let mut files = base.to_vec();
-    files.push(("p.cedar", "@outcome(\"maybe\")\nforbid (principal, action, resource);"));
+    files.push((
+        "p.cedar",
+        "@outcome(\"maybe\")\nforbid (principal, action, resource);",
+    ));
     assert!(load_err(&files).message().contains("maybe"));
     let mut files = base.to_vec();
     files.push((
@@ -264,13 +316,22 @@ fn entities_in_the_bundle_are_not_overridden_by_the_request() {
         ),
     ]);
     let req = |id: &str| {
-        format!(r#"{{"principal":{{"id":"{id}","attributes":{{"team":"a"}}}},"action":{{"name":"doc.read"}}}}"#)
+        format!(
+            r#"{{"principal":{{"id":"{id}","attributes":{{"team":"a"}}}},"action":{{"name":"doc.read"}}}}"#
+        )
     };
     // `carol` is not in the bundle: her request attributes are used.
-    assert_eq!(engine.decide_json(&req("carol")).unwrap().outcome, Outcome::Execute);
+    assert_eq!(
+        engine.decide_json(&req("carol")).unwrap().outcome,
+        Outcome::Execute
+    );
     // `alice` is: the bundle's attributes win (team "a" there too).
-    assert_eq!(engine.decide_json(&req("alice")).unwrap().outcome, Outcome::Execute);
-    let evil = r#"{"principal":{"id":"alice","attributes":{"team":"b"}},"action":{"name":"doc.read"}}"#;
+    assert_eq!(
+        engine.decide_json(&req("alice")).unwrap().outcome,
+        Outcome::Execute
+    );
+    let evil =
+        r#"{"principal":{"id":"alice","attributes":{"team":"b"}},"action":{"name":"doc.read"}}"#;
     assert_eq!(engine.decide_json(evil).unwrap().outcome, Outcome::Execute);
 }
 
@@ -301,20 +362,34 @@ fn rego_runtime_errors_fail_closed_with_the_interpreter() {
     assert_eq!(d.outcome, Outcome::Reject);
     assert_eq!(d.reasons[0].engine, Source::Rego);
     assert_eq!(d.reasons[0].policy, "error");
-    assert!(d.reasons[0].message.contains("rego evaluation failed"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].message.contains("rego evaluation failed"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
 fn an_unknown_evaluator_is_refused() {
-    let manifest = MANIFEST.replace("modules = [\"p.rego\"]", "modules = [\"p.rego\"]\nevaluator = \"jit\"");
+    let manifest = MANIFEST.replace(
+        "modules = [\"p.rego\"]",
+        "modules = [\"p.rego\"]\nevaluator = \"jit\"",
+    );
     let e = load_err(&[("bundle.toml", &manifest), ("p.rego", ALLOW_ALL)]);
-    assert_eq!((e.kind(), e.line()), (BundleErrorKind::Manifest, Some(11)), "{e}");
+    assert_eq!(
+        (e.kind(), e.line()),
+        (BundleErrorKind::Manifest, Some(11)),
+        "{e}"
+    );
     assert!(e.message().contains("`jit`"), "{e}");
 }
 
 #[test]
 fn runaway_rego_hits_the_instruction_limit_and_fails_closed() {
-    let manifest = MANIFEST.replace("modules = [\"p.rego\"]", "modules = [\"p.rego\"]\nmax_instructions = 5000");
+    let manifest = MANIFEST.replace(
+        "modules = [\"p.rego\"]",
+        "modules = [\"p.rego\"]\nmax_instructions = 5000",
+    );
     let (_dir, engine) = engine(&[
         ("bundle.toml", &manifest),
         (
@@ -324,7 +399,11 @@ fn runaway_rego_hits_the_instruction_limit_and_fails_closed() {
     ]);
     let d = decide(&engine, "doc.read");
     assert_eq!(d.outcome, Outcome::Reject);
-    assert!(d.reasons[0].message.contains("instruction limit"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].message.contains("instruction limit"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
@@ -335,7 +414,10 @@ fn on_error_escalate_is_honoured_but_never_executes() {
     );
     let (_dir, engine) = engine(&[
         ("bundle.toml", &manifest),
-        ("p.rego", "package agentriage\nimport rego.v1\nallow if 1 / count(input.principal.roles) > 0\n"),
+        (
+            "p.rego",
+            "package agentriage\nimport rego.v1\nallow if 1 / count(input.principal.roles) > 0\n",
+        ),
     ]);
     let d = decide(&engine, "doc.read");
     assert_eq!(d.outcome, Outcome::Escalate);
@@ -347,7 +429,13 @@ fn on_error_escalate_is_honoured_but_never_executes() {
 }
 
 fn engine_with_nothing_permitting(manifest: &str) -> (tempfile::TempDir, Engine) {
-    engine(&[("bundle.toml", manifest), ("p.rego", "package agentriage\nimport rego.v1\nallow if false\n")])
+    engine(&[
+        ("bundle.toml", manifest),
+        (
+            "p.rego",
+            "package agentriage\nimport rego.v1\nallow if false\n",
+        ),
+    ])
 }
 
 #[test]
@@ -364,7 +452,11 @@ fn cedar_evaluation_errors_fail_closed() {
     let d = decide(&engine, "doc.read");
     assert_eq!(d.outcome, Outcome::Reject);
     assert_eq!(d.reasons[0].policy, "needs-level");
-    assert!(d.reasons[0].message.contains("cedar evaluation failed"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].message.contains("cedar evaluation failed"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
@@ -376,10 +468,16 @@ fn values_cedar_cannot_hold_fail_closed() {
         ("p.cedar", "permit (principal, action, resource);"),
     ]);
     let d = engine
-        .decide_json(r#"{"principal":{"id":"a"},"action":{"name":"doc.read"},"context":{"huge":1e300}}"#)
+        .decide_json(
+            r#"{"principal":{"id":"a"},"action":{"name":"doc.read"},"context":{"huge":1e300}}"#,
+        )
         .unwrap();
     assert_eq!(d.outcome, Outcome::Reject);
-    assert!(d.reasons[0].message.contains("context.huge"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].message.contains("context.huge"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
@@ -413,7 +511,11 @@ obligations contains "log"
 
 #[test]
 fn digest_is_stable_and_covers_every_file() {
-    let files = [("bundle.toml", MANIFEST), ("p.rego", ALLOW_ALL), ("notes/readme.md", "x")];
+    let files = [
+        ("bundle.toml", MANIFEST),
+        ("p.rego", ALLOW_ALL),
+        ("notes/readme.md", "x"),
+    ];
     let a = bundle(&files);
     let b = bundle(&files);
     let da = Bundle::load(a.path()).unwrap().info().digest.clone();
@@ -444,7 +546,10 @@ fn the_digest_follows_the_documented_algorithm() {
                 collect(root, &path, out);
             } else {
                 let rel = path.strip_prefix(root).unwrap();
-                let rel: Vec<_> = rel.components().map(|c| c.as_os_str().to_str().unwrap()).collect();
+                let rel: Vec<_> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_str().unwrap())
+                    .collect();
                 out.push((rel.join("/"), std::fs::read(&path).unwrap()));
             }
         }

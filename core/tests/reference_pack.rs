@@ -1,5 +1,10 @@
 //! The reference pack against the shared expected decisions in `testdata/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -86,7 +91,15 @@ fn decisions_carry_trace_bundle_and_ids() {
     assert_ne!(a.trace_id, b.trace_id);
 
     let json: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
-    for key in ["outcome", "reasons", "obligations", "trace_id", "decision_id", "bundle", "duration_us"] {
+    for key in [
+        "outcome",
+        "reasons",
+        "obligations",
+        "trace_id",
+        "decision_id",
+        "bundle",
+        "duration_us",
+    ] {
         assert!(json.get(key).is_some(), "decision JSON lacks `{key}`");
     }
     assert_eq!(json["outcome"], "execute");
@@ -153,7 +166,10 @@ fn oversized_and_deep_requests_are_refused() {
     assert_eq!(e.as_request().unwrap().kind().as_str(), "too_deep");
 
     // Deep values built in Rust are refused too, not recursed into.
-    let mut request = Request::new("spiffe://acme.example/ns/analytics/sa/reporter", "shipment.read");
+    let mut request = Request::new(
+        "spiffe://acme.example/ns/analytics/sa/reporter",
+        "shipment.read",
+    );
     let mut v = serde_json::json!(1);
     for _ in 0..200 {
         v = serde_json::json!([v]);
@@ -205,7 +221,11 @@ fn the_interpreter_and_the_vm_agree_on_the_reference_pack() {
     common::copy_dir(&reference_pack(), dir.path());
     let manifest = dir.path().join("bundle.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("[rego]\n", "[rego]\nevaluator = \"interpreter\"\n")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("[rego]\n", "[rego]\nevaluator = \"interpreter\"\n"),
+    )
+    .unwrap();
     let strict = Engine::from_dir(dir.path()).unwrap();
     let fast = engine();
     for case in decision_cases() {
