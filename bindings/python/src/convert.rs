@@ -6,8 +6,6 @@
 //! non-`str` key, bytes that are not UTF-8, a set, an arbitrary object) is an
 //! error naming the JSON path, never a guess.
 
-use std::borrow::Cow;
-
 use agentriage::MAX_DEPTH;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -69,7 +67,7 @@ pub fn to_json(obj: &Bound<'_, PyAny>) -> Result<Value, ConversionError> {
 
 fn convert(obj: &Bound<'_, PyAny>, at: &Step<'_>, depth: usize) -> Result<Value, ConversionError> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return string(s, at).map(|s| Value::String(s.into_owned()));
+        return string(s, at).map(|s| Value::String(s.to_owned()));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let depth = enter(at, depth)?;
@@ -177,13 +175,13 @@ fn insert(
         ));
     };
     let key = string(key, at)?;
-    let converted = convert(value, &Step::Key(at, &key), depth)?;
-    map.insert(key.into_owned(), converted);
+    let converted = convert(value, &Step::Key(at, key), depth)?;
+    map.insert(key.to_owned(), converted);
     Ok(())
 }
 
-fn string<'a>(s: &'a Bound<'_, PyString>, at: &Step<'_>) -> Result<Cow<'a, str>, ConversionError> {
-    s.to_cow().map_err(|_| {
+fn string<'a>(s: &'a Bound<'_, PyString>, at: &Step<'_>) -> Result<&'a str, ConversionError> {
+    crate::text::as_utf8(s).ok_or_else(|| {
         fail(
             "value",
             at,

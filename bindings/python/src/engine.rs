@@ -1,5 +1,6 @@
 //! `Engine`: one loaded bundle, shared by every Python thread.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
@@ -10,19 +11,25 @@ use serde_json::Value;
 use crate::convert;
 use crate::decision::{BundleInfo, Decision, quote};
 use crate::errors;
+use crate::text;
 
 /// A request, converted while holding the GIL and decided without it.
-enum Input {
-    /// JSON text: parsed by the core (which enforces the 1 MiB limit).
-    Text(String),
+enum Input<'a> {
+    /// JSON text: parsed by the core (which enforces the 1 MiB limit),
+    /// borrowed from the Python `str` (immutable, kept alive by the caller).
+    Text(Cow<'a, str>),
     /// A Python value already converted to JSON.
     Value(Value),
 }
 
 /// Converts one request; `index` is its position in a batch.
-fn input(py: Python<'_>, request: &Bound<'_, PyAny>, index: Option<usize>) -> PyResult<Input> {
+fn input<'a>(
+    py: Python<'_>,
+    request: &'a Bound<'_, PyAny>,
+    index: Option<usize>,
+) -> PyResult<Input<'a>> {
     if let Ok(s) = request.cast::<PyString>() {
-        let text = s.to_cow().map_err(|_| {
+        let text = text::as_utf8(s).ok_or_else(|| {
             errors::invalid_request(
                 py,
                 "syntax",
@@ -31,7 +38,7 @@ fn input(py: Python<'_>, request: &Bound<'_, PyAny>, index: Option<usize>) -> Py
                 index,
             )
         })?;
-        return Ok(Input::Text(text.into_owned()));
+        return Ok(Input::Text(Cow::Borrowed(text)));
     }
     let bytes = if let Ok(b) = request.cast::<PyBytes>() {
         Some(b.as_bytes().to_vec())
@@ -39,15 +46,17 @@ fn input(py: Python<'_>, request: &Bound<'_, PyAny>, index: Option<usize>) -> Py
         request.cast::<PyByteArray>().ok().map(|b| b.to_vec())
     };
     if let Some(bytes) = bytes {
-        return String::from_utf8(bytes).map(Input::Text).map_err(|e| {
-            errors::invalid_request(
-                py,
-                "syntax",
-                "$",
-                &format!("request bytes are not valid UTF-8: {e}"),
-                index,
-            )
-        });
+        return String::from_utf8(bytes)
+            .map(|t| Input::Text(Cow::Owned(t)))
+            .map_err(|e| {
+                errors::invalid_request(
+                    py,
+                    "syntax",
+                    "$",
+                    &format!("request bytes are not valid UTF-8: {e}"),
+                    index,
+                )
+            });
     }
     convert::to_json(request)
         .map(Input::Value)
@@ -173,9 +182,11 @@ impl Engine {
             let iter = requests
                 .try_iter()
                 .map_err(|_| not_a_batch("a value that is not iterable"))?;
-            let mut inputs = Vec::new();
-            for (i, request) in iter.enumerate() {
-                inputs.push(input(py, &request?, Some(i))?);
+            // Kept alive (and so the texts borrowed from them) until decided.
+            let requests = iter.collect::<PyResult<Vec<_>>>()?;
+            let mut inputs = Vec::with_capacity(requests.len());
+            for (i, request) in requests.iter().enumerate() {
+                inputs.push(input(py, request, Some(i))?);
             }
             let engine = &self.inner;
             let decisions = detached(py, || {

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod decision;
 pub mod engine;
 pub mod errors;
+pub mod text;
 
 use pyo3::prelude::*;
 
