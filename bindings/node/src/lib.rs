@@ -278,7 +278,7 @@ impl Task for Decide {
 
 /// Test hooks: compiled only with the `test-hooks` feature, never shipped.
 #[cfg(feature = "test-hooks")]
-mod test_hooks {
+pub mod test_hooks {
     use super::{AsyncTask, BatchFailure, Env, Task, guard, to_js_error};
     use napi_derive::napi;
 
