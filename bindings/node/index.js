@@ -9,11 +9,6 @@
 
 const { resolve } = require('node:path')
 
-/** Largest request accepted, in bytes of JSON text (1 MiB), as in the core. */
-const MAX_REQUEST_BYTES = 1 << 20
-/** Deepest nesting of arrays and objects accepted in a request, as in the core. */
-const MAX_DEPTH = 64
-
 const ERROR_PREFIX = 'agentriage:'
 
 function loadNative() {
@@ -32,6 +27,11 @@ function loadNative() {
 }
 
 const native = loadNative()
+
+/** Largest request accepted, in bytes of JSON text (1 MiB): the core's limit. */
+const MAX_REQUEST_BYTES = native.MAX_REQUEST_BYTES
+/** Deepest nesting of arrays and objects accepted in a request: the core's limit. */
+const MAX_DEPTH = native.MAX_DEPTH
 
 /** Base class of every error agentriage throws; `code` says which kind. */
 class AgentriageError extends Error {

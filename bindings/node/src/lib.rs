@@ -160,6 +160,23 @@ fn decide_many(engine: &agentriage::Engine, texts: &[String]) -> Result<String, 
     })
 }
 
+/// Largest request accepted, in bytes of JSON text (the core's limit).
+#[napi]
+pub const MAX_REQUEST_BYTES: u32 = limit(agentriage::MAX_REQUEST_BYTES);
+
+/// Deepest nesting of arrays and objects accepted in a request (the core's limit).
+#[napi]
+pub const MAX_DEPTH: u32 = limit(agentriage::MAX_DEPTH);
+
+/// A core limit as a JS number (saturating: the limits are far below `u32::MAX`).
+const fn limit(n: usize) -> u32 {
+    if n > u32::MAX as usize {
+        u32::MAX
+    } else {
+        n as u32
+    }
+}
+
 /// Name, revision and digest of the bundle an engine decides with.
 #[napi(object)]
 pub struct NativeBundleInfo {
