@@ -103,7 +103,7 @@ function translate(error) {
 
 /** The answer to a request. */
 class Decision {
-  constructor(d) {
+  constructor(d, bundle) {
     /** `'execute'`, `'reject'` or `'escalate'`. */
     this.outcome = d.outcome
     /** Every policy that fired: `{ engine, policy, message, effect }`. */
@@ -114,8 +114,8 @@ class Decision {
     this.traceId = d.traceId
     /** A new, time-ordered id for this decision (UUID v7). */
     this.decisionId = d.decisionId
-    /** Which bundle decided: `{ name, revision, digest }`. */
-    this.bundle = d.bundle
+    /** Which bundle decided: `{ name, revision, digest }` (the engine's; see JsDecision in src/lib.rs). */
+    this.bundle = bundle
     /** Time spent deciding inside the engine, in microseconds. */
     this.durationUs = d.durationUs
   }
@@ -131,9 +131,9 @@ class Decision {
   }
 }
 
-function toDecisions(text) {
+function toDecisions(text, bundle) {
   const list = JSON.parse(text)
-  for (let i = 0; i < list.length; i++) list[i] = new Decision(list[i])
+  for (let i = 0; i < list.length; i++) list[i] = new Decision(list[i], bundle)
   return list
 }
 
@@ -336,7 +336,7 @@ class Engine {
     } catch (e) {
       throw translate(e)
     }
-    return new Decision(JSON.parse(out))
+    return new Decision(JSON.parse(out), this.#bundle)
   }
 
   /**
@@ -351,10 +351,11 @@ class Engine {
       return Promise.reject(e)
     }
     const handle = this.#native
+    const bundle = this.#bundle
     return withSignal(
       options?.signal,
       (signal) => handle.decideJsonAsync(text, signal),
-      (out) => new Decision(JSON.parse(out)),
+      (out) => new Decision(JSON.parse(out), bundle),
     )
   }
 
@@ -370,7 +371,7 @@ class Engine {
     } catch (e) {
       throw translate(e)
     }
-    return toDecisions(out)
+    return toDecisions(out, this.#bundle)
   }
 
   /**
@@ -386,10 +387,11 @@ class Engine {
       return Promise.reject(e)
     }
     const handle = this.#native
+    const bundle = this.#bundle
     return withSignal(
       options?.signal,
       (signal) => handle.decideBatchJsonAsync(texts, signal),
-      toDecisions,
+      (out) => toDecisions(out, bundle),
     )
   }
 }

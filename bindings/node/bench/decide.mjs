@@ -97,11 +97,40 @@ results.asyncThroughput = await throughput(() => engine.decide(request), 64)
   const t = timeSync(() => engine.decideBatchSync(batch), Math.ceil(ITERATIONS / batch.length))
   results.batchSyncPerDecision = { p50: t.p50 / batch.length, p99: t.p99 / batch.length, n: t.n }
 }
+// What the binding adds to a decision, measured per call and paired: the
+// wall time of the call in JS minus the time the engine itself reports for
+// that same call (`durationUs`: parsing the JSON text and deciding, inside
+// Rust; truncated to whole µs, so the overhead reads up to 1 µs high). The
+// pairing cancels the engine's own variance, which dwarfs the binding's.
+function overhead(call) {
+  for (let i = 0; i < WARMUP; i++) call()
+  const inside = new Float64Array(ITERATIONS)
+  const added = new Float64Array(ITERATIONS)
+  for (let i = 0; i < ITERATIONS; i++) {
+    const t0 = process.hrtime.bigint()
+    const d = call()
+    const wall = Number(process.hrtime.bigint() - t0)
+    inside[i] = d.durationUs * 1000
+    added[i] = wall - inside[i]
+  }
+  return { inside: percentiles(inside), added: percentiles(added) }
+}
+async function overheadAsync(call) {
+  for (let i = 0; i < WARMUP; i++) await call()
+  const added = new Float64Array(ITERATIONS)
+  for (let i = 0; i < ITERATIONS; i++) {
+    const t0 = process.hrtime.bigint()
+    const d = await call()
+    added[i] = Number(process.hrtime.bigint() - t0) - d.durationUs * 1000
+  }
+  return percentiles(added)
+}
 {
-  // The engine's own figure (parse + decide, measured inside Rust), in whole µs.
-  const inside = []
-  for (let i = 0; i < Math.min(5_000, ITERATIONS); i++) inside.push(engine.decideSync(requestText).durationUs * 1000)
-  results.insideEngine = percentiles(inside)
+  const sync = overhead(() => engine.decideSync(request))
+  results.insideEngine = sync.inside
+  results.overheadSync = sync.added
+  results.overheadSyncText = overhead(() => engine.decideSync(requestText)).added
+  results.overheadAsync = await overheadAsync(() => engine.decide(request))
 }
 
 // Conversions the binding does not ship (addon built with test-hooks only).
@@ -190,7 +219,10 @@ if (asJson) {
   row('agentriage decideSync(JSON text)', results.syncText)
   row('agentriage decide(object), awaited one at a time', results.async)
   row('agentriage decideBatchSync, 100 per call, per decision', results.batchSyncPerDecision)
-  row('  (inside the engine: Decision.durationUs, whole µs)', results.insideEngine)
+  row('  inside the engine (Decision.durationUs: parse + decide, whole µs)', results.insideEngine)
+  row('  added by the binding, decideSync(object) [paired: wall - inside]', results.overheadSync)
+  row('  added by the binding, decideSync(JSON text)', results.overheadSyncText)
+  row('  added by the binding, decide(object), awaited', results.overheadAsync)
   if (results.hookNapiValueInTextOut) {
     row('  conversion: JSON text in, JSON text out (shipped)', results.hookJsonTextInTextOut)
     row('  conversion: napi serde value in, JSON text out', results.hookNapiValueInTextOut)

@@ -17,7 +17,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use agentriage::{BundleInfo, Decision, Error as CoreError, Obligation, Outcome, Reason};
+use agentriage::{Decision, Error as CoreError, Obligation, Outcome, Reason};
 use napi::bindgen_prelude::{AbortSignal, AsyncTask};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
@@ -104,6 +104,10 @@ fn guard<T, E: From<Failure>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> 
 }
 
 /// A decision in the shape of the JavaScript API (camelCase keys).
+///
+/// The bundle is left out: an engine decides with one bundle, so `index.js`
+/// gives every decision the engine's (frozen) bundle object instead of
+/// parsing the same name, revision and digest again for each decision.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsDecision<'a> {
@@ -112,7 +116,6 @@ struct JsDecision<'a> {
     obligations: &'a [Obligation],
     trace_id: &'a str,
     decision_id: &'a str,
-    bundle: &'a BundleInfo,
     duration_us: u64,
 }
 
@@ -124,7 +127,6 @@ impl<'a> From<&'a Decision> for JsDecision<'a> {
             obligations: &d.obligations,
             trace_id: &d.trace_id,
             decision_id: &d.decision_id,
-            bundle: &d.bundle,
             duration_us: d.duration_us,
         }
     }
