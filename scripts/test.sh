@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every check and every test of the project: the one command people, hooks
+# and CI run. Needs Rust, Python 3 with pip, and Node with npm; everything
+# else (maturin, pytest, @napi-rs/cli, test libraries) is installed from the
+# registries into target/ and bindings/node/node_modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "API docs (cargo doc -D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "Rust tests (core, cli)"
+cargo test --locked
+
+step "Python module"
+bash scripts/test-python.sh
+
+step "Node module"
+bash scripts/test-node.sh
+
+step "all checks passed"
