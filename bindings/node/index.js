@@ -265,6 +265,10 @@ function abortError(signal) {
  * Runs `start(nativeSignal)` (a native Promise) and settles with its result,
  * or rejects as soon as `signal` aborts. A native computation not yet started
  * is cancelled; one already running finishes and its result is dropped.
+ *
+ * The addon gets a signal of our own, never the caller's: napi-rs installs
+ * its handler as the signal's `onabort` property, which would replace the
+ * caller's own `onabort`.
  */
 function withSignal(signal, start, convert) {
   if (signal == null) {
@@ -274,9 +278,13 @@ function withSignal(signal, start, convert) {
   }
   if (signal.aborted) return Promise.reject(abortError(signal))
   return new Promise((resolvePromise, rejectPromise) => {
-    const onAbort = () => rejectPromise(abortError(signal))
+    const inner = new AbortController()
+    const onAbort = () => {
+      inner.abort()
+      rejectPromise(abortError(signal))
+    }
     signal.addEventListener('abort', onAbort, { once: true })
-    start(signal).then(
+    start(inner.signal).then(
       (text) => {
         signal.removeEventListener('abort', onAbort)
         try {

@@ -82,3 +82,13 @@ test('the event loop keeps running while async decisions compute', async () => {
   clearInterval(timer)
   assert.ok(ticks > 0, 'the timer never ran')
 })
+
+test("the caller's onabort handler survives a decision", async () => {
+  const controller = new AbortController()
+  let called = 0
+  controller.signal.onabort = () => called++
+  const d = await engine.decide(cases[0].request, { signal: controller.signal })
+  assert.equal(d.outcome, cases[0].outcome)
+  controller.abort()
+  assert.equal(called, 1)
+})
