@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use agentriage::{Engine, Request};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -31,7 +34,7 @@ pub fn typical_request() -> String {
 fn pack_with(evaluator: &str) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let src = root().join("policies/a2a-supply-chain");
-    copy(&src, dir.path());
+    common::copy_dir(&src, dir.path());
     let manifest = dir.path().join("bundle.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = text.replace(
@@ -41,19 +44,6 @@ fn pack_with(evaluator: &str) -> (tempfile::TempDir, Engine) {
     std::fs::write(&manifest, text).unwrap();
     let engine = Engine::from_dir(dir.path()).unwrap();
     (dir, engine)
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn single(c: &mut Criterion) {

@@ -18,11 +18,14 @@ use agentriage::{Engine, Request};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bundle = args.first().map_or("policies/a2a-supply-chain", String::as_str);
+    let bundle = args
+        .first()
+        .map_or("policies/a2a-supply-chain", String::as_str);
     let request_text = match args.get(1) {
         Some(path) => std::fs::read_to_string(path).expect("request file"),
         None => {
-            let text = std::fs::read_to_string("testdata/decisions.json").expect("run from the repository root");
+            let text = std::fs::read_to_string("testdata/decisions.json")
+                .expect("run from the repository root");
             let data: serde_json::Value = serde_json::from_str(&text).unwrap();
             serde_json::to_string(&data["bases"]["reroute"]).unwrap()
         }
@@ -33,9 +36,15 @@ fn main() {
     });
     let request = Request::from_json(&request_text).unwrap();
     let outcome = engine.decide(&request).unwrap().outcome;
-    println!("bundle {bundle} ({}), request outcome: {outcome}", engine.bundle_info().digest);
+    println!(
+        "bundle {bundle} ({}), request outcome: {outcome}",
+        engine.bundle_info().digest
+    );
 
-    for (name, json) in [("decide (typed request)", false), ("decide_json (parse included)", true)] {
+    for (name, json) in [
+        ("decide (typed request)", false),
+        ("decide_json (parse included)", true),
+    ] {
         let mut samples = Vec::with_capacity(50_000);
         for i in 0..55_000 {
             let t = Instant::now();

@@ -108,28 +108,15 @@ impl Engine {
             effect: error_effect,
         };
 
-        let mut reasons: Vec<Reason> = Vec::new();
-        let mut permits: Vec<Reason> = Vec::new();
-        let mut obligations: Vec<Obligation> = Vec::new();
-        let mut permitted = false;
+        let mut found = Findings::default();
 
         if let Some(program) = &bundle.rego {
             let input = rego::input(request, &facts).map_err(|m| {
                 Error::Request(RequestError::new(RequestErrorKind::TooDeep, "$", m))
             })?;
             match program.evaluate(input) {
-                Ok(verdict) => {
-                    permitted |= verdict.allow;
-                    for r in verdict.reasons {
-                        if r.effect == Effect::Permit {
-                            permits.push(r);
-                        } else {
-                            reasons.push(r);
-                        }
-                    }
-                    obligations.extend(verdict.obligations);
-                }
-                Err(e) => reasons.push(failure(
+                Ok(verdict) => found.absorb(verdict.allow, verdict.reasons, verdict.obligations),
+                Err(e) => found.reasons.push(failure(
                     Source::Rego,
                     "error".into(),
                     format!("rego evaluation failed: {e}"),
@@ -143,29 +130,21 @@ impl Engine {
             }));
             match evaluated {
                 Ok(Ok(verdict)) => {
-                    permitted |= verdict.permitted;
                     for (policy, e) in verdict.errors {
-                        reasons.push(failure(
+                        found.reasons.push(failure(
                             Source::Cedar,
                             policy,
                             format!("cedar evaluation failed: {e}"),
                         ));
                     }
-                    for r in verdict.reasons {
-                        if r.effect == Effect::Permit {
-                            permits.push(r);
-                        } else {
-                            reasons.push(r);
-                        }
-                    }
-                    obligations.extend(verdict.obligations);
+                    found.absorb(verdict.permitted, verdict.reasons, verdict.obligations);
                 }
-                Ok(Err(e)) => reasons.push(failure(
+                Ok(Err(e)) => found.reasons.push(failure(
                     Source::Cedar,
                     "error".into(),
                     format!("cedar evaluation failed: {e}"),
                 )),
-                Err(_) => reasons.push(failure(
+                Err(_) => found.reasons.push(failure(
                     Source::Cedar,
                     "error".into(),
                     "cedar evaluation panicked".into(),
@@ -173,6 +152,12 @@ impl Engine {
             }
         }
 
+        let Findings {
+            mut reasons,
+            permits,
+            obligations,
+            permitted,
+        } = found;
         let outcome = if reasons.iter().any(|r| r.effect == Effect::Reject) {
             Outcome::Reject
         } else if !reasons.is_empty() {
@@ -226,6 +211,31 @@ impl Engine {
             bundle: Arc::clone(&bundle.info),
             duration_us,
         })
+    }
+}
+
+/// What the engines said, gathered before the outcome is chosen.
+#[derive(Default)]
+struct Findings {
+    /// Reject and escalate reasons, failures included.
+    reasons: Vec<Reason>,
+    /// Permit reasons, reported only when the outcome is `execute`.
+    permits: Vec<Reason>,
+    obligations: Vec<Obligation>,
+    permitted: bool,
+}
+
+impl Findings {
+    fn absorb(&mut self, permitted: bool, reasons: Vec<Reason>, obligations: Vec<Obligation>) {
+        self.permitted |= permitted;
+        for r in reasons {
+            if r.effect == Effect::Permit {
+                self.permits.push(r);
+            } else {
+                self.reasons.push(r);
+            }
+        }
+        self.obligations.extend(obligations);
     }
 }
 

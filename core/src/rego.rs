@@ -397,49 +397,8 @@ fn merge_data(base: Value, next: Value) -> Result<Value, String> {
 
 // ---- building `input` -------------------------------------------------------
 
-/// Keys of the `input` document, allocated once: building `input` is on
-/// the path of every decision.
 fn key(k: &'static str) -> Value {
-    static KEYS: std::sync::OnceLock<std::collections::HashMap<&'static str, Value>> =
-        std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        [
-            "trace_id",
-            "time",
-            "principal",
-            "action",
-            "resource",
-            "context",
-            "anomaly",
-            "intent",
-            "facts",
-            "id",
-            "type",
-            "trust_zone",
-            "roles",
-            "delegation",
-            "credential",
-            "attestation",
-            "attributes",
-            "issuer",
-            "expires_at",
-            "status",
-            "kind",
-            "verified_at",
-            "name",
-            "score",
-            "time_unix",
-            "hour_utc",
-            "risk_class",
-            "credential_ttl_s",
-            "attestation_age_s",
-            "anomaly_score",
-        ]
-        .into_iter()
-        .map(|k| (k, Value::from(k)))
-        .collect()
-    });
-    keys.get(k).cloned().unwrap_or_else(|| Value::from(k))
+    Value::from(k)
 }
 
 fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> BTreeMap<Value, Value> {
