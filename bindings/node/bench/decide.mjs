@@ -133,14 +133,38 @@ async function overheadAsync(call) {
   results.overheadAsync = await overheadAsync(() => engine.decide(request))
 }
 
-// Conversions the binding does not ship (addon built with test-hooks only).
+// A yardstick for the machine: pure V8 work the binding does per call.
+{
+  const decisionText = JSON.stringify({ ...check, bundle: undefined })
+  results.v8Stringify = timeSync(() => JSON.stringify(request))
+  results.v8Parse = timeSync(() => JSON.parse(decisionText))
+}
+
+// Conversions the binding does not ship (addon built with test-hooks only),
+// against the shipped one: run round-robin, one call of each in turn, so
+// that load on the machine hits all alike, and paired (wall time minus the
+// engine's own durationUs of the same call), which removes the engine's
+// variance.
 const nativeFile = join(here, '..', `agentriage.${process.platform}-${process.arch}.node`)
 const native = require(nativeFile)
 if (typeof native.__decideValue === 'function') {
   const handle = native.NativeEngine.load(bundleDir)
-  results.hookJsonTextInTextOut = timeSync(() => JSON.parse(handle.decideJson(JSON.stringify(request))))
-  results.hookNapiValueInTextOut = timeSync(() => JSON.parse(native.__decideValue(handle, request)))
-  results.hookTextInNapiObjectOut = timeSync(() => native.__decideToObject(handle, JSON.stringify(request)))
+  const variants = {
+    hookJsonTextInTextOut: () => JSON.parse(handle.decideJson(JSON.stringify(request))),
+    hookNapiValueInTextOut: () => JSON.parse(native.__decideValue(handle, request)),
+    hookTextInNapiObjectOut: () => native.__decideToObject(handle, JSON.stringify(request)),
+  }
+  const names = Object.keys(variants)
+  const samples = Object.fromEntries(names.map((n) => [n, new Float64Array(ITERATIONS)]))
+  for (let i = 0; i < WARMUP; i++) for (const n of names) variants[n]()
+  for (let i = 0; i < ITERATIONS; i++) {
+    for (const n of names) {
+      const t0 = process.hrtime.bigint()
+      const d = variants[n]()
+      samples[n][i] = Number(process.hrtime.bigint() - t0) - d.durationUs * 1000
+    }
+  }
+  for (const n of names) results[n] = percentiles(samples[n])
 }
 
 // --- cedar-wasm: the Cedar half of the pack -----------------------------------
@@ -224,10 +248,12 @@ if (asJson) {
   row('  added by the binding, decideSync(JSON text)', results.overheadSyncText)
   row('  added by the binding, decide(object), awaited', results.overheadAsync)
   if (results.hookNapiValueInTextOut) {
-    row('  conversion: JSON text in, JSON text out (shipped)', results.hookJsonTextInTextOut)
-    row('  conversion: napi serde value in, JSON text out', results.hookNapiValueInTextOut)
-    row('  conversion: JSON text in, napi serde object out', results.hookTextInNapiObjectOut)
+    row('  added by conversion: JSON text in and out (shipped) [paired]', results.hookJsonTextInTextOut)
+    row('  added by conversion: napi serde value in, JSON text out', results.hookNapiValueInTextOut)
+    row('  added by conversion: JSON text in, napi serde object out', results.hookTextInNapiObjectOut)
   }
+  row('  yardstick: V8 JSON.stringify(request) alone', results.v8Stringify)
+  row('  yardstick: V8 JSON.parse(decision text) alone', results.v8Parse)
   row('cedar-wasm statefulIsAuthorized [Cedar half only, preparsed]', results.cedarWasmPreparsed)
   row('cedar-wasm isAuthorized         [Cedar half only, parses policies]', results.cedarWasm)
   const tp = results.asyncThroughput
