@@ -8,11 +8,11 @@
 //! is the module's public API; nothing here is meant to be called directly.
 //!
 //! Every error crosses the boundary through one function,
-//! [`to_js_error`]: the reason of the thrown `Error` is a JSON object with a
+//! `to_js_error`: the reason of the thrown `Error` is a JSON object with a
 //! `code` (`AGENTRIAGE_INVALID_REQUEST`, `AGENTRIAGE_BUNDLE`,
 //! `AGENTRIAGE_INTERNAL`) and the structured fields of the core's error,
 //! which `index.js` turns into typed `Error` subclasses. A Rust panic never
-//! unwinds into Node: [`guard`] catches it and reports `AGENTRIAGE_INTERNAL`.
+//! unwinds into Node: `guard` catches it and reports `AGENTRIAGE_INTERNAL`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
