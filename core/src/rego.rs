@@ -402,11 +402,14 @@ fn key(k: &'static str) -> Value {
 }
 
 fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> BTreeMap<Value, Value> {
-    pairs
-        .into_iter()
-        .filter(|(_, v)| *v != Value::Undefined)
-        .map(|(k, v)| (key(k), v))
-        .collect()
+    // Inserting one by one beats `collect`, which sorts a temporary vector.
+    let mut map = BTreeMap::new();
+    for (k, v) in pairs {
+        if v != Value::Undefined {
+            map.insert(key(k), v);
+        }
+    }
+    map
 }
 
 fn opt_str(s: Option<&String>) -> Value {
