@@ -23,6 +23,11 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use serde::Serialize;
 
+/// The addon's Rust allocations (the engine's many small values) go to
+/// mimalloc; Node's own heap is untouched.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prefix of every error reason this addon produces, followed by JSON.
 const ERROR_PREFIX: &str = "agentriage:";
 
