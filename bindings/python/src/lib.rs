@@ -14,6 +14,11 @@ pub mod text;
 
 use pyo3::prelude::*;
 
+// Decisions allocate many small values in both policy engines; the module's
+// Rust allocations go to mimalloc (Python's own objects are unaffected).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Panics on purpose, so tests can prove a panic surfaces as
 /// `agentriage.InternalError` and never aborts the interpreter.
 /// `where_` is `"attached"` (panic while holding the GIL) or `"detached"`.
