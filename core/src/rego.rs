@@ -80,18 +80,38 @@ pub(crate) struct RegoVerdict {
     pub obligations: Vec<Obligation>,
 }
 
-fn wrapper_module(package: &str) -> String {
+/// The entry point module. `defined` tells which of the package's rules
+/// exist: a partial set rule that exists is always defined (empty when no
+/// body matches), so it is read directly; one that does not exist reads as
+/// the empty set. Reading the sets directly costs a fraction of copying them
+/// through comprehensions.
+fn wrapper_module(package: &str, defined: &dyn Fn(&str) -> bool) -> String {
+    let set = |name: &str| {
+        if defined(name) {
+            format!("data.{package}.{name}")
+        } else {
+            "set()".to_owned()
+        }
+    };
+    let allow = if defined("allow") {
+        format!("allow if data.{package}.allow == true\n")
+    } else {
+        String::new()
+    };
     format!(
         "package {WRAPPER_PACKAGE}\n\
          import rego.v1\n\
          default allow := false\n\
-         allow if data.{package}.allow == true\n\
+         {allow}\
          decision := {{\n\
-           \"reject\": [x | some x in data.{package}.reject],\n\
-           \"escalate\": [x | some x in data.{package}.escalate],\n\
-           \"obligations\": [x | some x in data.{package}.obligations],\n\
+           \"reject\": {},\n\
+           \"escalate\": {},\n\
+           \"obligations\": {},\n\
            \"allow\": allow,\n\
-         }}\n"
+         }}\n",
+        set("reject"),
+        set("escalate"),
+        set("obligations"),
     )
 }
 
@@ -175,7 +195,13 @@ impl RegoProgram {
         })?;
         let interpreter = engine.clone();
         engine
-            .add_policy("__agentriage.rego".into(), wrapper_module(package))
+            .add_policy(
+                "__agentriage.rego".into(),
+                wrapper_module(package, &|name| {
+                    let rule: Arc<str> = Arc::from(format!("data.{package}.{name}"));
+                    interpreter.clone().compile_with_entrypoint(&rule).is_ok()
+                }),
+            )
             .map_err(|e| {
                 BundleError::new(
                     BundleErrorKind::Rego,
@@ -299,16 +325,12 @@ impl RegoProgram {
             });
         }
         for (key, effect) in [("reject", Effect::Reject), ("escalate", Effect::Escalate)] {
-            if let Some(Value::Array(items)) = field(key) {
-                for item in items.iter() {
-                    verdict.reasons.push(self.reason(item, key, effect));
-                }
+            for item in elements(field(key)) {
+                verdict.reasons.push(self.reason(item, key, effect));
             }
         }
-        if let Some(Value::Array(items)) = field("obligations") {
-            for item in items.iter() {
-                verdict.obligations.push(self.obligation(item));
-            }
+        for item in elements(field("obligations")) {
+            verdict.obligations.push(self.obligation(item));
         }
         Ok(verdict)
     }
@@ -381,6 +403,15 @@ impl RegoProgram {
     }
 }
 
+/// The elements of a set or an array (rules may define either).
+fn elements(value: Option<&Value>) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match value {
+        Some(Value::Set(items)) => Box::new(items.iter()),
+        Some(Value::Array(items)) => Box::new(items.iter()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
 /// Merges two data documents; `Err(key)` names a key both define.
 fn merge_data(base: Value, next: Value) -> Result<Value, String> {
     let (Ok(a), Ok(b)) = (base.as_object(), next.as_object()) else {
@@ -397,11 +428,84 @@ fn merge_data(base: Value, next: Value) -> Result<Value, String> {
 
 // ---- building `input` -------------------------------------------------------
 
-fn key(k: &'static str) -> Value {
-    Value::from(k)
+/// Names of the keys of `input`.
+const KEY_NAMES: [&str; 30] = [
+    "trace_id",
+    "time",
+    "principal",
+    "action",
+    "resource",
+    "context",
+    "anomaly",
+    "intent",
+    "facts",
+    "id",
+    "type",
+    "trust_zone",
+    "roles",
+    "delegation",
+    "credential",
+    "attestation",
+    "attributes",
+    "issuer",
+    "expires_at",
+    "status",
+    "kind",
+    "verified_at",
+    "name",
+    "score",
+    "time_unix",
+    "hour_utc",
+    "risk_class",
+    "credential_ttl_s",
+    "attestation_age_s",
+    "anomaly_score",
+];
+
+/// The key named `KEY_NAMES[k]`, allocated once: building `input` is on the
+/// path of every decision, and these would otherwise be allocated and freed
+/// each time.
+fn key(k: usize) -> Value {
+    static KEYS: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| KEY_NAMES.iter().map(|n| Value::from(*n)).collect());
+    keys.get(k).cloned().unwrap_or(Value::Undefined)
 }
 
-fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> BTreeMap<Value, Value> {
+/// Indices into [`KEY_NAMES`].
+mod k {
+    pub const TRACE_ID: usize = 0;
+    pub const TIME: usize = 1;
+    pub const PRINCIPAL: usize = 2;
+    pub const ACTION: usize = 3;
+    pub const RESOURCE: usize = 4;
+    pub const CONTEXT: usize = 5;
+    pub const ANOMALY: usize = 6;
+    pub const INTENT: usize = 7;
+    pub const FACTS: usize = 8;
+    pub const ID: usize = 9;
+    pub const TYPE: usize = 10;
+    pub const TRUST_ZONE: usize = 11;
+    pub const ROLES: usize = 12;
+    pub const DELEGATION: usize = 13;
+    pub const CREDENTIAL: usize = 14;
+    pub const ATTESTATION: usize = 15;
+    pub const ATTRIBUTES: usize = 16;
+    pub const ISSUER: usize = 17;
+    pub const EXPIRES_AT: usize = 18;
+    pub const STATUS: usize = 19;
+    pub const KIND: usize = 20;
+    pub const VERIFIED_AT: usize = 21;
+    pub const NAME: usize = 22;
+    pub const SCORE: usize = 23;
+    pub const TIME_UNIX: usize = 24;
+    pub const HOUR_UTC: usize = 25;
+    pub const RISK_CLASS: usize = 26;
+    pub const CREDENTIAL_TTL_S: usize = 27;
+    pub const ATTESTATION_AGE_S: usize = 28;
+    pub const ANOMALY_SCORE: usize = 29;
+}
+
+fn object<const N: usize>(pairs: [(usize, Value); N]) -> BTreeMap<Value, Value> {
     // Inserting one by one beats `collect`, which sorts a temporary vector.
     let mut map = BTreeMap::new();
     for (k, v) in pairs {
@@ -482,9 +586,9 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
     let p = &request.principal;
     let credential = p.credential.as_ref().map_or(Value::Undefined, |c| {
         Value::from(object([
-            ("issuer", opt_str(c.issuer.as_ref())),
+            (k::ISSUER, opt_str(c.issuer.as_ref())),
             (
-                "expires_at",
+                k::EXPIRES_AT,
                 c.expires_at
                     .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
@@ -492,78 +596,78 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
     });
     let attestation = p.attestation.as_ref().map_or(Value::Undefined, |a| {
         Value::from(object([
-            ("status", opt_str(a.status.as_ref())),
-            ("kind", opt_str(a.kind.as_ref())),
+            (k::STATUS, opt_str(a.status.as_ref())),
+            (k::KIND, opt_str(a.kind.as_ref())),
             (
-                "verified_at",
+                k::VERIFIED_AT,
                 a.verified_at
                     .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
             ),
         ]))
     });
     let principal = object([
-        ("id", Value::from(p.id.as_str())),
-        ("type", opt_str(p.kind.as_ref())),
-        ("trust_zone", opt_str(p.trust_zone.as_ref())),
-        ("roles", strings(&p.roles)),
-        ("delegation", strings(&p.delegation)),
-        ("credential", credential),
-        ("attestation", attestation),
-        ("attributes", map_to_rego(&p.attributes, 3)?),
+        (k::ID, Value::from(p.id.as_str())),
+        (k::TYPE, opt_str(p.kind.as_ref())),
+        (k::TRUST_ZONE, opt_str(p.trust_zone.as_ref())),
+        (k::ROLES, strings(&p.roles)),
+        (k::DELEGATION, strings(&p.delegation)),
+        (k::CREDENTIAL, credential),
+        (k::ATTESTATION, attestation),
+        (k::ATTRIBUTES, map_to_rego(&p.attributes, 3)?),
     ]);
     let action = object([
-        ("name", Value::from(request.action.name.as_str())),
-        ("attributes", map_to_rego(&request.action.attributes, 3)?),
+        (k::NAME, Value::from(request.action.name.as_str())),
+        (k::ATTRIBUTES, map_to_rego(&request.action.attributes, 3)?),
     ]);
     let resource = match &request.resource {
         None => Value::Undefined,
         Some(r) => Value::from(object([
-            ("type", Value::from(r.kind.as_str())),
-            ("id", opt_str(r.id.as_ref())),
-            ("attributes", map_to_rego(&r.attributes, 3)?),
+            (k::TYPE, Value::from(r.kind.as_str())),
+            (k::ID, opt_str(r.id.as_ref())),
+            (k::ATTRIBUTES, map_to_rego(&r.attributes, 3)?),
         ])),
     };
     let anomaly = request.anomaly.as_ref().map_or(Value::Undefined, |a| {
         Value::from(object([(
-            "score",
+            k::SCORE,
             a.score.map_or(Value::Undefined, Value::from),
         )]))
     });
     let facts_value = object([
-        ("time", Value::from(facts.time.rfc3339())),
-        ("time_unix", seconds(facts.time.unix_nanos())),
-        ("hour_utc", Value::from(u64::from(facts.time.hour_utc()))),
-        ("risk_class", Value::from(facts.risk_class)),
+        (k::TIME, Value::from(facts.time.rfc3339())),
+        (k::TIME_UNIX, seconds(facts.time.unix_nanos())),
+        (k::HOUR_UTC, Value::from(u64::from(facts.time.hour_utc()))),
+        (k::RISK_CLASS, Value::from(facts.risk_class)),
         (
-            "credential_ttl_s",
+            k::CREDENTIAL_TTL_S,
             facts.credential_ttl_nanos.map_or(Value::Undefined, seconds),
         ),
         (
-            "attestation_age_s",
+            k::ATTESTATION_AGE_S,
             facts
                 .attestation_age_nanos
                 .map_or(Value::Undefined, seconds),
         ),
         (
-            "anomaly_score",
+            k::ANOMALY_SCORE,
             facts.anomaly_score.map_or(Value::Undefined, Value::from),
         ),
     ]);
     Ok(Value::from(object([
-        ("trace_id", opt_str(request.trace_id.as_ref())),
+        (k::TRACE_ID, opt_str(request.trace_id.as_ref())),
         (
-            "time",
+            k::TIME,
             request
                 .time
                 .map_or(Value::Undefined, |t| Value::from(t.rfc3339())),
         ),
-        ("principal", Value::from(principal)),
-        ("action", Value::from(action)),
-        ("resource", resource),
-        ("context", map_to_rego(&request.context, 2)?),
-        ("anomaly", anomaly),
-        ("intent", opt_str(request.intent.as_ref())),
-        ("facts", Value::from(facts_value)),
+        (k::PRINCIPAL, Value::from(principal)),
+        (k::ACTION, Value::from(action)),
+        (k::RESOURCE, resource),
+        (k::CONTEXT, map_to_rego(&request.context, 2)?),
+        (k::ANOMALY, anomaly),
+        (k::INTENT, opt_str(request.intent.as_ref())),
+        (k::FACTS, Value::from(facts_value)),
     ])))
 }
 
