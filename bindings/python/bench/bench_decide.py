@@ -205,11 +205,11 @@ def main() -> None:
     n, threads = args.n, args.threads
 
     request = typical_request()
-    engines = [("bundle default", agentriage.Engine.from_bundle(BUNDLE))]
+    engines = [("bundle default (rego vm)", agentriage.Engine.from_bundle(BUNDLE))]
     scratch = tempfile.TemporaryDirectory()
-    vm = pack_with_evaluator("vm", Path(scratch.name))
-    if vm is not None:
-        engines.append(("rego evaluator = vm", vm))
+    strict = pack_with_evaluator("interpreter", Path(scratch.name))
+    if strict is not None:
+        engines.append(("rego evaluator = interpreter", strict))
 
     print(f"agentriage {agentriage.__version__}, Python {platform.python_version()}, {platform.machine()}")
     print(f"bundle {BUNDLE.name}; request: reroute base of testdata/decisions.json")
