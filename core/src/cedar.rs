@@ -383,14 +383,6 @@ impl CedarPolicies {
     fn has_entity(&self, uid: &EntityUid) -> bool {
         self.entities.as_ref().is_some_and(|e| e.get(uid).is_some())
     }
-
-    /// Ids of every policy, sorted.
-    #[allow(dead_code, reason = "used by policy tooling and tests")]
-    pub(crate) fn policy_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.meta.keys().map(ToString::to_string).collect();
-        ids.sort();
-        ids
-    }
 }
 
 fn parse_schema(root: &Path, path: &Path, text: &str) -> Result<(Schema, PathBuf), BundleError> {

@@ -67,9 +67,6 @@ pub(crate) struct RegoProgram {
     /// The prepared interpreter (with the entry point module), cloned once
     /// per thread in interpreter mode.
     prepared: regorus::Engine,
-    /// The interpreter without the entry point module, for policy tooling.
-    #[allow(dead_code, reason = "used by tests and by policy tooling")]
-    pub(crate) interpreter: regorus::Engine,
 }
 
 /// What the Rego half of a bundle said about one request.
@@ -249,7 +246,6 @@ impl RegoProgram {
             max_instructions,
             evaluators: ThreadLocal::new(),
             prepared,
-            interpreter,
         })
     }
 
