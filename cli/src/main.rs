@@ -8,13 +8,15 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod bundle_cmd;
+
 // A decision allocates many small values in both policy engines; mimalloc
 // makes a decision about 15% faster than the system allocator here.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit codes, documented in `--help`.
-mod exit {
+pub(crate) mod exit {
     /// Every request was decided.
     pub const OK: u8 = 0;
     /// At least one request could not be decided (malformed input).
@@ -33,8 +35,8 @@ Exit codes:
   0  every request was decided (whatever the outcomes)
   1  at least one request could not be decided; its line printed an error object
   2  bad command-line usage
-  3  the bundle could not be loaded
-  4  the input could not be read, or the output written";
+  3  the bundle could not be loaded, or its signature did not verify
+  4  the input or a key could not be read, or the output written";
 
 #[derive(Parser)]
 #[command(
@@ -67,7 +69,14 @@ enum Command {
         /// Print decisions for people instead of JSON.
         #[arg(long)]
         pretty: bool,
+        /// Load the bundle only if signed by this public key (PEM); repeat
+        /// for several trusted keys.
+        #[arg(long = "trusted-key", short = 'k')]
+        trusted_keys: Vec<PathBuf>,
     },
+    /// Sign bundles and verify their signatures.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Bundle(bundle_cmd::BundleCommand),
 }
 
 fn main() -> ExitCode {
@@ -77,12 +86,22 @@ fn main() -> ExitCode {
             bundle,
             input,
             pretty,
-        } => ExitCode::from(eval(&bundle, &input, pretty)),
+            trusted_keys,
+        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys)),
+        Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
     }
 }
 
-fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
-    let engine = match Engine::from_dir(bundle) {
+fn eval(bundle: &PathBuf, input: &str, pretty: bool, trusted_keys: &[PathBuf]) -> u8 {
+    let loaded = if trusted_keys.is_empty() {
+        agentriage::Bundle::load(bundle)
+    } else {
+        match bundle_cmd::trusted(trusted_keys) {
+            Ok(trusted) => agentriage::Bundle::load_verified(bundle, &trusted),
+            Err(code) => return code,
+        }
+    };
+    let engine = match loaded.map(Engine::new) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: cannot load bundle: {e}");

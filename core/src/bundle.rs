@@ -19,6 +19,7 @@ use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
 use crate::rego::{RegoEvaluator, RegoProgram};
+use crate::signing::TrustedKeys;
 
 /// Name of the manifest file at the root of a bundle.
 pub const MANIFEST_FILE: &str = "bundle.toml";
@@ -126,7 +127,7 @@ pub(crate) struct BundleFiles {
 }
 
 impl BundleFiles {
-    fn read(root: &Path) -> Result<BundleFiles, BundleError> {
+    pub(crate) fn read(root: &Path) -> Result<BundleFiles, BundleError> {
         let mut files = BTreeMap::new();
         let mut total = 0u64;
         walk(root, root, &mut files, &mut total, 0)?;
@@ -158,7 +159,7 @@ impl BundleFiles {
 
     /// `sha256:` over every file in path order: for each, its relative path,
     /// a NUL byte, its length as 8 big-endian bytes, and its bytes.
-    fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         let mut h = Sha256::new();
         for (path, bytes) in &self.files {
             h.update(path.as_bytes());
@@ -172,6 +173,16 @@ impl BundleFiles {
             let _ = write!(out, "{b:02x}");
         }
         out
+    }
+
+    /// Every file, in path order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
+    }
+
+    /// Whether the bundle holds a file at `rel`.
+    pub(crate) fn contains(&self, rel: &str) -> bool {
+        self.files.contains_key(rel)
     }
 
     fn manifest_path(&self) -> PathBuf {
@@ -317,7 +328,24 @@ impl Bundle {
     /// assert!(bundle.info().digest.starts_with("sha256:"));
     /// ```
     pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
+        Bundle::from_files(&BundleFiles::read(dir.as_ref())?)
+    }
+
+    /// Loads the bundle in `dir` only when one of `trusted` signed exactly its
+    /// files (see [`crate::signing`]): a file added, removed or changed after
+    /// signing, a signature by another key, or no signature at all is a
+    /// [`BundleErrorKind::Signature`] error and nothing is loaded. The files
+    /// checked are the bytes then compiled.
+    pub fn load_verified(
+        dir: impl AsRef<Path>,
+        trusted: &TrustedKeys,
+    ) -> Result<Bundle, BundleError> {
         let files = BundleFiles::read(dir.as_ref())?;
+        crate::signing::verify_files(&files, trusted)?;
+        Bundle::from_files(&files)
+    }
+
+    pub(crate) fn from_files(files: &BundleFiles) -> Result<Bundle, BundleError> {
         let manifest: Manifest = toml::from_str(&files.manifest_text).map_err(|e| {
             BundleError::new(
                 BundleErrorKind::Manifest,
@@ -366,7 +394,7 @@ impl Bundle {
         }
 
         let rego = match &manifest.rego {
-            Some(r) if !r.modules.is_empty() => Some(load_rego(&files, r)?),
+            Some(r) if !r.modules.is_empty() => Some(load_rego(files, r)?),
             Some(r) if !r.data.is_empty() => {
                 return Err(files.manifest_error(
                     r.data.first().map_or(0..0, |d| d.span()),
@@ -376,7 +404,7 @@ impl Bundle {
             _ => None,
         };
         let cedar = match &manifest.cedar {
-            Some(c) if !c.policies.is_empty() => Some(load_cedar(&files, c)?),
+            Some(c) if !c.policies.is_empty() => Some(load_cedar(files, c)?),
             _ => None,
         };
         if rego.is_none() && cedar.is_none() {

@@ -133,6 +133,8 @@ pub enum BundleErrorKind {
     Validation,
     /// A data or entities file is not valid.
     Data,
+    /// The bundle's signature is missing, untrusted or does not match its files.
+    Signature,
 }
 
 impl BundleErrorKind {
@@ -145,6 +147,7 @@ impl BundleErrorKind {
             BundleErrorKind::Cedar => "cedar",
             BundleErrorKind::Validation => "validation",
             BundleErrorKind::Data => "data",
+            BundleErrorKind::Signature => "signature",
         }
     }
 }
