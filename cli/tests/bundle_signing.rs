@@ -1,5 +1,10 @@
 //! `agentriage bundle keygen | sign | verify` and `eval --trusted-key`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
