@@ -1,4 +1,10 @@
 //! Signed bundles: what loads with a signature requirement and what does not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
