@@ -33,6 +33,14 @@ pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
 /// Default instruction budget of one Rego evaluation.
 pub const DEFAULT_MAX_INSTRUCTIONS: usize = 100_000;
 
+/// Default wall-clock budget of one Rego evaluation, in milliseconds.
+///
+/// A decision of the reference pack takes well under a millisecond; the
+/// instruction budget is the deterministic limit, and the clock only stops
+/// what it cannot count (a slow builtin, the interpreter), generously enough
+/// that a busy machine does not change outcomes.
+pub const DEFAULT_MAX_EVAL_MS: u64 = 1000;
+
 /// A loaded, compiled policy bundle: immutable, shared by every thread.
 pub struct Bundle {
     pub(crate) info: Arc<BundleInfo>,
@@ -97,7 +105,9 @@ struct ManifestRego {
     #[serde(default)]
     data: Vec<Spanned<String>>,
     #[serde(default)]
-    max_instructions: Option<usize>,
+    max_instructions: Option<Spanned<usize>>,
+    #[serde(default)]
+    max_eval_ms: Option<Spanned<u64>>,
     #[serde(default)]
     evaluator: Option<Spanned<String>>,
 }
@@ -492,14 +502,37 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
             }
         },
     };
+    for (name, limit) in [
+        (
+            "max_instructions",
+            m.max_instructions
+                .as_ref()
+                .map(|v| (v.span(), *v.get_ref() as u64)),
+        ),
+        (
+            "max_eval_ms",
+            m.max_eval_ms.as_ref().map(|v| (v.span(), *v.get_ref())),
+        ),
+    ] {
+        if let Some((span, 0)) = limit {
+            return Err(files.manifest_error(span, format!("`rego.{name}` must be at least 1")));
+        }
+    }
+    let max_eval_ms = m
+        .max_eval_ms
+        .as_ref()
+        .map_or(DEFAULT_MAX_EVAL_MS, |v| *v.get_ref());
     RegoProgram::compile(
         &files.root,
         &package,
         &modules,
         &data,
-        m.max_instructions.unwrap_or(DEFAULT_MAX_INSTRUCTIONS),
+        m.max_instructions
+            .as_ref()
+            .map_or(DEFAULT_MAX_INSTRUCTIONS, |v| *v.get_ref()),
         evaluator,
     )
+    .map(|p| p.with_time_limit(std::time::Duration::from_millis(max_eval_ms)))
 }
 
 fn load_cedar(files: &BundleFiles, m: &ManifestCedar) -> Result<CedarPolicies, BundleError> {

@@ -41,7 +41,10 @@ mod rego;
 mod request;
 pub mod signing;
 
-pub use bundle::{Bundle, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE};
+pub use bundle::{
+    Bundle, DEFAULT_MAX_EVAL_MS, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE,
+    MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+};
 pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
 pub use engine::Engine;
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};

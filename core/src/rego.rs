@@ -11,12 +11,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use regorus::Value;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::RegoVM;
 use regorus::rvm::program::Program;
+use regorus::rvm::vm::ExecutionMode;
+use regorus::utils::limits::ExecutionTimerConfig;
 use thread_local::ThreadLocal;
+
+/// Instructions between two looks at the clock when a time limit is set.
+const TIME_CHECK_INTERVAL: std::num::NonZeroU32 = std::num::NonZeroU32::MIN.saturating_add(63);
 
 use crate::decision::{Effect, Obligation, Reason, Source};
 use crate::error::{BundleError, BundleErrorKind};
@@ -63,6 +69,8 @@ pub(crate) struct RegoProgram {
     data: Value,
     package: String,
     max_instructions: usize,
+    /// Wall-clock budget of one evaluation (both evaluators).
+    time_limit: Option<ExecutionTimerConfig>,
     evaluators: ThreadLocal<RefCell<Option<Evaluator>>>,
     /// The prepared interpreter (with the entry point module), cloned once
     /// per thread in interpreter mode.
@@ -232,21 +240,33 @@ impl RegoProgram {
                 format!("{e}"),
             )
         })?;
-        // Compile the interpreter's view once, so per-thread clones start ready.
-        let mut prepared = engine.clone();
-        prepared.eval_rule(ENTRY_POINT.to_owned()).map_err(|e| {
-            let (file, line, message) = locate(root, modules, &format!("{e:#}"));
-            BundleError::new(BundleErrorKind::Rego, file, line, message)
-        })?;
+        // `compile_with_entrypoint` above prepared the interpreter's view
+        // (analysis, scheduling), so per-thread clones start ready. Nothing is
+        // evaluated at load: a policy that runs away must meet its limits in a
+        // decision, not hang the loader.
+        let prepared = engine.clone();
         Ok(RegoProgram {
             mode,
             program,
             data: merged,
             package: package.to_owned(),
             max_instructions,
+            time_limit: None,
             evaluators: ThreadLocal::new(),
             prepared,
         })
+    }
+
+    /// Limits every evaluation to `limit` of wall-clock time (checked every
+    /// few instructions); exceeding it fails the decision closed.
+    pub(crate) fn with_time_limit(mut self, limit: Duration) -> RegoProgram {
+        let config = ExecutionTimerConfig {
+            limit,
+            check_interval: TIME_CHECK_INTERVAL,
+        };
+        self.time_limit = Some(config);
+        self.prepared.set_execution_timer_config(config);
+        self
     }
 
     fn new_evaluator(&self) -> Result<Evaluator, String> {
@@ -256,6 +276,11 @@ impl RegoProgram {
                 vm.load_program(self.program.clone());
                 vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
                 vm.set_max_instructions(self.max_instructions);
+                vm.set_execution_timer_config(self.time_limit);
+                // The stackless loop keeps rule and function frames on the
+                // heap: a policy that recurses meets the instruction budget
+                // instead of overflowing the host thread's stack.
+                vm.set_execution_mode(ExecutionMode::Suspendable);
                 Evaluator::Vm(Box::new(vm))
             }
             RegoEvaluator::Interpreter => Evaluator::Interpreter(Box::new(self.prepared.clone())),

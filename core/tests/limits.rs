@@ -1,0 +1,129 @@
+//! Pathological policies: whatever a policy does, a decision ends quickly and
+//! fails closed with a reason naming the limit it hit.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use agentriage::{Bundle, BundleErrorKind, Decision, Engine, Outcome, Source};
+
+/// Leaves the instruction budget as the only limit a test can meet (a busy
+/// machine must not turn an instruction-limit test into a time-limit one).
+const NO_CLOCK: &str = "max_eval_ms = 600000";
+
+/// A one-module bundle with `limits` added to its `[rego]` table.
+fn engine_with(limits: &str, module: &str) -> (tempfile::TempDir, Engine) {
+    let manifest =
+        format!("name = \"t\"\nrevision = \"1\"\n[rego]\nmodules = [\"p.rego\"]\n{limits}\n");
+    let dir = common::bundle(&[("bundle.toml", &manifest), ("p.rego", module)]);
+    let engine = Engine::from_dir(dir.path()).unwrap();
+    (dir, engine)
+}
+
+fn decide(engine: &Engine) -> Decision {
+    engine
+        .decide_json(r#"{"principal":{"id":"a"},"action":{"name":"x.y"}}"#)
+        .unwrap()
+}
+
+fn assert_failed_closed(d: &Decision, limit: &str) {
+    assert_eq!(d.outcome, Outcome::Reject, "{d:?}");
+    let reason = d
+        .reasons
+        .iter()
+        .find(|r| r.engine == Source::Rego && r.policy == "error")
+        .unwrap_or_else(|| panic!("no failure reason: {d:?}"));
+    assert!(reason.message.contains(limit), "{reason:?}");
+}
+
+const LONG_LOOP: &str = "package agentriage\nimport rego.v1\nallow if true\n\
+    reject contains \"never\" if { some n in numbers.range(1, 200000); n < 0 }\n";
+
+const HUGE_VALUE: &str = "package agentriage\nimport rego.v1\nallow if true\n\
+    big := concat(\"\", [s | some i in numbers.range(1, 100000); s := sprintf(\"%d-xxxxxxxxxxxxxxxx\", [i])])\n\
+    reject contains \"long\" if count(big) > 10\n";
+
+const NESTED_LOOPS: &str = "package agentriage\nimport rego.v1\nallow if true\n\
+    reject contains \"pairs\" if {\n\
+      some a in numbers.range(1, 3000)\n\
+      some b in numbers.range(1, 3000)\n\
+      a * b < 0\n\
+    }\n";
+
+#[test]
+fn a_long_loop_hits_the_default_instruction_budget() {
+    let (_d, engine) = engine_with(NO_CLOCK, LONG_LOOP);
+    assert_failed_closed(&decide(&engine), "instruction limit");
+}
+
+#[test]
+fn building_a_huge_value_hits_the_instruction_budget() {
+    let (_d, engine) = engine_with(NO_CLOCK, HUGE_VALUE);
+    assert_failed_closed(&decide(&engine), "instruction limit");
+}
+
+#[test]
+fn nested_loops_hit_the_instruction_budget() {
+    let (_d, engine) = engine_with(NO_CLOCK, NESTED_LOOPS);
+    assert_failed_closed(&decide(&engine), "instruction limit");
+}
+
+#[test]
+fn the_time_budget_stops_a_vm_evaluation_with_a_huge_instruction_budget() {
+    let (_d, engine) = engine_with(
+        "max_instructions = 1000000000\nmax_eval_ms = 5",
+        NESTED_LOOPS,
+    );
+    assert_failed_closed(&decide(&engine), "time limit");
+}
+
+#[test]
+fn the_time_budget_stops_the_interpreter() {
+    // The interpreter has no instruction counter: the clock stops it.
+    let (_d, engine) = engine_with("evaluator = \"interpreter\"\nmax_eval_ms = 5", NESTED_LOOPS);
+    assert_failed_closed(&decide(&engine), "time limit");
+}
+
+#[test]
+fn the_engine_stays_usable_after_a_limit() {
+    let (_d, engine) = engine_with("max_instructions = 20000\nmax_eval_ms = 600000", LONG_LOOP);
+    for _ in 0..3 {
+        assert_failed_closed(&decide(&engine), "instruction limit");
+    }
+}
+
+#[test]
+fn limits_of_zero_are_refused_with_the_line() {
+    for limits in ["max_instructions = 0", "max_eval_ms = 0"] {
+        let manifest =
+            format!("name = \"t\"\nrevision = \"1\"\n[rego]\nmodules = [\"p.rego\"]\n{limits}\n");
+        let dir = common::bundle(&[
+            ("bundle.toml", &manifest),
+            ("p.rego", "package agentriage\nallow := true\n"),
+        ]);
+        let e = Bundle::load(dir.path()).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.line()),
+            (BundleErrorKind::Manifest, Some(5)),
+            "{e}"
+        );
+        assert!(
+            e.message().contains(limits.split(' ').next().unwrap()),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn recursion_fails_closed_in_the_vm() {
+    // Rego forbids recursion; a policy that recurses anyway must neither
+    // overflow the stack nor decide. (The interpreter recurses on the native
+    // stack: SECURITY.md lists this as a known limit of `evaluator = "interpreter"`.)
+    let module = "package agentriage\nimport rego.v1\nf(x) := y if { y := f(x) }\nallow if f(1)\n";
+    let (_d, engine) = engine_with("", module);
+    assert_failed_closed(&decide(&engine), "instruction limit");
+}
