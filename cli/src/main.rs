@@ -8,6 +8,9 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod check;
+mod test_cmd;
+
 // A decision allocates many small values in both policy engines; mimalloc
 // makes a decision about 15% faster than the system allocator here.
 #[global_allocator]
@@ -68,6 +71,45 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Run a bundle's policy tests: YAML suites and Rego `test_*` rules.
+    ///
+    /// PATHs are a bundle directory (its `tests/` are run) and/or test files
+    /// and directories; with --bundle, every PATH holds tests. Prints
+    /// `test suite::case ... ok` per test, a block per failure with the
+    /// expected and actual outcome and every reason that fired, and a summary.
+    #[command(after_help = test_cmd::EXIT_CODES)]
+    Test {
+        /// Bundle directory and/or test files and directories.
+        paths: Vec<PathBuf>,
+        /// Bundle directory (holding bundle.toml); by default the PATH that holds one.
+        #[arg(long, short)]
+        bundle: Option<PathBuf>,
+        /// Run only tests whose `suite::name` matches this regular expression.
+        #[arg(long, value_name = "REGEX")]
+        run: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: test_cmd::Format,
+        /// Report which Rego rules and Cedar policies no test exercised.
+        #[arg(long)]
+        coverage: bool,
+        /// Fail when coverage is below P percent (implies --coverage).
+        #[arg(long, value_name = "P")]
+        threshold: Option<f64>,
+    },
+    /// Check a bundle: everything parses and validates, every action the
+    /// policies name is in the risk table, every suite parses.
+    ///
+    /// Prints every problem with file and line, not only the first.
+    #[command(after_help = check::EXIT_CODES)]
+    Check {
+        /// Bundle directory (holding bundle.toml).
+        #[arg(long, short)]
+        bundle: PathBuf,
+        /// Report format: human or json.
+        #[arg(long, value_enum, default_value = "human")]
+        format: test_cmd::Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +120,22 @@ fn main() -> ExitCode {
             input,
             pretty,
         } => ExitCode::from(eval(&bundle, &input, pretty)),
+        Command::Test {
+            paths,
+            bundle,
+            run,
+            format,
+            coverage,
+            threshold,
+        } => ExitCode::from(test_cmd::test(test_cmd::TestArgs {
+            bundle,
+            paths,
+            run,
+            format,
+            coverage,
+            threshold,
+        })),
+        Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
     }
 }
 

@@ -39,6 +39,7 @@ mod error;
 mod facts;
 mod rego;
 mod request;
+pub mod testing;
 
 pub use bundle::{Bundle, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE};
 pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};

@@ -24,7 +24,7 @@ use crate::facts::Facts;
 use crate::request::{MAX_DEPTH, Request};
 
 const WRAPPER_PACKAGE: &str = "__agentriage";
-const ENTRY_POINT: &str = "data.__agentriage.decision";
+pub(crate) const ENTRY_POINT: &str = "data.__agentriage.decision";
 
 /// How Rego is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +247,12 @@ impl RegoProgram {
             evaluators: ThreadLocal::new(),
             prepared,
         })
+    }
+
+    /// A copy of the prepared interpreter (modules, data and the entry
+    /// point), for the policy test runner: Rego-native tests and coverage.
+    pub(crate) fn interpreter(&self) -> regorus::Engine {
+        self.prepared.clone()
     }
 
     fn new_evaluator(&self) -> Result<Evaluator, String> {
