@@ -1,5 +1,6 @@
 //! `check`: every problem of a bundle, each with file and line.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -101,29 +102,32 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
         }
     }
 
-    match Bundle::load(dir) {
-        Err(e) => {
-            let p = Problem::from_bundle(&e);
-            // The per-file pass may have found the same problem already.
-            if !problems
-                .iter()
-                .any(|q| q.file == p.file && (q.line == p.line || q.kind == p.kind))
-            {
-                problems.push(p);
-            }
+    if let Err(e) = Bundle::load(dir) {
+        let p = Problem::from_bundle(&e);
+        // The per-file pass may have found the same problem already.
+        if !problems
+            .iter()
+            .any(|q| q.file == p.file && (q.line == p.line || q.kind == p.kind))
+        {
+            problems.push(p);
         }
-        Ok(bundle) => {
-            for rel in &rego_files {
+    }
+    // Actions are checked against the manifest's risk table even when the
+    // bundle does not load, so one run shows every problem.
+    if let Some(risk) = manifest.as_ref().map(risk_table) {
+        for (files, find) in [
+            (
+                &rego_files,
+                rego_actions as fn(&str) -> Vec<(String, usize)>,
+            ),
+            (&cedar_files, cedar_actions),
+        ] {
+            for rel in files {
                 if let Ok(text) = std::fs::read_to_string(dir.join(rel)) {
-                    for (action, offset) in rego_actions(&text) {
-                        unknown_action(&bundle, dir, rel, &text, &action, offset, &mut problems);
-                    }
-                }
-            }
-            for rel in &cedar_files {
-                if let Ok(text) = std::fs::read_to_string(dir.join(rel)) {
-                    for (action, offset) in cedar_actions(&text) {
-                        unknown_action(&bundle, dir, rel, &text, &action, offset, &mut problems);
+                    for (action, offset) in find(&text) {
+                        if !risk.contains(&action) {
+                            problems.push(unknown_action(dir, rel, &text, &action, offset));
+                        }
                     }
                 }
             }
@@ -156,25 +160,31 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     problems
 }
 
-fn unknown_action(
-    bundle: &Bundle,
-    dir: &Path,
-    rel: &str,
-    text: &str,
-    action: &str,
-    offset: usize,
-    problems: &mut Vec<Problem>,
-) {
-    if bundle.risk_class(action).is_none() {
-        problems.push(Problem {
-            kind: "unknown_action".into(),
-            file: dir.join(rel),
-            line: Some(line_of(text, offset)),
-            message: format!(
-                "action `{action}` is not in the risk table of `{MANIFEST_FILE}`: its risk class would be `unknown`"
-            ),
-        });
+fn unknown_action(dir: &Path, rel: &str, text: &str, action: &str, offset: usize) -> Problem {
+    Problem {
+        kind: "unknown_action".into(),
+        file: dir.join(rel),
+        line: Some(line_of(text, offset)),
+        message: format!(
+            "action `{action}` is not in the risk table of `{MANIFEST_FILE}`: its risk class would be `unknown`"
+        ),
     }
+}
+
+/// Every action of the manifest's `[risk_classes]`.
+fn risk_table(manifest: &toml::Table) -> HashSet<String> {
+    manifest
+        .get("risk_classes")
+        .and_then(|v| v.as_table())
+        .map(|classes| {
+            classes
+                .values()
+                .filter_map(|v| v.as_array())
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn read_manifest(dir: &Path) -> Option<toml::Table> {
