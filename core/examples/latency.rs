@@ -28,11 +28,11 @@ fn main() {
             let suite =
                 agentriage::testing::load_suite("policies/a2a-supply-chain/tests/baseline.yaml")
                     .expect("run from the repository root");
-            let agentriage::testing::SuiteFileKind::Suite(suite) = suite else {
-                panic!("baseline.yaml is a suite")
+            let cases = match suite {
+                agentriage::testing::SuiteFileKind::Suite(s) => s.cases,
+                agentriage::testing::SuiteFileKind::Library => Vec::new(),
             };
-            let case = suite
-                .cases
+            let case = cases
                 .into_iter()
                 .find(|c| c.name == "baseline reroute executes")
                 .expect("the baseline reroute case");
