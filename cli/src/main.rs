@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 mod bundle_cmd;
+mod check;
+mod test_cmd;
 
 // A decision allocates many small values in both policy engines; mimalloc
 // makes a decision about 15% faster than the system allocator here.
@@ -77,6 +79,45 @@ enum Command {
     /// Sign bundles and verify their signatures.
     #[command(subcommand, after_help = EXIT_CODES)]
     Bundle(bundle_cmd::BundleCommand),
+    /// Run a bundle's policy tests: YAML suites and Rego `test_*` rules.
+    ///
+    /// PATHs are a bundle directory (its `tests/` are run) and/or test files
+    /// and directories; with --bundle, every PATH holds tests. Prints
+    /// `test suite::case ... ok` per test, a block per failure with the
+    /// expected and actual outcome and every reason that fired, and a summary.
+    #[command(after_help = test_cmd::EXIT_CODES)]
+    Test {
+        /// Bundle directory and/or test files and directories.
+        paths: Vec<PathBuf>,
+        /// Bundle directory (holding bundle.toml); by default the PATH that holds one.
+        #[arg(long, short)]
+        bundle: Option<PathBuf>,
+        /// Run only tests whose `suite::name` matches this regular expression.
+        #[arg(long, value_name = "REGEX")]
+        run: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: test_cmd::Format,
+        /// Report which Rego rules and Cedar policies no test exercised.
+        #[arg(long)]
+        coverage: bool,
+        /// Fail when coverage is below P percent (implies --coverage).
+        #[arg(long, value_name = "P")]
+        threshold: Option<f64>,
+    },
+    /// Check a bundle: everything parses and validates, every action the
+    /// policies name is in the risk table, every suite parses.
+    ///
+    /// Prints every problem with file and line, not only the first.
+    #[command(after_help = check::EXIT_CODES)]
+    Check {
+        /// Bundle directory (holding bundle.toml).
+        #[arg(long, short)]
+        bundle: PathBuf,
+        /// Report format: human or json.
+        #[arg(long, value_enum, default_value = "human")]
+        format: test_cmd::Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,6 +130,22 @@ fn main() -> ExitCode {
             trusted_keys,
         } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys)),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
+        Command::Test {
+            paths,
+            bundle,
+            run,
+            format,
+            coverage,
+            threshold,
+        } => ExitCode::from(test_cmd::test(test_cmd::TestArgs {
+            bundle,
+            paths,
+            run,
+            format,
+            coverage,
+            threshold,
+        })),
+        Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
     }
 }
 

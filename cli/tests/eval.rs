@@ -14,7 +14,6 @@ use serde_json::Value;
 
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
-use common::merge_patch;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -89,18 +88,11 @@ fn sample_requests_are_decided_line_by_line() {
 
 #[test]
 fn every_expected_decision_holds_through_the_cli() {
-    let data: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("testdata/decisions.json")).unwrap(),
-    )
-    .unwrap();
+    let cases = common::decision_cases();
     let mut input = String::new();
-    let mut expected = Vec::new();
-    for case in data["cases"].as_array().unwrap() {
-        let mut request = data["bases"][case["base"].as_str().unwrap()].clone();
-        merge_patch(&mut request, &case["patch"]);
-        input.push_str(&serde_json::to_string(&request).unwrap());
+    for case in &cases {
+        input.push_str(&serde_json::to_string(&case.request).unwrap());
         input.push('\n');
-        expected.push(case.clone());
     }
     let out = agentriage(&["eval", "--bundle", &pack()], &input);
     assert_eq!(
@@ -110,21 +102,19 @@ fn every_expected_decision_holds_through_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     let decisions = lines(&out);
-    assert_eq!(decisions.len(), expected.len());
-    for (d, case) in decisions.iter().zip(&expected) {
-        assert_eq!(d["outcome"], case["outcome"], "{}", case["name"]);
-        if let Some(want) = case["reasons"].as_array() {
-            let mut want: Vec<&str> = want.iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(decisions.len(), cases.len());
+    for (d, case) in decisions.iter().zip(&cases) {
+        assert_eq!(d["outcome"], case.outcome.as_str(), "{}", case.name);
+        if let Some(want) = &case.reasons {
             let mut got: Vec<&str> = d["reasons"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|r| r["policy"].as_str().unwrap())
                 .collect();
-            want.sort_unstable();
             got.sort_unstable();
             got.dedup();
-            assert_eq!(got, want, "{}", case["name"]);
+            assert_eq!(got, *want, "{}", case.name);
         }
     }
 }

@@ -23,11 +23,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `reroute` base request of testdata/decisions.json.
+/// The `reroute` base request of the reference pack's suites.
 pub fn typical_request() -> String {
-    let text = std::fs::read_to_string(root().join("testdata/decisions.json")).unwrap();
-    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
-    serde_json::to_string(&data["bases"]["reroute"]).unwrap()
+    common::typical_request()
 }
 
 /// The reference pack, copied with `evaluator` set.

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Defaults: the reference pack and the `reroute` base request of
-//! `testdata/decisions.json` (both engines run in full; it executes).
+//! the reference pack's suites (`policies/a2a-supply-chain/tests/baseline.yaml`;
+//! both engines run in full; it executes).
 //! Criterion (`cargo bench -p agentriage`) gives medians with confidence
 //! intervals; this adds the tail (p99, p99.9) and threads' throughput.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -24,10 +25,18 @@ fn main() {
     let request_text = match args.get(1) {
         Some(path) => std::fs::read_to_string(path).expect("request file"),
         None => {
-            let text = std::fs::read_to_string("testdata/decisions.json")
-                .expect("run from the repository root");
-            let data: serde_json::Value = serde_json::from_str(&text).unwrap();
-            serde_json::to_string(&data["bases"]["reroute"]).unwrap()
+            let suite =
+                agentriage::testing::load_suite("policies/a2a-supply-chain/tests/baseline.yaml")
+                    .expect("run from the repository root");
+            let cases = match suite {
+                agentriage::testing::SuiteFileKind::Suite(s) => s.cases,
+                agentriage::testing::SuiteFileKind::Library => Vec::new(),
+            };
+            let case = cases
+                .into_iter()
+                .find(|c| c.name == "baseline reroute executes")
+                .expect("the baseline reroute case");
+            serde_json::to_string(&case.request).unwrap()
         }
     };
     let engine = Engine::from_dir(bundle).unwrap_or_else(|e| {

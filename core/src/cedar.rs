@@ -36,6 +36,9 @@ struct PolicyMeta {
     effect: Effect,
     reason: Option<String>,
     obligation: Option<String>,
+    /// The policy's file, relative to the bundle, and the line of its `@id`.
+    file: PathBuf,
+    line: Option<u32>,
 }
 
 /// The compiled Cedar half of a bundle.
@@ -152,6 +155,8 @@ impl CedarPolicies {
                         effect,
                         reason: policy.annotation("reason").map(str::to_owned),
                         obligation: policy.annotation("obligation").map(str::to_owned),
+                        file: path.clone(),
+                        line,
                     },
                 );
             }
@@ -378,6 +383,17 @@ impl CedarPolicies {
             }
         }
         Ok(verdict)
+    }
+
+    /// Every policy: id, file (relative to the bundle) and line of its `@id`.
+    pub(crate) fn policy_locations(&self) -> Vec<(String, PathBuf, Option<u32>)> {
+        let mut out: Vec<_> = self
+            .meta
+            .iter()
+            .map(|(id, m)| (id.to_string(), m.file.clone(), m.line))
+            .collect();
+        out.sort();
+        out
     }
 
     fn has_entity(&self, uid: &EntityUid) -> bool {

@@ -40,6 +40,7 @@ mod facts;
 mod rego;
 mod request;
 pub mod signing;
+pub mod testing;
 
 pub use bundle::{
     Bundle, DEFAULT_MAX_EVAL_MS, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE,

@@ -30,7 +30,7 @@ use crate::facts::Facts;
 use crate::request::{MAX_DEPTH, Request};
 
 const WRAPPER_PACKAGE: &str = "__agentriage";
-const ENTRY_POINT: &str = "data.__agentriage.decision";
+pub(crate) const ENTRY_POINT: &str = "data.__agentriage.decision";
 
 /// How Rego is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +267,12 @@ impl RegoProgram {
         self.time_limit = Some(config);
         self.prepared.set_execution_timer_config(config);
         self
+    }
+
+    /// A copy of the prepared interpreter (modules, data and the entry
+    /// point), for the policy test runner: Rego-native tests and coverage.
+    pub(crate) fn interpreter(&self) -> regorus::Engine {
+        self.prepared.clone()
     }
 
     fn new_evaluator(&self) -> Result<Evaluator, String> {

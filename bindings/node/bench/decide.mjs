@@ -1,5 +1,5 @@
 // Per-decision cost through Node: the typical request (the `reroute` base of
-// testdata/decisions.json) against the reference pack, sync and async, next
+// the reference pack's suites, tests/bases.yaml) against the reference pack, sync and async, next
 // to Cedar's own WASM package deciding the Cedar half of the same pack.
 //
 //   cd bindings/node && npm ci && npm run build && node bench/decide.mjs
@@ -31,8 +31,10 @@ const ITERATIONS = flag('--iterations', 10_000)
 const WARMUP = Math.min(2_000, ITERATIONS)
 const asJson = args.includes('--json')
 
-const data = JSON.parse(readFileSync(join(repo, 'testdata', 'decisions.json'), 'utf8'))
-const request = data.bases.reroute
+const { parse: parseYaml } = require('yaml')
+const request = parseYaml(
+  readFileSync(join(repo, 'policies', 'a2a-supply-chain', 'tests', 'bases.yaml'), 'utf8'),
+).bases.reroute
 const requestText = JSON.stringify(request)
 
 function percentiles(samplesNs) {

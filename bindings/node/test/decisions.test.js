@@ -1,6 +1,6 @@
 'use strict'
 
-// Every expected decision of testdata/decisions.json, through every entry
+// Every expected decision of the reference pack's YAML suites, through every entry
 // point: the Rust and Python suites check the same cases.
 
 const test = require('node:test')

@@ -1,10 +1,11 @@
 'use strict'
 
 // Shared by the tests: paths relative to this file, the shared test data,
-// and JSON merge patch (RFC 7396).
+// the reference pack's YAML suites, and JSON merge patch (RFC 7396).
 
-const { readFileSync } = require('node:fs')
+const { readFileSync, readdirSync } = require('node:fs')
 const { join } = require('node:path')
+const YAML = require('yaml')
 
 const repo = join(__dirname, '..', '..', '..')
 const testdata = join(repo, 'testdata')
@@ -26,10 +27,40 @@ function mergePatch(target, patch) {
   return out
 }
 
-/** The decision cases of testdata/decisions.json, each with its full request. */
+const suitesDir = join(bundleDir, 'tests')
+
+function readYaml(path) {
+  return YAML.parse(readFileSync(path, 'utf8'))
+}
+
+/**
+ * The cases of the reference pack's YAML suites (tests/*.yaml), each with its
+ * full request: the case's `request`, or its base (the case's, else the
+ * suite's `defaults.base`) with the case's `patch` applied.
+ */
 function decisionCases() {
-  const data = readJson('decisions.json')
-  return data.cases.map((c) => ({ ...c, request: mergePatch(data.bases[c.base], c.patch) }))
+  const cases = []
+  for (const file of readdirSync(suitesDir).sort()) {
+    if (!/\.ya?ml$/.test(file)) continue
+    const suite = readYaml(join(suitesDir, file))
+    if (!suite.cases) continue
+    const bases = {}
+    for (const imported of suite.import ?? []) Object.assign(bases, readYaml(join(suitesDir, imported)).bases)
+    Object.assign(bases, suite.bases ?? {})
+    const defaults = suite.defaults ?? {}
+    for (const c of suite.cases) {
+      let request = c.request ?? bases[c.base ?? defaults.base]
+      if (c.patch) request = mergePatch(request, c.patch)
+      if (defaults.time && request.time === undefined) request = { ...request, time: defaults.time }
+      cases.push({ name: c.name, request, outcome: c.expect.outcome, reasons: c.expect.reasons })
+    }
+  }
+  return cases
+}
+
+/** The typical request: the `reroute` base of the suites (it executes). */
+function typicalRequest() {
+  return readYaml(join(suitesDir, 'bases.yaml')).bases.reroute
 }
 
 /** The requests of testdata/requests.jsonl. */
@@ -40,4 +71,13 @@ function sampleRequests() {
     .map((line) => JSON.parse(line))
 }
 
-module.exports = { repo, testdata, bundleDir, readJson, mergePatch, decisionCases, sampleRequests }
+module.exports = {
+  repo,
+  testdata,
+  bundleDir,
+  readJson,
+  mergePatch,
+  decisionCases,
+  typicalRequest,
+  sampleRequests,
+}

@@ -1,7 +1,7 @@
 """Per-decision cost of agentriage through Python, with OPA side by side.
 
 Not a test: a benchmark. Over the reference pack (policies/a2a-supply-chain)
-it decides a typical request (the `reroute` base of testdata/decisions.json:
+it decides a typical request (the `reroute` base of the reference pack's suites, tests/bases.yaml:
 15 fields, Rego and Cedar both evaluated) and reports p50 and p99 per
 decision, for
 
@@ -41,8 +41,10 @@ BUNDLE = REPO / "policies" / "a2a-supply-chain"
 
 
 def typical_request() -> dict[str, Any]:
-    cases = json.loads((REPO / "testdata" / "decisions.json").read_text(encoding="utf-8"))
-    request: dict[str, Any] = cases["bases"]["reroute"]
+    import yaml
+
+    text = (BUNDLE / "tests" / "bases.yaml").read_text(encoding="utf-8")
+    request: dict[str, Any] = yaml.safe_load(text)["bases"]["reroute"]
     return request
 
 
@@ -212,7 +214,7 @@ def main() -> None:
         engines.append(("rego evaluator = interpreter", strict))
 
     print(f"agentriage {agentriage.__version__}, Python {platform.python_version()}, {platform.machine()}")
-    print(f"bundle {BUNDLE.name}; request: reroute base of testdata/decisions.json")
+    print(f"bundle {BUNDLE.name}; request: reroute base of tests/bases.yaml")
     print(f"{n} decisions per measurement (after {n // 10} warm-up)")
     p50s = {}
     for label, engine in engines:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import agentriage
 
@@ -51,17 +52,59 @@ def load_json(name: str) -> Any:
     return json.loads((TESTDATA / name).read_text(encoding="utf-8"))
 
 
-DECISIONS = load_json("decisions.json")
 INVALID = load_json("invalid-requests.json")
+SUITES = REFERENCE_BUNDLE / "tests"
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """YAML 1.2 scalars as the engine reads them: `no`, `on`, `y` and dates
+    stay strings (PyYAML resolves them YAML 1.1 style)."""
+
+
+_SuiteLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _SuiteLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list(_first),
+    )
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_SuiteLoader)
+
+
+BASES: dict[str, Any] = load_yaml(SUITES / "bases.yaml")["bases"]
+"""The requests the reference pack's suites start from, by name."""
 
 
 def decision_cases() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(name, request, case) for every case of testdata/decisions.json."""
-    bases = DECISIONS["bases"]
-    return [
-        (case["name"], merge_patch(bases[case["base"]], case["patch"]), case)
-        for case in DECISIONS["cases"]
-    ]
+    """(name, request, expect) for every case of the reference pack's YAML
+    suites (policies/a2a-supply-chain/tests/*.yaml)."""
+    cases = []
+    for path in sorted(SUITES.glob("*.yaml")):
+        suite = load_yaml(path)
+        if "cases" not in suite:
+            continue
+        bases: dict[str, Any] = {}
+        for imported in suite.get("import", []):
+            bases.update(load_yaml(SUITES / imported)["bases"])
+        bases.update(suite.get("bases", {}))
+        defaults = suite.get("defaults", {})
+        for case in suite["cases"]:
+            request = case.get("request") or bases[case.get("base", defaults.get("base"))]
+            request = merge_patch(request, case.get("patch", {}))
+            if "time" in defaults and "time" not in request:
+                request["time"] = defaults["time"]
+            cases.append((case["name"], request, case["expect"]))
+    return cases
 
 
 def sample_lines() -> list[str]:

@@ -14,12 +14,12 @@ import pytest
 import agentriage
 from agentriage import _native
 
-from conftest import BROKEN_BUNDLE, DECISIONS, REFERENCE_BUNDLE, STRICT, decision_cases
+from conftest import BASES, BROKEN_BUNDLE, REFERENCE_BUNDLE, STRICT, decision_cases
 
 
 def escalating_request() -> dict:
-    for _, request, case in decision_cases():
-        if case["name"] == "R9 reroute value 1 above the limit escalates":
+    for name, request, _ in decision_cases():
+        if name == "R9 reroute value 1 above the limit escalates":
             return request
     raise AssertionError("case not found")
 
@@ -173,7 +173,7 @@ def test_garbage_never_executes_nor_crashes(engine: agentriage.Engine) -> None:
     rng = random.Random(4)
     junk = [None, False, True, 0, -1, 2**70, math.nan, math.inf, "", "x", b"\xff", b"ok",
             [], {}, (), {1: 2}, {"a": None}, set(), object(), 1.5, [[[]]], "\ud800"]
-    bases = list(DECISIONS["bases"].values())
+    bases = list(BASES.values())
 
     def mutate(value: object, depth: int = 0) -> object:
         if isinstance(value, dict) and value and depth < 4:

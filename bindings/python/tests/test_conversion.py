@@ -88,9 +88,9 @@ def test_incident_mode_false_fires_nothing(echo: agentriage.Engine) -> None:
 
 
 def test_incident_mode_false_through_reference_pack(engine: agentriage.Engine) -> None:
-    from conftest import DECISIONS
+    from conftest import BASES
 
-    base = dict(DECISIONS["bases"]["reroute"])
+    base = dict(BASES["reroute"])
     base["context"] = {"workflow_id": "wf-1", "incident_mode": False, "site": "dc-1"}
     assert engine.decide(base).outcome == agentriage.Outcome.EXECUTE
     base["context"] = {**base["context"], "incident_mode": True}
@@ -152,9 +152,9 @@ def test_dict_subclasses_and_str_subclasses(echo: agentriage.Engine) -> None:
 def test_request_is_not_modified(engine: agentriage.Engine) -> None:
     import copy
 
-    from conftest import DECISIONS
+    from conftest import BASES
 
-    request = copy.deepcopy(DECISIONS["bases"]["reroute"])
+    request = copy.deepcopy(BASES["reroute"])
     before = copy.deepcopy(request)
     engine.decide(request)
     assert request == before

@@ -1,4 +1,4 @@
-"""The shared expected decisions (testdata/decisions.json), through Python."""
+"""The reference pack's expected decisions (its YAML suites), through Python."""
 
 from __future__ import annotations
 

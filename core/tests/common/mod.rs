@@ -23,25 +23,10 @@ pub fn testdata(name: &str) -> Value {
 
 /// JSON merge patch (RFC 7396).
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(serde_json::Map::new());
-            }
-            let t = target.as_object_mut().unwrap();
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
+    agentriage::testing::merge_patch(target, patch);
 }
 
-/// One expected decision of `testdata/decisions.json`.
+/// One expected decision of the reference pack's suites.
 pub struct Case {
     pub name: String,
     pub request: Value,
@@ -49,30 +34,49 @@ pub struct Case {
     pub reasons: Option<Vec<String>>,
 }
 
-/// Every case of `testdata/decisions.json`, with its request built.
+/// Every case of the reference pack's YAML suites
+/// (`policies/a2a-supply-chain/tests/*.yaml`), with its request built.
 pub fn decision_cases() -> Vec<Case> {
-    let data = testdata("decisions.json");
-    let bases = &data["bases"];
-    data["cases"]
-        .as_array()
-        .unwrap()
+    let files = agentriage::testing::discover(&[reference_pack().join("tests")]).unwrap();
+    let mut cases = Vec::new();
+    for file in files
         .iter()
-        .map(|c| {
-            let mut request = bases[c["base"].as_str().unwrap()].clone();
-            merge_patch(&mut request, &c["patch"]);
-            Case {
-                name: c["name"].as_str().unwrap().to_owned(),
-                request,
-                outcome: c["outcome"].as_str().unwrap().to_owned(),
-                reasons: c["reasons"].as_array().map(|r| {
-                    let mut v: Vec<String> =
-                        r.iter().map(|s| s.as_str().unwrap().to_owned()).collect();
-                    v.sort();
-                    v
+        .filter(|f| f.extension().is_some_and(|e| e != "rego"))
+    {
+        let agentriage::testing::SuiteFileKind::Suite(suite) =
+            agentriage::testing::load_suite(file).unwrap()
+        else {
+            continue;
+        };
+        for c in suite.cases {
+            assert_eq!(
+                c.expect.matching,
+                agentriage::testing::Match::Exact,
+                "{}: the pack's suites list every reason",
+                c.name
+            );
+            cases.push(Case {
+                name: c.name,
+                request: c.request,
+                outcome: c.expect.outcome.as_str().to_owned(),
+                reasons: c.expect.reasons.map(|mut r| {
+                    r.sort();
+                    r
                 }),
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    cases
+}
+
+/// The typical request: the `reroute` base of the pack's suites (both
+/// engines run in full and it executes), as JSON text.
+pub fn typical_request() -> String {
+    let case = decision_cases()
+        .into_iter()
+        .find(|c| c.name == "baseline reroute executes")
+        .unwrap();
+    serde_json::to_string(&case.request).unwrap()
 }
 
 /// Writes a bundle into a new temporary directory: `files` are (path, text).

@@ -1,0 +1,321 @@
+//! `agentriage test` and `agentriage check` end to end: the reference pack's
+//! suites through the CLI (this is how CI runs them), broken cases, broken
+//! files, broken bundles, and every report format.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+fn pack() -> PathBuf {
+    common::reference_pack()
+}
+
+fn agentriage(args: &[&str]) -> (Option<i32>, String, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_agentriage"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The reference pack copied into a temporary directory.
+fn pack_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&pack(), dir.path());
+    dir
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn the_reference_pack_passes_with_coverage_above_95_percent() {
+    let pack = pack();
+    let (code, out, err) = agentriage(&["test", s(&pack), "--coverage", "--threshold", "95"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let cases = common::decision_cases().len();
+    assert_eq!(cases, 90);
+    // 90 cases and the Rego-native tests of tests/rules_test.rego.
+    let rego_tests = std::fs::read_to_string(pack.join("tests/rules_test.rego"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("test_"))
+        .count();
+    let total = cases + rego_tests;
+    assert!(
+        out.starts_with(&format!("running {total} tests\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("test R4 credential expiry::R4 credential expiring at T is expired ... ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test agentriage_test::test_threshold_is_policy_data ... ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("test result: ok. {total} passed, 0 failed")),
+        "{out}"
+    );
+    assert!(out.contains("coverage: 100.0% "), "{out}");
+}
+
+#[test]
+fn a_broken_expectation_and_a_broken_policy_fail_clearly() {
+    let dir = pack_copy();
+    // An expectation that is wrong on purpose...
+    edit(
+        &dir.path().join("tests/r04.yaml"),
+        "  - name: R4 credential expired 1s before T\n    patch: {\"principal\": {\"credential\": {\"expires_at\": \"2026-11-21T14:04:59Z\"}}}\n    expect: {outcome: reject",
+        "  - name: R4 credential expired 1s before T\n    patch: {\"principal\": {\"credential\": {\"expires_at\": \"2026-11-21T14:04:59Z\"}}}\n    expect: {outcome: execute",
+    );
+    // ...and a policy broken on purpose: R7 no longer quarantines the site.
+    edit(
+        &dir.path().join("cedar/pack.cedar"),
+        "[\"edge-site-13\"]",
+        "[\"edge-site-14\"]",
+    );
+    let (code, out, err) = agentriage(&["test", s(dir.path())]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("test R4 credential expiry::R4 credential expired 1s before T ... FAILED"),
+        "{out}"
+    );
+    // The failure block: where, expected vs actual, and the reasons that fired.
+    let block = out
+        .split("---- R4 credential expiry::R4 credential expired 1s before T")
+        .nth(1)
+        .unwrap();
+    assert!(block.contains("tests/r04.yaml:11)"), "{block}");
+    assert!(
+        block.contains("expected outcome execute, got reject"),
+        "{block}"
+    );
+    assert!(block.contains("actual:   reject"), "{block}");
+    assert!(block.contains("R4.credential_expired"), "{block}");
+    let block = out
+        .split("---- R7 quarantined sites::R7 quarantined site rejects transactional")
+        .nth(1)
+        .unwrap();
+    assert!(
+        block.contains("expected outcome reject, got execute"),
+        "{block}"
+    );
+    assert!(block.contains("missing R7.quarantined_site"), "{block}");
+    // R4, and the three cases where R7 must fire (one of them in precedence).
+    assert!(out.contains("92 passed, 4 failed"), "{out}");
+}
+
+#[test]
+fn broken_suite_files_fail_with_file_and_line_and_the_rest_still_runs() {
+    let dir = pack_copy();
+    let tests = dir.path().join("tests");
+    std::fs::write(
+        tests.join("zz-unparsable.yaml"),
+        "name: broken\ncases:\n  - name: a\n    expect: {outcome: reject\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("zz-outcome.yaml"),
+        "name: bad outcome\nimport: [bases.yaml]\ncases:\n  - name: allow is not an outcome\n    base: read\n    expect: {outcome: allow}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("zz-invalid-request.yaml"),
+        "name: invalid request\nimport: [bases.yaml]\ndefaults: {base: read}\ncases:\n  - name: a number for time\n    patch: {time: 12}\n    expect: {outcome: reject}\n  - name: still runs\n    expect: {outcome: execute}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("zz_test.rego"),
+        "package broken_test\nimport rego.v1\ntest_false if {\n\tdata.agentriage.allow with input as {}\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = agentriage(&["test", s(dir.path()), "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let tests = report["tests"].as_array().unwrap();
+    let failed: Vec<&Value> = tests.iter().filter(|t| t["passed"] == false).collect();
+    let message = |f: &Value| f["failure"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(failed.len(), 4, "{failed:#?}");
+    let unparsable = failed
+        .iter()
+        .find(|t| t["file"].as_str().unwrap().ends_with("zz-unparsable.yaml"))
+        .unwrap();
+    assert_eq!(unparsable["kind"], "file");
+    assert!(unparsable["line"].as_u64().is_some(), "{unparsable}");
+    let outcome = failed
+        .iter()
+        .find(|t| t["file"].as_str().unwrap().ends_with("zz-outcome.yaml"))
+        .unwrap();
+    assert_eq!(outcome["line"], 6, "{outcome}");
+    assert!(message(outcome).contains("allow"), "{outcome}");
+    let invalid = failed
+        .iter()
+        .find(|t| t["name"] == "a number for time")
+        .unwrap();
+    assert_eq!(invalid["line"], 5);
+    assert!(message(invalid).contains("`time`"), "{invalid}");
+    let rego = failed.iter().find(|t| t["name"] == "test_false").unwrap();
+    assert_eq!(rego["kind"], "rego");
+    assert_eq!(rego["line"], 3);
+    // The other suites still ran, and the good case of the same suite passed.
+    assert_eq!(report["passed"].as_u64().unwrap(), 96 + 1);
+    assert!(
+        tests
+            .iter()
+            .any(|t| t["name"] == "still runs" && t["passed"] == true)
+    );
+}
+
+#[test]
+fn a_bundle_that_does_not_load_has_its_own_exit_code() {
+    let dir = pack_copy();
+    edit(
+        &dir.path().join("rego/identity.rego"),
+        "allow if",
+        "allow iff",
+    );
+    let (code, out, err) = agentriage(&["test", s(dir.path())]);
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(err.contains("identity.rego"), "{err}");
+    let (code, _, err) = agentriage(&["test", s(&pack()), "--run", "("]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn junit_is_valid_xml_naming_every_case_and_run_filters() {
+    let dir = pack_copy();
+    // A name full of markup, and a failing case, must still be valid XML.
+    std::fs::write(
+        dir.path().join("tests/zz-markup.yaml"),
+        "name: \"<&'\\\"> suite\"\nimport: [bases.yaml]\ncases:\n  - name: \"R1 <script>&amp; \\\"quoted\\\" fails\"\n    base: read\n    expect: {outcome: reject}\n",
+    )
+    .unwrap();
+    let (code, out, err) = agentriage(&["test", s(dir.path()), "--format", "junit"]);
+    assert_eq!(code, Some(1), "{err}");
+    let doc = roxmltree::Document::parse(&out).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let cases: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 90 + 6 + 1);
+    let names: Vec<&str> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+    for case in common::decision_cases() {
+        assert!(names.contains(&case.name.as_str()), "{}", case.name);
+    }
+    let broken = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("R1 <script>&amp; \"quoted\" fails"))
+        .unwrap();
+    assert_eq!(broken.attribute("classname"), Some("<&'\"> suite"));
+    let failure = broken
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(
+        failure
+            .attribute("message")
+            .unwrap()
+            .contains("expected outcome reject")
+    );
+    assert!(failure.text().unwrap().contains("actual: execute"));
+
+    // --run keeps only the matching tests.
+    let (code, out, _) = agentriage(&["test", s(&pack()), "--run", "^R13 ", "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["passed"], 6);
+    assert_eq!(report["filtered_out"], 90);
+}
+
+#[test]
+fn check_passes_the_pack_and_reports_every_problem_with_file_and_line() {
+    let (code, out, err) = agentriage(&["check", "--bundle", s(&pack())]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("ok, no problems"), "{out}");
+
+    let dir = pack_copy();
+    // Two problems in two files: an action missing from the risk table in
+    // Cedar and in Rego.
+    edit(
+        &dir.path().join("cedar/pack.cedar"),
+        "Action::\"device.firmware.update\"",
+        "Action::\"device.firmware.flash\"",
+    );
+    edit(
+        &dir.path().join("rego/thresholds.rego"),
+        "\tis_number(v)\n",
+        "\tis_number(v)\n\tinput.action.name != \"shipment.teleport\"\n",
+    );
+    let (code, out, err) = agentriage(&["check", "--bundle", s(dir.path()), "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    // The Cedar one twice: the schema does not know the action either.
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    let validation = problems.iter().find(|p| p["kind"] == "validation").unwrap();
+    assert_eq!(validation["line"], 55);
+    let cedar = problems
+        .iter()
+        .find(|p| {
+            p["file"].as_str().unwrap().ends_with("pack.cedar") && p["kind"] == "unknown_action"
+        })
+        .unwrap();
+    assert_eq!(cedar["kind"], "unknown_action");
+    assert_eq!(cedar["line"], 55);
+    assert!(
+        cedar["message"]
+            .as_str()
+            .unwrap()
+            .contains("device.firmware.flash")
+    );
+    let rego = problems
+        .iter()
+        .find(|p| p["file"].as_str().unwrap().ends_with("thresholds.rego"))
+        .unwrap();
+    assert_eq!(rego["line"], 14);
+    assert!(
+        rego["message"]
+            .as_str()
+            .unwrap()
+            .contains("shipment.teleport")
+    );
+
+    // A module that does not parse and a Cedar file that does not parse:
+    // both reported, not only the first.
+    edit(&dir.path().join("rego/runtime.rego"), "risk :=", "risk :=:");
+    edit(
+        &dir.path().join("cedar/pack.cedar"),
+        "forbid (principal, action, resource)\nwhen",
+        "forbid (principal, action, resource\nwhen",
+    );
+    let (code, out, _) = agentriage(&["check", "--bundle", s(dir.path())]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("runtime.rego:"), "{out}");
+    assert!(out.contains("pack.cedar:"), "{out}");
+}
