@@ -1,5 +1,7 @@
 //! `agentriage`: evaluate agent requests against policy bundles.
 
+mod anomaly_cmd;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,9 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Train an anomaly model, or score events with one.
+    #[command(subcommand)]
+    Anomaly(anomaly_cmd::AnomalyCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
             input,
             pretty,
         } => ExitCode::from(eval(&bundle, &input, pretty)),
+        Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
     }
 }
 

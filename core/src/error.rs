@@ -133,6 +133,8 @@ pub enum BundleErrorKind {
     Validation,
     /// A data or entities file is not valid.
     Data,
+    /// The anomaly model file is not valid.
+    Model,
 }
 
 impl BundleErrorKind {
@@ -145,6 +147,7 @@ impl BundleErrorKind {
             BundleErrorKind::Cedar => "cedar",
             BundleErrorKind::Validation => "validation",
             BundleErrorKind::Data => "data",
+            BundleErrorKind::Model => "model",
         }
     }
 }
