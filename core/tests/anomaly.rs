@@ -433,12 +433,12 @@ fn small_and_degenerate_inputs_train() {
 fn linfa_fit_and_predict_compose_with_datasets() {
     let (x, outlier) = data();
     let dataset = linfa::Dataset::new(x.clone(), ndarray::Array1::<usize>::zeros(x.nrows()));
-    let model: IsolationForest = IsolationForest::params()
-        .contamination(Contamination::Fraction(0.02))
-        .fit(&dataset)
-        .unwrap();
-    let labels: ndarray::Array1<i8> = model.predict(&x);
-    assert_eq!(labels, IsolationForest::predict(&model, x.view()).unwrap());
+    let params = IsolationForest::params().contamination(Contamination::Fraction(0.02));
+    // The inherent `fit`/`predict` take views and return `Result`; linfa's
+    // traits are reached by path.
+    let model: IsolationForest = Fit::fit(&params, &dataset).unwrap();
+    let labels: ndarray::Array1<i8> = Predict::predict(&model, &x);
+    assert_eq!(labels, model.predict(x.view()).unwrap());
     let flagged = labels
         .iter()
         .zip(&outlier)
@@ -447,7 +447,7 @@ fn linfa_fit_and_predict_compose_with_datasets() {
     assert!(flagged >= 9, "{flagged}");
     // Unscorable rows are labelled outliers by the infallible linfa path.
     let nan = array![[f64::NAN, 0.0, 0.0, 0.0]];
-    let labels: ndarray::Array1<i8> = model.predict(&nan);
+    let labels: ndarray::Array1<i8> = Predict::predict(&model, &nan);
     assert_eq!(labels.to_vec(), vec![-1]);
 }
 
