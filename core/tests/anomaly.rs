@@ -135,9 +135,11 @@ fn invalid(v: &Value) -> (ModelErrorKind, Option<String>) {
     (e.kind(), e.path().map(str::to_owned))
 }
 
+type Tamper = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn tampered_models_are_refused_with_a_json_path() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, ModelErrorKind, &str)> = vec![
+    let cases: Vec<(Tamper, ModelErrorKind, &str)> = vec![
         (
             Box::new(|v| v["format"] = json!("x")),
             ModelErrorKind::Format,

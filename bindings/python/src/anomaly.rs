@@ -82,6 +82,9 @@ fn input_error(py: Python<'_>, e: &AnomalyError) -> PyErr {
     }
 }
 
+/// What `filter` returns: row indices and their scores.
+type Filtered<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
+
 /// An Isolation Forest that scores exactly as scikit-learn's.
 #[pyclass(module = "agentriage._native", frozen)]
 pub struct IsolationForest {
@@ -315,7 +318,7 @@ impl IsolationForest {
         py: Python<'py>,
         x: PyReadonlyArray2<'py, f64>,
         threshold: f64,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>)> {
+    ) -> PyResult<Filtered<'py>> {
         let view = x.as_array();
         let (rows, scores) = py
             .detach(|| self.model.filter(view, threshold))
