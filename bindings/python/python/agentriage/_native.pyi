@@ -1,7 +1,7 @@
 """Type stubs of the native half of agentriage (written by hand, checked by mypy.stubtest)."""
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Optional, Union, final
 
 import numpy as np
@@ -180,7 +180,7 @@ class IsolationForest:
     @property
     def contamination(self) -> Union[str, float, None]:
         """``'auto'``, a fraction, or None when unknown."""
-    def score(self, row: Union[list[float], npt.NDArray[np.float64]]) -> float:
+    def score(self, row: Union[Sequence[float], npt.NDArray[np.float64]]) -> float:
         """The anomaly score of one event, in (0, 1]."""
     def score_named(self, features: dict[str, float]) -> float:
         """The anomaly score of one event given by feature name."""

@@ -23,6 +23,7 @@ This module needs numpy (``pip install agentriage[anomaly]``).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -301,8 +302,6 @@ def from_sklearn(model: Any, feature_names: Optional[Sequence[str]] = None) -> I
 
 def _sklearn_version() -> str:
     try:
-        import sklearn
-
-        return str(sklearn.__version__)
+        return str(importlib.import_module("sklearn").__version__)
     except ImportError:  # pragma: no cover - a fitted model implies sklearn
         return "unknown"
