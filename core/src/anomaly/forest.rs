@@ -12,9 +12,6 @@ use super::train::Contamination;
 /// Euler–Mascheroni constant, as `numpy.euler_gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
-/// Marks a leaf in [`Node::feature`].
-const LEAF: u32 = u32::MAX;
-
 /// Deepest tree a model may hold. Trees grown by scikit-learn or here are at
 /// most `ceil(log2(max_samples))` deep; the bound keeps tampered models cheap.
 pub(crate) const MAX_TREE_DEPTH: usize = 1024;
@@ -53,14 +50,46 @@ pub(crate) struct TreeSpec {
 }
 
 /// A node of the flattened forest. Children are adjacent: the right child of
-/// an internal node is `left + 1`. A leaf holds in `value` the path length
-/// it contributes, `depth + c(n_node_samples)` (root depth 0).
+/// an internal node is `left + 1`. A leaf points at itself with an infinite
+/// threshold, so every walk takes exactly the tree's depth in steps, without
+/// a branch on the node kind; the path length a leaf contributes is in
+/// `IsolationForest::leaf_value`.
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    value: f64,
+    threshold: f64,
     feature: u32,
     left: u32,
 }
+
+impl Node {
+    const PLACEHOLDER: Node = Node {
+        threshold: f64::INFINITY,
+        feature: 0,
+        left: 0,
+    };
+
+    /// The next node for `row` (values already cast through `f32`):
+    /// `x <= threshold` goes left, as in scikit-learn.
+    #[inline(always)]
+    fn step(&self, row: &[f64]) -> u32 {
+        let x = row.get(self.feature as usize).copied().unwrap_or(0.0);
+        self.left + u32::from(x > self.threshold)
+    }
+}
+
+/// Where a tree starts in the node array, and its depth (steps to any leaf).
+#[derive(Debug, Clone, Copy)]
+struct TreeRoot {
+    root: u32,
+    depth: u32,
+}
+
+/// Rows scored together, tree by tree, so each tree's nodes stay in cache
+/// and the rows' walks overlap in the CPU.
+const BLOCK_ROWS: usize = 64;
+
+/// Trees walked together for a single event, for the same overlap.
+const TREE_GROUP: usize = 8;
 
 /// A fitted Isolation Forest.
 ///
@@ -73,7 +102,8 @@ pub struct IsolationForest {
     index: BTreeMap<String, usize>,
     trees: Vec<TreeSpec>,
     nodes: Vec<Node>,
-    roots: Vec<u32>,
+    leaf_value: Vec<f64>,
+    roots: Vec<TreeRoot>,
     max_samples: u64,
     offset: f64,
     contamination: Option<Contamination>,
@@ -136,11 +166,12 @@ impl IsolationForest {
             ));
         }
         let mut nodes = Vec::new();
+        let mut leaf_value = Vec::new();
         let mut roots = Vec::with_capacity(trees.len());
         for (t, tree) in trees.iter().enumerate() {
             let root = u32::try_from(nodes.len()).map_err(|_| too_many_nodes())?;
-            compile_tree(tree, t, features.len(), &mut nodes)?;
-            roots.push(root);
+            let depth = compile_tree(tree, t, features.len(), &mut nodes, &mut leaf_value)?;
+            roots.push(TreeRoot { root, depth });
         }
         // As scikit-learn: `len(estimators_) * _average_path_length([max_samples])`.
         #[expect(
@@ -153,6 +184,7 @@ impl IsolationForest {
             index,
             trees,
             nodes,
+            leaf_value,
             roots,
             max_samples,
             offset,
@@ -254,23 +286,22 @@ impl IsolationForest {
         self.check_batch(x)?;
         let n = x.nrows();
         let mut out = Array1::<f64>::zeros(n);
-        let score_rows = |start: usize, dst: &mut [f64]| {
-            let mut buf = vec![0.0; self.features.len()];
-            for (k, slot) in dst.iter_mut().enumerate() {
-                let r = x.row(start + k);
-                *slot = match r.as_slice() {
-                    Some(s) => self.score_unchecked(s),
-                    None => {
-                        for (b, v) in buf.iter_mut().zip(r.iter()) {
-                            *b = *v;
-                        }
-                        self.score_unchecked(&buf)
-                    }
-                };
-            }
-        };
         let Some(dst) = out.as_slice_mut() else {
             return Err(AnomalyError::Linfa("output array is not contiguous".into()));
+        };
+        let score_rows = |start: usize, dst: &mut [f64]| {
+            let d = self.features.len();
+            let mut block = vec![0.0; BLOCK_ROWS * d];
+            for (b, chunk) in dst.chunks_mut(BLOCK_ROWS).enumerate() {
+                let first = start + b * BLOCK_ROWS;
+                let rows = x.slice_axis(Axis(0), ndarray::Slice::from(first..first + chunk.len()));
+                for (dst_row, src_row) in block.chunks_exact_mut(d).zip(rows.outer_iter()) {
+                    for (v, &src) in dst_row.iter_mut().zip(src_row.iter()) {
+                        *v = as_f32(src);
+                    }
+                }
+                self.score_block(block.get(..chunk.len() * d).unwrap_or(&[]), chunk);
+            }
         };
         if n < PARALLEL_MIN_ROWS {
             score_rows(0, dst);
@@ -372,11 +403,67 @@ impl IsolationForest {
 
     /// Scores a row already checked: length and values.
     pub(crate) fn score_unchecked(&self, row: &[f64]) -> f64 {
+        let mut stack = [0.0; 32];
+        let mut heap = Vec::new();
+        let x: &mut [f64] = match stack.get_mut(..row.len()) {
+            Some(c) => c,
+            None => {
+                heap.resize(row.len(), 0.0);
+                &mut heap
+            }
+        };
+        for (c, &v) in x.iter_mut().zip(row) {
+            *c = as_f32(v);
+        }
+        let x: &[f64] = x;
         let mut depth = 0.0;
-        for &root in &self.roots {
-            depth += self.leaf_value(root, row);
+        for group in self.roots.chunks(TREE_GROUP) {
+            let mut idx = [0u32; TREE_GROUP];
+            let mut steps = 0;
+            for (i, t) in idx.iter_mut().zip(group) {
+                *i = t.root;
+                steps = steps.max(t.depth);
+            }
+            for _ in 0..steps {
+                for i in idx.iter_mut().take(group.len()) {
+                    *i = self.nodes.get(*i as usize).map_or(*i, |n| n.step(x));
+                }
+            }
+            // In tree order, as scikit-learn sums.
+            for &i in idx.iter().take(group.len()) {
+                depth += self.leaf_value.get(i as usize).copied().unwrap_or(f64::NAN);
+            }
         }
         self.to_score(depth)
+    }
+
+    /// Scores the rows of `block` (row-major, values cast through `f32`)
+    /// into `out`, tree by tree.
+    fn score_block(&self, block: &[f64], out: &mut [f64]) {
+        let d = self.features.len();
+        let n = out.len().min(BLOCK_ROWS);
+        let mut idx = [0u32; BLOCK_ROWS];
+        let mut depth = [0.0f64; BLOCK_ROWS];
+        for t in &self.roots {
+            for i in idx.iter_mut().take(n) {
+                *i = t.root;
+            }
+            for _ in 0..t.depth {
+                for (i, row) in idx.iter_mut().zip(block.chunks_exact(d)) {
+                    *i = self
+                        .nodes
+                        .get(*i as usize)
+                        .map_or(*i, |node| node.step(row));
+                }
+            }
+            // Per row in tree order, as scikit-learn sums.
+            for (acc, &i) in depth.iter_mut().zip(idx.iter()).take(n) {
+                *acc += self.leaf_value.get(i as usize).copied().unwrap_or(f64::NAN);
+            }
+        }
+        for (o, &dep) in out.iter_mut().zip(depth.iter()) {
+            *o = self.to_score(dep);
+        }
     }
 
     /// The anomaly score of a summed path length, as scikit-learn computes it.
@@ -388,26 +475,14 @@ impl IsolationForest {
         };
         2f64.powf(-ratio)
     }
+}
 
-    #[inline]
-    fn leaf_value(&self, root: u32, row: &[f64]) -> f64 {
-        let mut i = root as usize;
-        // Each step moves to a node placed after the current one (checked at
-        // load), so the walk ends within the tree's node count.
-        loop {
-            let Some(node) = self.nodes.get(i) else {
-                return f64::NAN;
-            };
-            if node.feature == LEAF {
-                return node.value;
-            }
-            // scikit-learn validates inputs as float32 and compares them with
-            // float64 thresholds: `x <= threshold` goes left.
-            #[expect(clippy::cast_possible_truncation, reason = "float32 cast is the point")]
-            let x = f64::from(row.get(node.feature as usize).copied().unwrap_or(f64::NAN) as f32);
-            i = node.left as usize + usize::from(x > node.value || x.is_nan());
-        }
-    }
+/// A value as scikit-learn's trees compare it: cast to `f32`.
+#[inline(always)]
+fn as_f32(v: f64) -> f64 {
+    #[expect(clippy::cast_possible_truncation, reason = "float32 cast is the point")]
+    let f = v as f32;
+    f64::from(f)
 }
 
 /// Whether a value can be scored: finite, and finite once cast to `f32`.
@@ -437,7 +512,8 @@ fn compile_tree(
     t: usize,
     n_model_features: usize,
     out: &mut Vec<Node>,
-) -> Result<(), ModelError> {
+    leaf_value: &mut Vec<f64>,
+) -> Result<u32, ModelError> {
     let p = |field: &str| format!("trees[{t}].{field}");
     let n = tree.children_left.len();
     if n == 0 {
@@ -489,11 +565,9 @@ fn compile_tree(
     let mut seen = vec![false; n];
     // (source node, slot in `out`, depth)
     let mut queue = std::collections::VecDeque::new();
-    out.push(Node {
-        value: 0.0,
-        feature: LEAF,
-        left: 0,
-    });
+    out.push(Node::PLACEHOLDER);
+    leaf_value.push(0.0);
+    let mut max_depth = 0usize;
     queue.push_back((0usize, base, 0usize));
     if let Some(s) = seen.get_mut(0) {
         *s = true;
@@ -525,10 +599,14 @@ fn compile_tree(
                 reason = "depth and counts are far below 2^52"
             )]
             let value = ((depth + 1) as f64 + average_path_length(count as f64)) - 1.0;
+            if let Some(v) = leaf_value.get_mut(slot) {
+                *v = value;
+            }
+            max_depth = max_depth.max(depth);
             Node {
-                value,
-                feature: LEAF,
-                left: 0,
+                threshold: f64::INFINITY,
+                feature: 0,
+                left: u32::try_from(slot).map_err(|_| too_many_nodes())?,
             }
         } else {
             if left < 0 || right < 0 {
@@ -590,11 +668,8 @@ fn compile_tree(
             let left_slot = u32::try_from(first).map_err(|_| too_many_nodes())?;
             u32::try_from(first + 1).map_err(|_| too_many_nodes())?;
             for child in [left, right] {
-                out.push(Node {
-                    value: 0.0,
-                    feature: LEAF,
-                    left: 0,
-                });
+                out.push(Node::PLACEHOLDER);
+                leaf_value.push(0.0);
                 queue.push_back((
                     usize::try_from(child).unwrap_or(0),
                     out.len() - 1,
@@ -602,7 +677,7 @@ fn compile_tree(
                 ));
             }
             Node {
-                value: thr,
+                threshold: thr,
                 feature,
                 left: left_slot,
             }
@@ -618,5 +693,5 @@ fn compile_tree(
             format!("node {orphan} is not reachable from the root"),
         ));
     }
-    Ok(())
+    u32::try_from(max_depth).map_err(|_| too_many_nodes())
 }
