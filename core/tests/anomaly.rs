@@ -515,3 +515,61 @@ fn filter_keeps_rows_at_or_above_the_threshold() {
     }
     assert_eq!(kept, rows.iter().map(|&r| scores[r]).collect::<Vec<_>>());
 }
+
+/// Random structural tampering of a valid model (children, features,
+/// counts, thresholds replaced by hostile values): every result is a typed
+/// error or a model that scores within (0, 1]. A cheap, always-run
+/// complement to the `anomaly_model` fuzz target.
+#[test]
+fn random_tampering_never_panics_or_hangs() {
+    let (x, _) = data();
+    let base: Value = serde_json::from_str(
+        &IsolationForest::params()
+            .n_estimators(3)
+            .max_samples(MaxSamples::Count(16))
+            .fit(x.view())
+            .unwrap()
+            .to_json(),
+    )
+    .unwrap();
+    let hostile = [
+        json!(-1),
+        json!(0),
+        json!(1),
+        json!(2),
+        json!(3),
+        json!(-2),
+        json!(4_294_967_295u64),
+        json!(1e308),
+        json!(-0.0),
+        json!(0.5),
+    ];
+    let fields = ["children_left", "children_right", "feature", "threshold", "n_node_samples", "features"];
+    let mut rng = fastrand::Rng::with_seed(17);
+    let (mut loaded, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut v = base.clone();
+        for _ in 0..rng.usize(1..4) {
+            let t = rng.usize(0..3);
+            let field = fields[rng.usize(0..fields.len())];
+            let arr = v["trees"][t][field].as_array_mut().unwrap();
+            if arr.is_empty() {
+                continue;
+            }
+            let i = rng.usize(0..arr.len());
+            arr[i] = hostile[rng.usize(0..hostile.len())].clone();
+        }
+        match IsolationForest::from_json(&v.to_string()) {
+            Ok(m) => {
+                loaded += 1;
+                let s = m.score(&[0.0, 0.5, -1.0, 3.0]).unwrap();
+                assert!(s > 0.0 && s <= 1.0, "{s}");
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(e.path().is_some() || e.kind() == ModelErrorKind::Syntax, "{e}");
+            }
+        }
+    }
+    assert!(loaded > 0 && refused > 0, "{loaded} {refused}");
+}
