@@ -544,7 +544,14 @@ fn random_tampering_never_panics_or_hangs() {
         json!(-0.0),
         json!(0.5),
     ];
-    let fields = ["children_left", "children_right", "feature", "threshold", "n_node_samples", "features"];
+    let fields = [
+        "children_left",
+        "children_right",
+        "feature",
+        "threshold",
+        "n_node_samples",
+        "features",
+    ];
     let mut rng = fastrand::Rng::with_seed(17);
     let (mut loaded, mut refused) = (0, 0);
     for _ in 0..3000 {
@@ -567,7 +574,10 @@ fn random_tampering_never_panics_or_hangs() {
             }
             Err(e) => {
                 refused += 1;
-                assert!(e.path().is_some() || e.kind() == ModelErrorKind::Syntax, "{e}");
+                assert!(
+                    e.path().is_some() || e.kind() == ModelErrorKind::Syntax,
+                    "{e}"
+                );
             }
         }
     }
