@@ -167,7 +167,7 @@ export declare class InvalidRequestError extends AgentriageError {
 }
 
 /** What is wrong with a bundle. */
-export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data'
+export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data' | 'model'
 
 /** The bundle could not be loaded; `file` and `line` say where. */
 export declare class BundleError extends AgentriageError {

@@ -1,5 +1,7 @@
 //! `agentriage`: evaluate agent requests against policy bundles.
 
+mod anomaly_cmd;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +120,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: test_cmd::Format,
     },
+    /// Train an anomaly model, or score events with one.
+    #[command(subcommand)]
+    Anomaly(anomaly_cmd::AnomalyCommand),
 }
 
 fn main() -> ExitCode {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             threshold,
         })),
         Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
+        Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
     }
 }
 

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::anomaly::IsolationForest;
+use crate::anomaly::decision::ManifestAnomaly;
 use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
@@ -48,6 +50,7 @@ pub struct Bundle {
     pub(crate) risk: HashMap<String, String>,
     pub(crate) rego: Option<RegoProgram>,
     pub(crate) cedar: Option<CedarPolicies>,
+    pub(crate) anomaly: Option<Arc<IsolationForest>>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -86,6 +89,8 @@ struct Manifest {
     rego: Option<ManifestRego>,
     #[serde(default)]
     cedar: Option<ManifestCedar>,
+    #[serde(default)]
+    anomaly: Option<ManifestAnomaly>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,6 +431,11 @@ impl Bundle {
             ));
         }
 
+        let anomaly = match &manifest.anomaly {
+            Some(a) => Some(Arc::new(load_anomaly(&files, a)?)),
+            None => None,
+        };
+
         Ok(Bundle {
             info: Arc::new(BundleInfo {
                 name: manifest.name.into_inner(),
@@ -436,6 +446,7 @@ impl Bundle {
             risk,
             rego,
             cedar,
+            anomaly,
         })
     }
 
@@ -454,12 +465,32 @@ impl Bundle {
         self.risk.get(action).map(String::as_str)
     }
 
+    /// The anomaly model the bundle carries (`[anomaly] model` in its
+    /// manifest), which scores requests' `anomaly.features`.
+    pub fn anomaly_model(&self) -> Option<&IsolationForest> {
+        self.anomaly.as_deref()
+    }
+
     /// Every action in the bundle's risk table, sorted.
     pub fn actions(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.risk.keys().map(String::as_str).collect();
         v.sort_unstable();
         v
     }
+}
+
+/// Loads the bundle's anomaly model; errors name the model file and, for
+/// syntax errors, the line.
+fn load_anomaly(files: &BundleFiles, m: &ManifestAnomaly) -> Result<IsolationForest, BundleError> {
+    let (rel, text) = files.text(&m.model)?;
+    let path = files.root.join(rel);
+    IsolationForest::from_json(&text).map_err(|e| {
+        let message = match e.path() {
+            Some(p) => format!("anomaly model at `{p}`: {}", e.message()),
+            None => format!("anomaly model: {}", e.message()),
+        };
+        BundleError::new(BundleErrorKind::Model, path, e.line(), message)
+    })
 }
 
 fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, BundleError> {

@@ -94,6 +94,9 @@ impl Engine {
 
     fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
         let bundle = &*self.bundle;
+        // `anomaly.features` become `anomaly.score` before policies see the request.
+        let scored = crate::anomaly::decision::score_request(bundle, request)?;
+        let request = scored.as_ref().unwrap_or(request);
         let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
         let on_error = bundle.defaults.on_error;
         let error_effect = if on_error == Outcome::Escalate {

@@ -135,6 +135,8 @@ pub enum BundleErrorKind {
     Data,
     /// The bundle's signature is missing, untrusted or does not match its files.
     Signature,
+    /// The anomaly model file is not valid.
+    Model,
 }
 
 impl BundleErrorKind {
@@ -148,6 +150,7 @@ impl BundleErrorKind {
             BundleErrorKind::Validation => "validation",
             BundleErrorKind::Data => "data",
             BundleErrorKind::Signature => "signature",
+            BundleErrorKind::Model => "model",
         }
     }
 }

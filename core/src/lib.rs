@@ -31,6 +31,7 @@
 //! # Ok::<(), agentriage::Error>(())
 //! ```
 
+pub mod anomaly;
 mod bundle;
 mod cedar;
 mod decision;

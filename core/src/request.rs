@@ -233,6 +233,9 @@ pub struct Resource {
 pub struct Anomaly {
     /// Anomaly score in [0, 1]; higher is more anomalous.
     pub score: Option<f64>,
+    /// Feature values for the bundle's anomaly model, which then computes
+    /// the score (instead of `score`, not with it).
+    pub features: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Request {
@@ -330,6 +333,12 @@ impl Request {
             if let Some(s) = a.score {
                 m.insert("score".into(), number(s));
             }
+            if let Some(f) = &a.features {
+                m.insert(
+                    "features".into(),
+                    crate::anomaly::decision::features_json(f),
+                );
+            }
             out.insert("anomaly".into(), Value::Object(m));
         }
         if let Some(i) = &self.intent {
@@ -352,6 +361,9 @@ impl Request {
         }
         if let Some(score) = self.anomaly.as_ref().and_then(|a| a.score) {
             check_score(score, "anomaly.score")?;
+        }
+        if let Some(a) = &self.anomaly {
+            crate::anomaly::decision::check(a.score, a.features.as_ref())?;
         }
         if self.context.contains_key(RESERVED_CONTEXT_KEY) {
             return Err(reserved_facts());
@@ -729,7 +741,7 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
     let anomaly = match top.get("anomaly") {
         None => None,
         Some(v) => {
-            let f = Fields::new(v, "anomaly", &["score"])?;
+            let f = Fields::new(v, "anomaly", &["score", "features"])?;
             let score = match f.get("score") {
                 None => None,
                 Some(Value::Number(n)) => {
@@ -739,7 +751,12 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
                 }
                 Some(other) => return Err(wrong_type("anomaly.score", "a number", other)),
             };
-            Some(Anomaly { score })
+            let features = f
+                .get("features")
+                .map(crate::anomaly::decision::parse_features)
+                .transpose()?;
+            crate::anomaly::decision::check(score, features.as_ref())?;
+            Some(Anomaly { score, features })
         }
     };
     Ok(Request {
@@ -945,6 +962,7 @@ mod tests {
         assert!(r.validate().is_ok());
         r.anomaly = Some(Anomaly {
             score: Some(f64::NAN),
+            features: None,
         });
         assert_eq!(r.validate().unwrap_err().path(), "anomaly.score");
         let mut r = Request::new("", "x");

@@ -48,7 +48,7 @@ class BundleError(Error):
     """A policy bundle that could not be loaded.
 
     Attributes:
-        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation`` or ``data``.
+        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data`` or ``model``.
         file: the file at fault.
         line: the 1-based line in ``file``, where one is known, else None.
         message: what is wrong, without file and line.

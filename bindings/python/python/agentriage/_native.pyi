@@ -1,12 +1,15 @@
 """Type stubs of the native half of agentriage (written by hand, checked by mypy.stubtest)."""
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Final, Union, final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Optional, Union, final
+
+import numpy as np
+import numpy.typing as npt
 
 from agentriage._outcome import Outcome
 
-__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
+__all__ = ["BundleInfo", "Decision", "Engine", "IsolationForest", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
 
 __version__: Final[str]
 MAX_DEPTH: Final[int]
@@ -132,3 +135,64 @@ class Engine:
     @property
     def bundle(self) -> BundleInfo:
         """Name, revision and digest of the bundle."""
+
+@final
+class IsolationForest:
+    """An Isolation Forest that scores exactly as scikit-learn's (see ``agentriage.anomaly``)."""
+
+    @staticmethod
+    def from_json(text: str) -> IsolationForest:
+        """Loads a model from JSON text; raises ``agentriage.anomaly.ModelError``."""
+    @staticmethod
+    def load(path: Union[str, os.PathLike[str]]) -> IsolationForest:
+        """Loads a model file; raises ``agentriage.anomaly.ModelError``."""
+    @staticmethod
+    def train(
+        x: npt.NDArray[np.float64],
+        feature_names: Optional[list[str]] = None,
+        n_estimators: int = 100,
+        max_samples: Union[str, int, float, None] = None,
+        contamination: Union[str, float, None] = None,
+        max_features: Union[int, float, None] = None,
+        seed: int = 0,
+        parallel: bool = True,
+    ) -> IsolationForest:
+        """Trains a model on a float64 2-d array."""
+    def to_json(self) -> str:
+        """The model as JSON text."""
+    def save(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Writes the model to a file."""
+    @property
+    def features(self) -> list[str]:
+        """The feature names, in column order."""
+    @property
+    def n_estimators(self) -> int:
+        """The number of trees."""
+    @property
+    def max_samples(self) -> int:
+        """Samples per tree."""
+    @property
+    def offset(self) -> float:
+        """scikit-learn's ``offset_``."""
+    @property
+    def score_threshold(self) -> float:
+        """The anomaly score above which ``predict`` says outlier."""
+    @property
+    def contamination(self) -> Union[str, float, None]:
+        """``'auto'``, a fraction, or None when unknown."""
+    def score(self, row: Union[Sequence[float], npt.NDArray[np.float64]]) -> float:
+        """The anomaly score of one event, in (0, 1]."""
+    def score_named(self, features: dict[str, float]) -> float:
+        """The anomaly score of one event given by feature name."""
+    def scores(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Anomaly scores in (0, 1] of a batch."""
+    def score_samples(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """scikit-learn's ``score_samples``."""
+    def decision_function(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """scikit-learn's ``decision_function``."""
+    def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """scikit-learn's ``predict``."""
+    def filter(
+        self, x: npt.NDArray[np.float64], threshold: float
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Rows scoring at least ``threshold``: (row indices, their scores)."""
