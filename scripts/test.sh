@@ -17,6 +17,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "API docs (cargo doc -D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+step "dependencies (cargo deny: advisories, licenses, duplicates, sources)"
+if command -v cargo-deny >/dev/null 2>&1; then
+    if [ -d "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" ]; then
+        # A local copy of the RustSec database (no fetch): see SECURITY.md.
+        cargo deny --offline check
+    else
+        cargo deny check
+    fi
+else
+    echo "cargo-deny is not installed: skipped (cargo install cargo-deny --locked)"
+fi
+
 step "Rust tests (core, cli)"
 cargo test --locked
 
