@@ -8,6 +8,8 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod intent_cmd;
+
 // A decision allocates many small values in both policy engines; mimalloc
 // makes a decision about 15% faster than the system allocator here.
 #[global_allocator]
@@ -68,6 +70,11 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Signed intents: generate keys, sign, verify.
+    Intent {
+        #[command(subcommand)]
+        command: intent_cmd::IntentCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
             input,
             pretty,
         } => ExitCode::from(eval(&bundle, &input, pretty)),
+        Command::Intent { command } => ExitCode::from(intent_cmd::run(command)),
     }
 }
 

@@ -40,6 +40,7 @@ use crate::request::Request;
 #[derive(Debug)]
 pub struct Engine {
     bundle: Arc<Bundle>,
+    pub(crate) intents: crate::intent::EngineIntents,
 }
 
 impl Engine {
@@ -47,6 +48,7 @@ impl Engine {
     pub fn new(bundle: Bundle) -> Engine {
         Engine {
             bundle: Arc::new(bundle),
+            intents: crate::intent::EngineIntents::default(),
         }
     }
 
@@ -94,7 +96,8 @@ impl Engine {
 
     fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
         let bundle = &*self.bundle;
-        let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+        let mut facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+        facts.intent = self.intents.fact(bundle, request, facts.time);
         let on_error = bundle.defaults.on_error;
         let error_effect = if on_error == Outcome::Escalate {
             Effect::Escalate
