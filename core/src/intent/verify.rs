@@ -232,7 +232,7 @@ pub struct VerifiedIntent {
 /// let claims = IntentClaims::new(
 ///     "spiffe://acme.example/router", "spiffe://acme.example/payments",
 ///     "payment.release", "payment:PAY-1", "pay invoice INV-9",
-///     now.unix_seconds(), Duration::from_secs(300),
+///     (now.unix_nanos() / 1_000_000_000) as i64, Duration::from_secs(300),
 /// );
 /// let token = key.sign(&claims)?;
 /// let expected = Expected {
