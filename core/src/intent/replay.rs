@@ -55,20 +55,21 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 /// An in-memory replay cache with a fixed capacity.
 ///
-/// - Entries are dropped once their expiry is passed by the latest
-///   evaluation time the cache has seen (its *horizon*, which only moves
-///   forward).
+/// - An entry lives until its expiry is passed by the latest evaluation
+///   time the cache has seen (its *horizon*, which only moves forward).
+///   Expired entries are dropped when the cache is full, not before, so
+///   that memory is only reclaimed when it is needed.
 /// - When full of unexpired entries it refuses new ones
 ///   ([`ReplayError::Full`]): evicting an unexpired entry would let that
 ///   intent be replayed, so the cache fails closed instead. Size it for the
-///   peak rate of intents times their maximum lifetime.
-/// - An intent whose expiry is at or before the horizon is refused with
-///   [`ReplayError::Unavailable`]: its entry may have been dropped already,
-///   so the cache cannot vouch that it is fresh. (This only happens to
-///   requests evaluated at times far apart and out of order.)
+///   peak rate of intents times their maximum lifetime plus clock skew.
+/// - An intent expiring at or before the latest expiry the cache has
+///   dropped is refused with [`ReplayError::Unavailable`]: its entry may be
+///   among those dropped, so the cache cannot vouch that it is fresh. (This
+///   only happens to requests evaluated at times far apart and out of order.)
 ///
-/// One mutex guards the state; each call does a hash lookup and, at most,
-/// removes what expired, so it holds the lock for well under a microsecond.
+/// One mutex guards the state; each call does a hash lookup and an ordered
+/// insert, so it holds the lock for well under a microsecond.
 #[derive(Debug)]
 pub struct MemoryReplayCache {
     capacity: usize,
@@ -83,6 +84,8 @@ struct State {
     by_expiry: BTreeSet<(i128, String, String)>,
     /// The latest evaluation time seen.
     horizon: i128,
+    /// The latest expiry of an entry dropped.
+    dropped_up_to: i128,
 }
 
 impl MemoryReplayCache {
@@ -92,6 +95,7 @@ impl MemoryReplayCache {
             capacity,
             state: Mutex::new(State {
                 horizon: i128::MIN,
+                dropped_up_to: i128::MIN,
                 ..State::default()
             }),
         }
@@ -125,8 +129,9 @@ impl State {
             if first.0 > self.horizon {
                 break;
             }
-            if let Some((_, issuer, jti)) = self.by_expiry.pop_first() {
+            if let Some((expiry, issuer, jti)) = self.by_expiry.pop_first() {
                 self.seen.remove(&(issuer, jti));
+                self.dropped_up_to = self.dropped_up_to.max(expiry);
             }
         }
     }
@@ -144,13 +149,10 @@ impl ReplayCache for MemoryReplayCache {
             .state
             .lock()
             .map_err(|_| ReplayError::Unavailable("the replay cache's lock is poisoned".into()))?;
-        if now_unix_nanos > state.horizon {
-            state.horizon = now_unix_nanos;
-            state.expire();
-        }
-        if expires_unix_nanos <= state.horizon {
+        state.horizon = state.horizon.max(now_unix_nanos);
+        if expires_unix_nanos <= state.dropped_up_to {
             return Err(ReplayError::Unavailable(
-                "the intent expires before the latest time this replay cache has seen; \
+                "the intent expires before entries this replay cache has already dropped; \
                  it cannot tell whether the jti was used"
                     .into(),
             ));
@@ -161,6 +163,9 @@ impl ReplayCache for MemoryReplayCache {
                 issuer: issuer.to_owned(),
                 jti: jti.to_owned(),
             });
+        }
+        if state.seen.len() >= self.capacity {
+            state.expire();
         }
         if state.seen.len() >= self.capacity {
             return Err(ReplayError::Full {
@@ -184,7 +189,7 @@ mod tests {
 
     #[test]
     fn refuses_a_replay_until_expiry_then_forgets() {
-        let c = MemoryReplayCache::new(10);
+        let c = MemoryReplayCache::new(2);
         c.check_and_record("i", "j", 100 * S, 10 * S).unwrap();
         assert!(matches!(
             c.check_and_record("i", "j", 100 * S, 20 * S),
@@ -193,14 +198,20 @@ mod tests {
         // Another issuer may use the same jti.
         c.check_and_record("other", "j", 100 * S, 20 * S).unwrap();
         assert_eq!(c.len(), 2);
-        // Past expiry the entry is gone, and the old token is refused as
-        // unverifiable rather than accepted.
+        // Full: what expired by the horizon is dropped to make room.
         c.check_and_record("i", "k", 300 * S, 200 * S).unwrap();
         assert_eq!(c.len(), 1);
+        // A token expiring before what was dropped is refused as
+        // unverifiable rather than accepted.
         assert!(matches!(
             c.check_and_record("i", "j", 100 * S, 50 * S),
             Err(ReplayError::Unavailable(_))
         ));
+        // Out-of-order times are fine while nothing was dropped.
+        let c = MemoryReplayCache::new(10);
+        c.check_and_record("i", "late", 1000 * S, 900 * S).unwrap();
+        c.check_and_record("i", "early", 100 * S, 50 * S).unwrap();
+        assert!(c.check_and_record("i", "early", 100 * S, 60 * S).is_err());
     }
 
     #[test]
