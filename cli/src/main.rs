@@ -73,7 +73,7 @@ enum Command {
     /// Signed intents: generate keys, sign, verify.
     Intent {
         #[command(subcommand)]
-        command: intent_cmd::IntentCommand,
+        command: Box<intent_cmd::IntentCommand>,
     },
 }
 
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
             input,
             pretty,
         } => ExitCode::from(eval(&bundle, &input, pretty)),
-        Command::Intent { command } => ExitCode::from(intent_cmd::run(command)),
+        Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
     }
 }
 

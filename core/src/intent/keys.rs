@@ -283,6 +283,12 @@ fn parse_key(item: &Value) -> Result<TrustedKey, MemberError> {
         ));
     }
     let kty = string(o, "kty")?;
+    if kty != "OKP" && kty != "EC" {
+        return Err((
+            "kty",
+            format!("key type `{kty}` is not supported; expected `OKP` or `EC`"),
+        ));
+    }
     let crv = string(o, "crv")?;
     let (algorithm, public) = match (kty, crv) {
         ("OKP", "Ed25519") => (Algorithm::EdDsa, coordinate(o, "x", 32)?),
@@ -308,18 +314,18 @@ fn parse_key(item: &Value) -> Result<TrustedKey, MemberError> {
             ));
         }
     };
-    if let Some(alg) = o.get("alg") {
-        if alg.as_str() != Some(algorithm.as_str()) {
-            return Err((
-                "alg",
-                format!("`alg` {alg} does not match a {kty} {crv} key (`{algorithm}`)"),
-            ));
-        }
+    if let Some(alg) = o.get("alg")
+        && alg.as_str() != Some(algorithm.as_str())
+    {
+        return Err((
+            "alg",
+            format!("`alg` {alg} does not match a {kty} {crv} key (`{algorithm}`)"),
+        ));
     }
-    if let Some(u) = o.get("use") {
-        if u.as_str() != Some("sig") {
-            return Err(("use", format!("`use` {u} is not `sig`")));
-        }
+    if let Some(u) = o.get("use")
+        && u.as_str() != Some("sig")
+    {
+        return Err(("use", format!("`use` {u} is not `sig`")));
     }
     if let Some(ops) = o.get("key_ops") {
         let verify = ops
@@ -426,7 +432,7 @@ mod tests {
             ),
             (
                 r#"{"kty":"oct","k":"c2VjcmV0","kid":"a","iss":"i"}"#,
-                "keys[0].crv",
+                "keys[0].kty",
             ),
             (
                 &format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{X}","iss":"i"}}"#),

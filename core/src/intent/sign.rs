@@ -245,7 +245,7 @@ fn pem_encode(der: &[u8]) -> String {
             c => c,
         })
         .collect();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push('=');
     }
     let mut out = String::from(PEM_BEGIN);
@@ -284,7 +284,7 @@ fn pem_decode(pem: &str) -> Result<Vec<u8>, String> {
             b => b,
         })
         .collect();
-    if body.len() % 4 != 0 || body.len() - trimmed.len() > 2 {
+    if !body.len().is_multiple_of(4) || body.len() - trimmed.len() > 2 {
         return Err("the PEM body is not base64".into());
     }
     b64::decode(&trimmed).map_err(|e| format!("the PEM body is not base64: {e}"))

@@ -381,7 +381,7 @@ fn check_claims(
             ),
         ));
     }
-    if !c.aud.iter().any(|a| *a == config.audience) {
+    if !c.aud.contains(&config.audience) {
         return Err(IntentError::new(
             IntentCheck::Audience,
             format!(
