@@ -19,7 +19,7 @@ use common::{decision_cases, reference_pack, testdata};
 fn engine() -> Engine {
     Engine::from_dir(reference_pack())
         .unwrap()
-        .with_replay_cache(std::sync::Arc::new(common::NoReplayCheck))
+        .with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
 }
 
 #[test]

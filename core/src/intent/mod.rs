@@ -36,7 +36,9 @@ pub use fact::IntentFact;
 pub use keys::{Algorithm, MAX_KEY_SET_BYTES, TrustedKey, TrustedKeys};
 pub use manifest::{MAX_CLOCK_SKEW_S, MAX_LIFETIME_S};
 pub(crate) use manifest::{ManifestIntents, load as load_manifest};
-pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, ReplayCache, ReplayError};
+pub use replay::{
+    DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, NoReplayCheck, ReplayCache, ReplayError,
+};
 pub use sign::SigningKey;
 pub use verify::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_LIFETIME, Expected, IntentClaims, IntentConfig, IntentVerifier,

@@ -180,6 +180,21 @@ impl ReplayCache for MemoryReplayCache {
     }
 }
 
+/// A replay cache that accepts every `jti`: **no replay protection**.
+///
+/// For test suites that decide the same signed request many times on
+/// purpose (expected-decision tables, thread-consistency tests). Never use
+/// it where intents come from the outside: a captured intent could then be
+/// acted on again and again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplayCheck;
+
+impl ReplayCache for NoReplayCheck {
+    fn check_and_record(&self, _: &str, _: &str, _: i128, _: i128) -> Result<(), ReplayError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,20 +99,3 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
-
-/// A replay cache that accepts every `jti`: for tests that decide the same
-/// signed request many times on purpose.
-#[derive(Debug)]
-pub struct NoReplayCheck;
-
-impl agentriage::intent::ReplayCache for NoReplayCheck {
-    fn check_and_record(
-        &self,
-        _issuer: &str,
-        _jti: &str,
-        _expires: i128,
-        _now: i128,
-    ) -> Result<(), agentriage::intent::ReplayError> {
-        Ok(())
-    }
-}

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Union, final
+from typing import Any, Final, Optional, Union, final
 
 from agentriage._outcome import Outcome
 
@@ -112,10 +112,14 @@ class Engine:
     """Decides requests against one policy bundle; share one across all threads."""
 
     @staticmethod
-    def from_bundle(path: Union[str, os.PathLike[str]]) -> Engine:
+    def from_bundle(
+        path: Union[str, os.PathLike[str]], *, replay_check: bool = True
+    ) -> Engine:
         """Loads and compiles the policy bundle in directory ``path``.
 
         Raises :class:`agentriage.BundleError` naming the file and line at fault.
+        ``replay_check=False`` turns off the replay check of signed intents:
+        only for test suites that decide the same signed request many times.
         """
     def decide(self, request: _Request) -> Decision:
         """Decides one request (the GIL is released while policies run).
@@ -132,3 +136,31 @@ class Engine:
     @property
     def bundle(self) -> BundleInfo:
         """Name, revision and digest of the bundle."""
+
+def intent_keygen(alg: str, kid: str, iss: str) -> tuple[str, str]: ...
+def intent_sign(
+    key_pem: str,
+    alg: str,
+    kid: str,
+    iss: str,
+    aud: list[str],
+    act: str,
+    res: str,
+    purpose: str,
+    iat: int,
+    lifetime_s: int,
+    jti: Optional[str] = None,
+    nbf: Optional[int] = None,
+    scope: list[str] = ...,
+) -> str: ...
+def intent_verify(
+    token: str,
+    keys_json: str,
+    audience: str,
+    principal: str,
+    action: str,
+    resource: Optional[str],
+    time_unix_nanos: Optional[int],
+    clock_skew_s: int,
+    max_lifetime_s: int,
+) -> str: ...
