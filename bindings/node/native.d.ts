@@ -4,7 +4,7 @@
 /** An engine deciding with one loaded bundle (wrapped by `Engine` in `index.js`). */
 export declare class NativeEngine {
   /** Loads and compiles the bundle in directory `dir`. */
-  static load(dir: string): NativeEngine
+  static load(dir: string, replayCheck?: boolean | undefined | null): NativeEngine
   /** Name, revision and digest of the bundle. */
   get bundleInfo(): NativeBundleInfo
   /** Decides a request given as JSON text, on the calling thread. */

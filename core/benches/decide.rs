@@ -19,6 +19,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "support/intents.rs"]
+mod intents;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -100,5 +103,12 @@ fn threads(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, single, threads);
+fn intent(c: &mut Criterion) {
+    let text = std::fs::read_to_string(root().join("testdata/decisions.json")).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let payment = serde_json::to_string(&data["bases"]["payment"]).unwrap();
+    intents::intents(c, &root(), &payment);
+}
+
+criterion_group!(benches, single, threads, intent);
 criterion_main!(benches);
