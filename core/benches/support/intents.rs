@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use agentriage::intent::{
-    Algorithm, Expected, IntentClaims, IntentConfig, IntentVerifier, MemoryReplayCache,
-    SigningKey, TrustedKeys,
+    Algorithm, Expected, IntentClaims, IntentConfig, IntentVerifier, MemoryReplayCache, SigningKey,
+    TrustedKeys,
 };
 use agentriage::{Engine, Request, Timestamp};
 use criterion::{BatchSize, Criterion};
@@ -19,8 +19,8 @@ const PAYMENTS: &str = "spiffe://acme.example/ns/finance/sa/payments";
 const CUSTOMS: &str = "spiffe://acme.example/ns/compliance/sa/customs";
 
 fn key(root: &std::path::Path, name: &str, alg: Algorithm, iss: &str) -> SigningKey {
-    let pem = std::fs::read_to_string(root.join(format!("testdata/intents/keys/{name}.pem")))
-        .unwrap();
+    let pem =
+        std::fs::read_to_string(root.join(format!("testdata/intents/keys/{name}.pem"))).unwrap();
     SigningKey::from_pem(alg, format!("{name}-2026-11"), iss, &pem).unwrap()
 }
 
@@ -122,7 +122,10 @@ pub fn intents(c: &mut Criterion, root: &std::path::Path, payment_request: &str)
                     let i = n.fetch_add(1, Ordering::Relaxed) + 1;
                     let t = start + i;
                     let token = signer.sign(&claims(iss, t, i)).unwrap();
-                    (token, Timestamp::from_unix_nanos(i128::from(t) * 1_000_000_000).unwrap())
+                    (
+                        token,
+                        Timestamp::from_unix_nanos(i128::from(t) * 1_000_000_000).unwrap(),
+                    )
                 },
                 |(token, now)| verifier.verify(black_box(&token), &expected, now).unwrap(),
                 BatchSize::SmallInput,

@@ -46,13 +46,17 @@ impl SigningKey {
     ) -> Result<SigningKey, SignError> {
         let rng = SystemRandom::new();
         let pkcs8 = match algorithm {
-            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng),
+            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| SignError::Random)
+                .and_then(|v2| ed25519_v1(v2.as_ref()))?,
             Algorithm::Es256 => {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| SignError::Random)?
+                    .as_ref()
+                    .to_vec()
             }
-        }
-        .map_err(|_| SignError::Random)?;
-        SigningKey::from_pkcs8(algorithm, kid, issuer, pkcs8.as_ref())
+        };
+        SigningKey::from_pkcs8(algorithm, kid, issuer, &pkcs8)
     }
 
     /// A key from PKCS#8 DER (`-----BEGIN PRIVATE KEY-----` once PEM-decoded;
@@ -232,6 +236,32 @@ impl SigningKey {
     }
 }
 
+/// PKCS#8 v1 (RFC 8410) of an Ed25519 key, from ring's v2 document.
+///
+/// ring writes v2 (with the public key); OpenSSL, Python's `cryptography`
+/// and Node read v1 everywhere, and some refuse v2, so keys are written as
+/// v1: the fixed prefix and the 32-byte seed.
+fn ed25519_v1(v2: &[u8]) -> Result<Vec<u8>, SignError> {
+    const V2_PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let seed = v2
+        .strip_prefix(&V2_PREFIX)
+        .and_then(|rest| rest.get(..32))
+        .ok_or_else(|| SignError::Key {
+            algorithm: "EdDSA",
+            message: "unexpected PKCS#8 layout from the key generator".into(),
+        })?;
+    let mut v1 = V1_PREFIX.to_vec();
+    v1.extend_from_slice(seed);
+    Ok(v1)
+}
+
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 
@@ -304,6 +334,13 @@ mod tests {
             assert_eq!(back.public_jwk(), k.public_jwk());
         }
         assert!(SigningKey::from_pem(Algorithm::EdDsa, "k", "i", "junk").is_err());
+    }
+
+    #[test]
+    fn ed25519_keys_are_written_as_pkcs8_v1() {
+        let k = SigningKey::generate(Algorithm::EdDsa, "k", "i").unwrap();
+        assert_eq!(k.pkcs8_der().len(), 48);
+        assert_eq!(k.pkcs8_der()[..5], [0x30, 0x2e, 0x02, 0x01, 0x00]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ from typing import Any, Final, Optional, Union, final
 
 from agentriage._outcome import Outcome
 
-__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
+__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__", "intent_keygen", "intent_sign", "intent_verify"]
 
 __version__: Final[str]
 MAX_DEPTH: Final[int]
