@@ -118,6 +118,17 @@ impl TrustedKey {
 }
 
 /// The issuers' public keys, by `kid`.
+///
+/// In the JWKS, each key is an object of the `keys` array with:
+/// - `kty` `OKP` with `crv` `Ed25519` and `x` (for `EdDSA`), or `kty` `EC`
+///   with `crv` `P-256`, `x` and `y` (for `ES256`);
+/// - `kid`, unique in the set;
+/// - `iss`, the issuer the key speaks for (a SPIFFE ID): an intent signed
+///   with this key is accepted only with this `iss` claim;
+/// - optionally `alg` (must match the key type), `use` (must be `sig`) and
+///   `key_ops` (must include `verify`).
+///
+/// Private members (`d`) are refused.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: HashMap<String, TrustedKey>,
@@ -127,8 +138,8 @@ pub struct TrustedKeys {
 pub const MAX_KEY_SET_BYTES: usize = 1 << 20;
 
 impl TrustedKeys {
-    /// Parses a JWKS (`{"keys": [...]}`); see the [module docs](self) for
-    /// what each key must hold.
+    /// Parses a JWKS (`{"keys": [...]}`); see [`TrustedKeys`] for what each
+    /// key must hold.
     ///
     /// ```
     /// let keys = agentriage::intent::TrustedKeys::from_json(r#"{"keys": [{
