@@ -28,16 +28,25 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The value of each byte as a base64url digit; `INVALID` for the others.
+const INVALID: u8 = 0xff;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const evaluation: an out-of-range index fails the build"
+)]
+const TABLE: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn value(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
+    let v = TABLE.get(usize::from(c)).copied().unwrap_or(INVALID);
+    (v != INVALID).then_some(u32::from(v))
 }
 
 /// Why a text is not strict base64url.
@@ -75,24 +84,36 @@ pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::Length);
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
-    let mut offset = 0;
-    for chunk in text.chunks(4) {
+    let chunks = text.chunks_exact(4);
+    let tail = chunks.remainder();
+    for (i, chunk) in chunks.enumerate() {
+        let &[a, b, c, d] = chunk else {
+            return Err(DecodeError::Length);
+        };
+        let [a, b, c, d] =
+            [a, b, c, d].map(|x| TABLE.get(usize::from(x)).copied().unwrap_or(INVALID));
+        // Valid digits are below 64; INVALID has the top bits set.
+        if (a | b | c | d) & 0xc0 != 0 {
+            let at = chunk.iter().position(|&x| value(x).is_none()).unwrap_or(0);
+            return Err(DecodeError::Character(i * 4 + at));
+        }
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    if !tail.is_empty() {
+        let offset = text.len() - tail.len();
         let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
+        for (i, &c) in tail.iter().enumerate() {
             let v = value(c).ok_or(DecodeError::Character(offset + i))?;
             n |= v << (18 - 6 * i);
         }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        let keep = chunk.len() - 1;
-        if chunk.len() < 4 {
-            // Bits below the last full byte must be zero.
-            let unused = n & (0x00FF_FFFF >> (8 * keep));
-            if unused != 0 {
-                return Err(DecodeError::TrailingBits);
-            }
+        let keep = tail.len() - 1;
+        // Bits below the last full byte must be zero.
+        if n & (0x00FF_FFFF >> (8 * keep)) != 0 {
+            return Err(DecodeError::TrailingBits);
         }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8];
         out.extend_from_slice(bytes.get(..keep).unwrap_or(&[]));
-        offset += chunk.len();
     }
     Ok(out)
 }
