@@ -119,7 +119,11 @@ export declare class Decision {
 export declare class Engine {
   private constructor()
   /** Loads and compiles the bundle in directory `dir`; throws {@link BundleError}. */
-  static fromBundle(dir: string): Engine
+  /**
+   * Loads and compiles the bundle in `dir`; throws BundleError.
+   * `replayCheck: false` turns off the replay check of signed intents (test suites only).
+   */
+  static fromBundle(dir: string, options?: { replayCheck?: boolean }): Engine
   /** Name, revision and digest of the bundle. */
   readonly bundle: BundleInfo
   /**
@@ -185,4 +189,73 @@ export declare class BundleError extends AgentriageError {
 /** The engine failed internally (e.g. a Rust panic caught at the boundary). */
 export declare class InternalError extends AgentriageError {
   readonly code: 'AGENTRIAGE_INTERNAL'
+}
+
+/** What policies see as `facts.intent`. */
+export type IntentFact =
+  | { status: 'absent' }
+  | {
+      status: 'verified'
+      iss: string
+      kid: string
+      alg: 'EdDSA' | 'ES256'
+      jti: string
+      purpose: string
+      scope: string[]
+      iat: number
+      exp: number
+    }
+  | { status: 'invalid'; error: string; message: string }
+
+/** A public JWK bound to one issuer (`iss`). */
+export interface IntentJwk {
+  kty: 'OKP' | 'EC'
+  crv: 'Ed25519' | 'P-256'
+  x: string
+  y?: string
+  kid: string
+  alg: 'EdDSA' | 'ES256'
+  use: 'sig'
+  iss: string
+}
+
+/** Signed intents: generate keys, sign, verify (docs/intents.md). */
+export declare const intent: {
+  /** A new key: the PKCS#8 PEM private key and the public JWK. */
+  keygen(options: { alg?: 'EdDSA' | 'ES256'; kid: string; iss: string }): {
+    privateKeyPem: string
+    publicJwk: IntentJwk
+  }
+  /** Signs an intent; returns the compact JWS. `iat` defaults to now, `jti` to a fresh UUID. */
+  sign(
+    privateKeyPem: string,
+    claims: {
+      alg?: 'EdDSA' | 'ES256'
+      kid: string
+      iss: string
+      aud: string | string[]
+      act: string
+      res: string
+      purpose: string
+      iat?: Date | number
+      lifetimeS?: number
+      jti?: string
+      nbf?: Date | number
+      scope?: string[]
+    },
+  ): string
+  /** Verifies a token (its `jti` is not recorded); returns the intent fact. */
+  verify(
+    token: string,
+    options: {
+      keys: string | { keys: object[] }
+      audience: string
+      principal: string
+      action: string
+      resource?: string | null
+      time?: Date
+      clockSkewS?: number
+      maxLifetimeS?: number
+    },
+  ): Exclude<IntentFact, { status: 'absent' }>
 }

@@ -318,12 +318,18 @@ class Engine {
     this.#bundle = Object.freeze({ ...handle.bundleInfo })
   }
 
-  /** Loads and compiles the bundle in directory `dir`; throws BundleError. */
-  static fromBundle(dir) {
+  /**
+   * Loads and compiles the bundle in directory `dir`; throws BundleError.
+   * `options.replayCheck: false` turns off the replay check of signed
+   * intents: only for test suites that decide a signed request many times.
+   */
+  static fromBundle(dir, options = {}) {
     if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
+    const replayCheck = options.replayCheck ?? true
+    if (typeof replayCheck !== 'boolean') throw new TypeError('options.replayCheck must be a boolean')
     let handle
     try {
-      handle = native.NativeEngine.load(resolve(dir))
+      handle = native.NativeEngine.load(resolve(dir), replayCheck)
     } catch (e) {
       throw translate(e)
     }
@@ -404,8 +410,76 @@ class Engine {
   }
 }
 
+/** Seconds since the epoch of a Date, a number of seconds, or now. */
+function unixSeconds(t, name) {
+  if (t === undefined || t === null) return Math.floor(Date.now() / 1000)
+  if (t instanceof Date) return Math.floor(t.getTime() / 1000)
+  if (typeof t === 'number' && Number.isFinite(t)) return Math.floor(t)
+  throw new TypeError(`${name} must be a Date or a number of seconds`)
+}
+
+/**
+ * Signed intents: generate keys, sign, verify (see docs/intents.md). The
+ * engine verifies a request's `intent` itself, replay check included;
+ * `intent.verify` runs the same checks without recording the `jti`.
+ */
+const intent = Object.freeze({
+  /** A new key: `{ privateKeyPem, publicJwk }` (alg `EdDSA` or `ES256`). */
+  keygen({ alg = 'EdDSA', kid, iss }) {
+    const key = native.intentKeygen(alg, kid, iss)
+    return { privateKeyPem: key.privateKeyPem, publicJwk: JSON.parse(key.publicJwk) }
+  },
+
+  /** Signs an intent; returns the compact JWS. Throws on an unusable key or claim. */
+  sign(privateKeyPem, { alg = 'EdDSA', kid, iss, aud, act, res, purpose, iat, lifetimeS = 300, jti, nbf, scope = [] }) {
+    return native.intentSign(
+      JSON.stringify({
+        privateKeyPem,
+        alg,
+        kid,
+        iss,
+        aud: Array.isArray(aud) ? aud : [aud],
+        act,
+        res,
+        purpose,
+        iat: unixSeconds(iat, 'iat'),
+        lifetimeS,
+        jti,
+        nbf: nbf === undefined ? undefined : unixSeconds(nbf, 'nbf'),
+        scope,
+      }),
+    )
+  },
+
+  /**
+   * Verifies `token` for a request by `principal` for `action` on `resource`
+   * (`type:id`) at `time` (a Date; default now). Returns the intent fact:
+   * `{ status: 'verified', iss, purpose, … }` or `{ status: 'invalid', error, message }`.
+   */
+  verify(token, { keys, audience, principal, action, resource = null, time, clockSkewS = 60, maxLifetimeS = 900 }) {
+    let timeMs
+    if (time instanceof Date) timeMs = time.getTime()
+    else if (time !== undefined && time !== null) throw new TypeError('time must be a Date')
+    const fact = native.intentVerify(
+      token,
+      JSON.stringify({
+        keys: typeof keys === 'string' ? keys : JSON.stringify(keys),
+        audience,
+        principal,
+        action,
+        resource,
+        timeMs,
+        clockSkewS,
+        maxLifetimeS,
+      }),
+    )
+    return JSON.parse(fact)
+  },
+})
+
 module.exports = {
   Engine,
+  intent,
   Decision,
   AgentriageError,
   InvalidRequestError,

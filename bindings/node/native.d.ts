@@ -3,8 +3,11 @@
 
 /** An engine deciding with one loaded bundle (wrapped by `Engine` in `index.js`). */
 export declare class NativeEngine {
-  /** Loads and compiles the bundle in directory `dir`. */
-  static load(dir: string): NativeEngine
+  /**
+   * Loads and compiles the bundle in directory `dir`. `replay_check:
+   * false` turns off the replay check of signed intents (test suites only).
+   */
+  static load(dir: string, replayCheck?: boolean | undefined | null): NativeEngine
   /** Name, revision and digest of the bundle. */
   get bundleInfo(): NativeBundleInfo
   /** Decides a request given as JSON text, on the calling thread. */
@@ -20,6 +23,18 @@ export declare class NativeEngine {
   decideBatchJsonAsync(texts: Array<string>, signal?: AbortSignal | undefined | null): Promise<string>
 }
 
+/** Generates a key of `alg` (`EdDSA` or `ES256`) for issuer `iss`. */
+export declare function intentKeygen(alg: string, kid: string, iss: string): NativeIntentKey
+
+/** Signs an intent described by `options` (JSON); returns the compact JWS. */
+export declare function intentSign(options: string): string
+
+/**
+ * Verifies `token` (without recording its `jti`); returns the intent fact
+ * as JSON.
+ */
+export declare function intentVerify(token: string, options: string): string
+
 /** Deepest nesting of arrays and objects accepted in a request (the core's limit). */
 export declare const MAX_DEPTH: number
 
@@ -34,4 +49,12 @@ export interface NativeBundleInfo {
   revision: string
   /** `sha256:` digest over the bundle's files. */
   digest: string
+}
+
+/** A new key. */
+export interface NativeIntentKey {
+  /** PKCS#8 PEM private key. */
+  privateKeyPem: string
+  /** The public JWK, as JSON text. */
+  publicJwk: string
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 mod bundle_cmd;
 mod check;
+mod intent_cmd;
 mod test_cmd;
 
 // A decision allocates many small values in both policy engines; mimalloc
@@ -123,6 +124,11 @@ enum Command {
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
     Anomaly(anomaly_cmd::AnomalyCommand),
+    /// Signed intents: generate keys, sign, verify.
+    Intent {
+        #[command(subcommand)]
+        command: Box<intent_cmd::IntentCommand>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
         })),
         Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
+        Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
     }
 }
 

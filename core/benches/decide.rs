@@ -19,6 +19,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "support/intents.rs"]
+mod intents;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -98,5 +101,17 @@ fn threads(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, single, threads);
+fn intent(c: &mut Criterion) {
+    // The payment base of the pack's suites, without the case's own intent.
+    let mut request = common::decision_cases()
+        .into_iter()
+        .find(|c| c.name == "baseline payment executes")
+        .unwrap()
+        .request;
+    request.as_object_mut().unwrap().remove("intent");
+    let payment = serde_json::to_string(&request).unwrap();
+    intents::intents(c, &root(), &payment);
+}
+
+criterion_group!(benches, single, threads, intent);
 criterion_main!(benches);

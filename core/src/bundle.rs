@@ -51,6 +51,7 @@ pub struct Bundle {
     pub(crate) rego: Option<RegoProgram>,
     pub(crate) cedar: Option<CedarPolicies>,
     pub(crate) anomaly: Option<Arc<IsolationForest>>,
+    pub(crate) intents: Option<crate::intent::IntentConfig>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -91,6 +92,7 @@ struct Manifest {
     cedar: Option<ManifestCedar>,
     #[serde(default)]
     anomaly: Option<ManifestAnomaly>,
+    intents: Option<crate::intent::ManifestIntents>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,7 +208,7 @@ impl BundleFiles {
 
     /// The text of a file the manifest names; the error points at the
     /// manifest line that names it.
-    fn text(&self, name: &Spanned<String>) -> Result<(PathBuf, String), BundleError> {
+    pub(crate) fn text(&self, name: &Spanned<String>) -> Result<(PathBuf, String), BundleError> {
         let rel = name.get_ref();
         let line = Some(line_of(&self.manifest_text, name.span().start));
         let normal = normalize(rel).ok_or_else(|| {
@@ -231,7 +233,11 @@ impl BundleFiles {
         Ok((PathBuf::from(normal), text))
     }
 
-    fn manifest_error(&self, span: std::ops::Range<usize>, message: String) -> BundleError {
+    pub(crate) fn manifest_error(
+        &self,
+        span: std::ops::Range<usize>,
+        message: String,
+    ) -> BundleError {
         BundleError::new(
             BundleErrorKind::Manifest,
             self.manifest_path(),
@@ -422,6 +428,10 @@ impl Bundle {
             Some(c) if !c.policies.is_empty() => Some(load_cedar(files, c)?),
             _ => None,
         };
+        let intents = match &manifest.intents {
+            Some(m) => Some(crate::intent::load_manifest(&files, m)?),
+            None => None,
+        };
         if rego.is_none() && cedar.is_none() {
             return Err(BundleError::new(
                 BundleErrorKind::Manifest,
@@ -447,6 +457,7 @@ impl Bundle {
             rego,
             cedar,
             anomaly,
+            intents,
         })
     }
 

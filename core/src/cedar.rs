@@ -601,6 +601,7 @@ fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
             decimal(score, true, "anomaly.score")?,
         ));
     }
+    fields.push(("intent".to_owned(), facts.intent.to_cedar()?));
     RestrictedExpression::new_record(fields).map_err(|e| format!("facts: {e}"))
 }
 

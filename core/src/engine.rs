@@ -40,6 +40,7 @@ use crate::request::Request;
 #[derive(Debug)]
 pub struct Engine {
     bundle: Arc<Bundle>,
+    pub(crate) intents: crate::intent::EngineIntents,
 }
 
 impl Engine {
@@ -47,6 +48,7 @@ impl Engine {
     pub fn new(bundle: Bundle) -> Engine {
         Engine {
             bundle: Arc::new(bundle),
+            intents: crate::intent::EngineIntents::default(),
         }
     }
 
@@ -97,7 +99,8 @@ impl Engine {
         // `anomaly.features` become `anomaly.score` before policies see the request.
         let scored = crate::anomaly::decision::score_request(bundle, request)?;
         let request = scored.as_ref().unwrap_or(request);
-        let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+        let mut facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+        facts.intent = self.intents.fact(bundle, request, facts.time);
         let on_error = bundle.defaults.on_error;
         let error_effect = if on_error == Outcome::Escalate {
             Effect::Escalate

@@ -1,6 +1,7 @@
 //! Facts the engine derives from a request before policies run, so that
 //! policies need not recompute them (and cannot get them wrong).
 
+use crate::intent::IntentFact;
 use crate::request::{Request, Timestamp};
 
 /// The risk class given to actions missing from the bundle's risk table.
@@ -19,6 +20,8 @@ pub(crate) struct Facts<'a> {
     pub attestation_age_nanos: Option<i128>,
     /// The anomaly score.
     pub anomaly_score: Option<f64>,
+    /// The result of verifying the request's intent (set by the engine).
+    pub intent: IntentFact,
 }
 
 impl<'a> Facts<'a> {
@@ -40,6 +43,7 @@ impl<'a> Facts<'a> {
                 .and_then(|a| a.verified_at)
                 .map(|v| t - v.unix_nanos()),
             anomaly_score: request.anomaly.as_ref().and_then(|a| a.score),
+            intent: IntentFact::Absent,
         }
     }
 }

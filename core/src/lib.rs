@@ -38,6 +38,7 @@ mod decision;
 mod engine;
 mod error;
 mod facts;
+pub mod intent;
 mod rego;
 mod request;
 pub mod signing;

@@ -660,7 +660,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             a.score.map_or(Value::Undefined, Value::from),
         )]))
     });
-    let facts_value = object([
+    let mut facts_value = object([
         (k::TIME, Value::from(facts.time.rfc3339())),
         (k::TIME_UNIX, seconds(facts.time.unix_nanos())),
         (k::HOUR_UTC, Value::from(u64::from(facts.time.hour_utc()))),
@@ -680,6 +680,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             facts.anomaly_score.map_or(Value::Undefined, Value::from),
         ),
     ]);
+    facts_value.insert(Value::from("intent"), facts.intent.to_rego());
     Ok(Value::from(object([
         (k::TRACE_ID, opt_str(request.trace_id.as_ref())),
         (

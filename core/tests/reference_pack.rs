@@ -13,8 +13,13 @@ use std::sync::Arc;
 use agentriage::{Engine, Outcome, Request};
 use common::{decision_cases, reference_pack, testdata};
 
+/// The reference pack. The cases are decided many times (per entry point,
+/// per thread), and intents verify once: the engine's replay cache is one
+/// that remembers nothing, and replays are tested in `tests/intents.rs`.
 fn engine() -> Engine {
-    Engine::from_dir(reference_pack()).unwrap()
+    Engine::from_dir(reference_pack())
+        .unwrap()
+        .with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
 }
 
 #[test]

@@ -23,6 +23,8 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use serde::Serialize;
 
+pub mod intent;
+
 /// The addon's Rust allocations (the engine's many small values) go to
 /// mimalloc; Node's own heap is untouched.
 #[global_allocator]
@@ -203,11 +205,18 @@ pub struct NativeEngine {
 
 #[napi]
 impl NativeEngine {
-    /// Loads and compiles the bundle in directory `dir`.
+    /// Loads and compiles the bundle in directory `dir`. `replay_check:
+    /// false` turns off the replay check of signed intents (test suites only).
     #[napi(factory)]
-    pub fn load(dir: String) -> napi::Result<NativeEngine> {
+    pub fn load(dir: String, replay_check: Option<bool>) -> napi::Result<NativeEngine> {
         guard(|| {
             agentriage::Engine::from_dir(&dir)
+                .map(|engine| match replay_check {
+                    Some(false) => {
+                        engine.with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
+                    }
+                    _ => engine,
+                })
                 .map(|engine| NativeEngine {
                     engine: Arc::new(engine),
                 })

@@ -59,6 +59,11 @@ function decisionCases() {
 }
 
 /** The typical request: the `reroute` base of the suites (it executes). */
+/** A base request of the pack's suites (`tests/bases.yaml`), by name. */
+function baseRequest(name) {
+  return readYaml(join(suitesDir, 'bases.yaml')).bases[name]
+}
+
 function typicalRequest() {
   return readYaml(join(suitesDir, 'bases.yaml')).bases.reroute
 }
@@ -79,5 +84,6 @@ module.exports = {
   mergePatch,
   decisionCases,
   typicalRequest,
+  baseRequest,
   sampleRequests,
 }

@@ -122,12 +122,21 @@ impl Engine {
     /// Loads and compiles the policy bundle in directory `path`.
     ///
     /// Raises `agentriage.BundleError` naming the file and line at fault.
+    ///
+    /// `replay_check=False` turns off the replay check of signed intents:
+    /// only for test suites that decide the same signed request many times.
     #[staticmethod]
-    fn from_bundle(py: Python<'_>, path: PathBuf) -> PyResult<Engine> {
+    #[pyo3(signature = (path, *, replay_check = true))]
+    fn from_bundle(py: Python<'_>, path: PathBuf, replay_check: bool) -> PyResult<Engine> {
         guard(py, || {
             let engine = detached(py, || {
                 agentriage::Engine::from_dir(&path).map_err(|e| Failure::Core(e, None))
             })?;
+            let engine = if replay_check {
+                engine
+            } else {
+                engine.with_replay_cache(std::sync::Arc::new(agentriage::intent::NoReplayCheck))
+            };
             Ok(Engine { inner: engine })
         })
     }

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod decision;
 pub mod engine;
 pub mod errors;
+pub mod intent;
 pub mod text;
 
 use pyo3::prelude::*;
@@ -55,6 +56,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Obligation>()?;
     m.add_class::<decision::BundleInfo>()?;
     m.add_class::<anomaly::IsolationForest>()?;
+    m.add_function(wrap_pyfunction!(intent::intent_keygen, m)?)?;
+    m.add_function(wrap_pyfunction!(intent::intent_sign, m)?)?;
+    m.add_function(wrap_pyfunction!(intent::intent_verify, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", agentriage::MAX_DEPTH)?;
     m.add("MAX_REQUEST_BYTES", agentriage::MAX_REQUEST_BYTES)?;

@@ -129,7 +129,10 @@ def sample_requests() -> list[str]:
 
 @pytest.fixture(scope="session")
 def engine() -> agentriage.Engine:
-    return agentriage.Engine.from_bundle(REPO / DECISIONS["bundle"])
+    # The shared cases are decided many times (per entry point, per thread)
+    # and each signed intent verifies once: no replay check here. Replays
+    # are tested in test_intent.py.
+    return agentriage.Engine.from_bundle(REPO / DECISIONS["bundle"], replay_check=False)
 
 
 @pytest.fixture(scope="session")

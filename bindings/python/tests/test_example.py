@@ -50,7 +50,7 @@ def test_guarded_agent_executes_pauses_and_refuses(engine: agentriage.Engine) ->
     assert ("reroute_shipment", "escalate") in first
     assert first[-1] == ("release_payment", "reject")
     refused = [d for name, d in outcome["decisions"] if name == "release_payment"]
-    assert refused[0].policy_ids == ["R3.role_not_permitted"]
+    assert refused[0].policy_ids == ["R3.role_not_permitted", "R14.intent_missing"]
     tool_messages = [m for m in outcome["result"]["messages"] if m.type == "tool"]
     assert [m.status for m in tool_messages] == ["success", "success", "error"]
     assert "R3.role_not_permitted" in tool_messages[-1].content

@@ -352,7 +352,8 @@ fn run_case(
     };
     if let Some(t) = tracker {
         let bundle = engine.bundle();
-        let facts = Facts::derive(&request, bundle.risk_class(&request.action.name));
+        let mut facts = Facts::derive(&request, bundle.risk_class(&request.action.name));
+        facts.intent = engine.intents.fact_unrecorded(bundle, &request, facts.time);
         t.record(bundle, &request, &facts);
     }
     let expect = &case.expect;

@@ -28,6 +28,7 @@ from agentriage._native import (
     __version__,
 )
 from agentriage._outcome import Outcome
+from agentriage import intent
 
 __all__ = [
     "MAX_DEPTH",
@@ -43,4 +44,5 @@ __all__ = [
     "Outcome",
     "Reason",
     "__version__",
+    "intent",
 ]

@@ -10,6 +10,12 @@ import numpy.typing as npt
 from agentriage._outcome import Outcome
 
 __all__ = ["BundleInfo", "Decision", "Engine", "IsolationForest", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Optional, Union, final
+
+from agentriage._outcome import Outcome
+
+__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__", "intent_keygen", "intent_sign", "intent_verify"]
 
 __version__: Final[str]
 MAX_DEPTH: Final[int]
@@ -115,10 +121,14 @@ class Engine:
     """Decides requests against one policy bundle; share one across all threads."""
 
     @staticmethod
-    def from_bundle(path: Union[str, os.PathLike[str]]) -> Engine:
+    def from_bundle(
+        path: Union[str, os.PathLike[str]], *, replay_check: bool = True
+    ) -> Engine:
         """Loads and compiles the policy bundle in directory ``path``.
 
         Raises :class:`agentriage.BundleError` naming the file and line at fault.
+        ``replay_check=False`` turns off the replay check of signed intents:
+        only for test suites that decide the same signed request many times.
         """
     def decide(self, request: _Request) -> Decision:
         """Decides one request (the GIL is released while policies run).
@@ -196,3 +206,30 @@ class IsolationForest:
         self, x: npt.NDArray[np.float64], threshold: float
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Rows scoring at least ``threshold``: (row indices, their scores)."""
+def intent_keygen(alg: str, kid: str, iss: str) -> tuple[str, str]: ...
+def intent_sign(
+    key_pem: str,
+    alg: str,
+    kid: str,
+    iss: str,
+    aud: list[str],
+    act: str,
+    res: str,
+    purpose: str,
+    iat: int,
+    lifetime_s: int,
+    jti: Optional[str] = None,
+    nbf: Optional[int] = None,
+    scope: list[str] = ...,
+) -> str: ...
+def intent_verify(
+    token: str,
+    keys_json: str,
+    audience: str,
+    principal: str,
+    action: str,
+    resource: Optional[str],
+    time_unix_nanos: Optional[int],
+    clock_skew_s: int,
+    max_lifetime_s: int,
+) -> str: ...
