@@ -39,6 +39,7 @@ pub struct Bundle {
     pub(crate) risk: HashMap<String, String>,
     pub(crate) rego: Option<RegoProgram>,
     pub(crate) cedar: Option<CedarPolicies>,
+    pub(crate) redaction: Arc<crate::audit::Redaction>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -77,6 +78,8 @@ struct Manifest {
     rego: Option<ManifestRego>,
     #[serde(default)]
     cedar: Option<ManifestCedar>,
+    #[serde(default)]
+    log: Option<crate::audit::ManifestLog>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -388,7 +391,13 @@ impl Bundle {
             ));
         }
 
+        let redaction =
+            crate::audit::Redaction::from_manifest(manifest.log.as_ref(), |span, m| {
+                files.manifest_error(span, m)
+            })?;
+
         Ok(Bundle {
+            redaction: Arc::new(redaction),
             info: Arc::new(BundleInfo {
                 name: manifest.name.into_inner(),
                 revision: manifest.revision.into_inner(),
@@ -404,6 +413,12 @@ impl Bundle {
     /// Name, revision and digest.
     pub fn info(&self) -> &BundleInfo {
         &self.info
+    }
+
+    /// What of a request the decision log drops or hashes (the manifest's
+    /// `[log]` table).
+    pub fn redaction(&self) -> &crate::audit::Redaction {
+        &self.redaction
     }
 
     /// The bundle's defaults.

@@ -31,22 +31,30 @@
 //! # Ok::<(), agentriage::Error>(())
 //! ```
 
+pub mod audit;
 mod bundle;
 mod cedar;
 mod decision;
 mod engine;
 mod error;
 mod facts;
+mod hooks;
+mod metrics;
 mod rego;
 mod request;
+mod shadow;
+mod traceparent;
 
 pub use bundle::{Bundle, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE};
 pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
 pub use engine::Engine;
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
 pub use facts::UNKNOWN_RISK_CLASS;
+pub use hooks::LOG_FAILURE_POLICY;
+pub use metrics::{MAX_RULE_LABELS, Metrics};
 pub use rego::RegoEvaluator;
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
     Resource, Timestamp,
 };
+pub use shadow::{ShadowDifference, ShadowSink};
