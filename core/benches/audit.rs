@@ -1,1 +1,2 @@
+//! Benchmarks of the decision log (filled in below).
 fn main() {}

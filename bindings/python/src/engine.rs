@@ -205,7 +205,7 @@ impl Engine {
     /// Name, revision and digest of the bundle.
     #[getter]
     fn bundle(&self) -> BundleInfo {
-        BundleInfo::from(self.inner.bundle_info())
+        BundleInfo::from(&*self.inner.bundle_info())
     }
 
     fn __repr__(&self) -> String {

@@ -449,6 +449,7 @@ impl Verifier<'_> {
             // Was the previous record the one inserted? It would claim the
             // same predecessor as this one, and the next record links to this.
             let inserted_before = r.str("prev") == Some(self.last_prev.as_str())
+                && r.str("hash") != Some(self.last_hash.as_str())
                 && next
                     .and_then(|l| parse(l).ok())
                     .and_then(|m| m.get("prev").and_then(Value::as_str).map(str::to_owned))
@@ -475,7 +476,7 @@ impl Verifier<'_> {
         }
         if r.seq > self.expected {
             let missing = self.expected;
-            if rest.iter().skip(1).any(|l| seq_of(l) == Some(missing)) {
+            if rest.iter().any(|l| seq_of(l) == Some(missing)) {
                 return Err(problem(
                     ProblemKind::Reordered,
                     format!(
