@@ -74,7 +74,13 @@ impl Engine {
     /// replaces. Decisions under way finish with the bundle they started
     /// with; every later decision uses `bundle`.
     pub fn reload(&self, bundle: Bundle) -> Arc<BundleInfo> {
-        let previous = self.bundle.swap(Arc::new(bundle));
+        self.reload_shared(Arc::new(bundle))
+    }
+
+    /// [`Engine::reload`] with a bundle that may be shared with other
+    /// engines (or swapped in again later without reloading it).
+    pub fn reload_shared(&self, bundle: Arc<Bundle>) -> Arc<BundleInfo> {
+        let previous = self.bundle.swap(bundle);
         self.hooks.metrics.reloaded();
         Arc::clone(&previous.info)
     }
