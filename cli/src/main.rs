@@ -8,6 +8,8 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod log_cmd;
+
 // A decision allocates many small values in both policy engines; mimalloc
 // makes a decision about 15% faster than the system allocator here.
 #[global_allocator]
@@ -67,6 +69,32 @@ enum Command {
         /// Print decisions for people instead of JSON.
         #[arg(long)]
         pretty: bool,
+        #[command(flatten)]
+        log: log_cmd::LogArgs,
+    },
+    /// Decision logs: verify them, generate a signing key.
+    Log {
+        #[command(subcommand)]
+        command: log_cmd::LogCommand,
+    },
+    /// Re-decide logged requests with a candidate bundle and report every
+    /// outcome that changes.
+    ///
+    /// Each request is decided at its recorded time. Fields the live
+    /// bundle redacted from the log are replayed as logged (dropped or
+    /// hashed), so those decisions may differ from the original ones; the
+    /// report counts them.
+    #[command(after_help = log_cmd::REPLAY_EXIT_CODES)]
+    Replay {
+        /// Decision log segment files, in order.
+        #[arg(long, required = true, num_args = 1..)]
+        log: Vec<PathBuf>,
+        /// The candidate bundle directory.
+        #[arg(long, short)]
+        bundle: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: log_cmd::Format,
     },
 }
 
@@ -77,11 +105,18 @@ fn main() -> ExitCode {
             bundle,
             input,
             pretty,
-        } => ExitCode::from(eval(&bundle, &input, pretty)),
+            log,
+        } => ExitCode::from(eval(&bundle, &input, pretty, &log)),
+        Command::Log { command } => ExitCode::from(log_cmd::log(command)),
+        Command::Replay {
+            log,
+            bundle,
+            format,
+        } => ExitCode::from(log_cmd::replay(&log, &bundle, format)),
     }
 }
 
-fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
+fn eval(bundle: &PathBuf, input: &str, pretty: bool, log: &log_cmd::LogArgs) -> u8 {
     let engine = match Engine::from_dir(bundle) {
         Ok(e) => e,
         Err(e) => {
@@ -89,6 +124,24 @@ fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
             return exit::BUNDLE;
         }
     };
+    let (engine, log) = match log_cmd::attach(engine, log) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: cannot open the decision log: {e}");
+            return exit::IO;
+        }
+    };
+    let code = eval_with(&engine, input, pretty);
+    if let Some(log) = log
+        && let Err(e) = log.close()
+    {
+        eprintln!("error: decision log: {e}");
+        return exit::IO;
+    }
+    code
+}
+
+fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -102,7 +155,7 @@ fn eval(bundle: &PathBuf, input: &str, pretty: bool) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match run(&engine, BufReader::new(reader), &mut out, pretty) {
+    match run(engine, BufReader::new(reader), &mut out, pretty) {
         Ok(0) => exit::OK,
         Ok(_) => exit::INVALID_INPUT,
         Err(e) => {
