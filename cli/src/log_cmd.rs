@@ -272,14 +272,14 @@ pub fn replay(logs: &[PathBuf], bundle: &Path, format: Format) -> u8 {
                     return replay_exit::IO;
                 }
             };
-            if record["kind"] != "decision" {
+            if at(&record, "/kind") != "decision" {
                 continue;
             }
             replayed += 1;
             let redacted: Vec<String> = ["dropped", "hashed"]
                 .iter()
                 .flat_map(|k| {
-                    record["redacted"][k]
+                    at(&record, &format!("/redacted/{k}"))
                         .as_array()
                         .cloned()
                         .unwrap_or_default()
@@ -290,7 +290,9 @@ pub fn replay(logs: &[PathBuf], bundle: &Path, format: Format) -> u8 {
                 with_redactions += 1;
             }
             let candidate = replay_one(&engine, &record);
-            let recorded = record["decision"]["outcome"].as_str().unwrap_or_default();
+            let recorded = at(&record, "/decision/outcome")
+                .as_str()
+                .unwrap_or_default();
             let changed = match &candidate {
                 Ok(d) => d.outcome.as_str() != recorded,
                 Err(_) => true,
@@ -323,21 +325,26 @@ pub fn replay(logs: &[PathBuf], bundle: &Path, format: Format) -> u8 {
     }
 }
 
+/// The value at JSON pointer `path`, or null.
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    v.pointer(path).unwrap_or(&Value::Null)
+}
+
 /// Re-decides a recorded request at its recorded time.
 fn replay_one(engine: &Engine, record: &Value) -> Result<agentriage::Decision, String> {
-    let mut request = Request::from_value(&record["request"]).map_err(|e| e.to_string())?;
+    let mut request = Request::from_value(at(record, "/request")).map_err(|e| e.to_string())?;
     if request.time.is_none() {
-        request.time = record["time"].as_str().and_then(Timestamp::parse);
+        request.time = at(record, "/time").as_str().and_then(Timestamp::parse);
     }
     engine.decide(&request).map_err(|e| e.to_string())
 }
 
 fn policies(v: &Value) -> String {
-    v["reasons"]
+    at(v, "/reasons")
         .as_array()
         .map(|r| {
             r.iter()
-                .filter_map(|r| r["policy"].as_str())
+                .filter_map(|r| at(r, "/policy").as_str())
                 .collect::<Vec<_>>()
                 .join(",")
         })
@@ -353,12 +360,12 @@ fn write_table(
     if !changes.is_empty() {
         writeln!(
             out,
-            "{:<28} {:<24} {:<9} {:<9} {}",
-            "RECORD", "ACTION", "RECORDED", "CANDIDATE", "CANDIDATE POLICIES / NOTE"
+            "{:<28} {:<24} {:<9} {:<9} CANDIDATE POLICIES / NOTE",
+            "RECORD", "ACTION", "RECORDED", "CANDIDATE"
         )?;
     }
     for c in changes {
-        let at = format!(
+        let place = format!(
             "{}:{}",
             c.file.file_name().unwrap_or_default().to_string_lossy(),
             c.line
@@ -378,11 +385,11 @@ fn write_table(
         writeln!(
             out,
             "{:<28} {:<24} {:<9} {:<9} {note}{redacted}",
-            at,
-            c.record["request"]["action"]["name"]
+            place,
+            at(&c.record, "/request/action/name")
                 .as_str()
                 .unwrap_or("?"),
-            c.record["decision"]["outcome"].as_str().unwrap_or("?"),
+            at(&c.record, "/decision/outcome").as_str().unwrap_or("?"),
             candidate,
         )?;
     }
@@ -407,23 +414,28 @@ fn write_json(
             let mut v = json!({
                 "file": c.file.display().to_string(),
                 "line": c.line,
-                "decision_id": c.record["decision"]["decision_id"],
-                "trace_id": c.record["decision"]["trace_id"],
-                "action": c.record["request"]["action"]["name"],
-                "time": c.record["time"],
-                "recorded": c.record["decision"]["outcome"],
-                "recorded_policies": policies(&c.record["decision"]),
-                "recorded_bundle": c.record["decision"]["bundle"]["digest"],
+                "decision_id": at(&c.record, "/decision/decision_id"),
+                "trace_id": at(&c.record, "/decision/trace_id"),
+                "action": at(&c.record, "/request/action/name"),
+                "time": at(&c.record, "/time"),
+                "recorded": at(&c.record, "/decision/outcome"),
+                "recorded_policies": policies(at(&c.record, "/decision")),
+                "recorded_bundle": at(&c.record, "/decision/bundle/digest"),
                 "redacted": c.redacted,
             });
-            match &c.candidate {
-                Ok(d) => {
-                    v["candidate"] = d.outcome.as_str().into();
-                    v["candidate_policies"] = d.policy_ids().collect::<Vec<_>>().join(",").into();
-                }
-                Err(e) => {
-                    v["candidate"] = Value::Null;
-                    v["error"] = e.clone().into();
+            if let Some(m) = v.as_object_mut() {
+                match &c.candidate {
+                    Ok(d) => {
+                        m.insert("candidate".into(), d.outcome.as_str().into());
+                        m.insert(
+                            "candidate_policies".into(),
+                            d.policy_ids().collect::<Vec<_>>().join(",").into(),
+                        );
+                    }
+                    Err(e) => {
+                        m.insert("candidate".into(), Value::Null);
+                        m.insert("error".into(), e.clone().into());
+                    }
                 }
             }
             v

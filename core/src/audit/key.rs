@@ -52,7 +52,7 @@ impl SigningKey {
 
     /// A new random key.
     pub fn generate() -> Result<SigningKey, LogError> {
-        Ok(SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?)
+        SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)
     }
 
     /// A new random key as a PKCS#8 document, to store.

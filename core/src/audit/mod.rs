@@ -75,7 +75,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Bytes of lowercase or uppercase hex; `None` if `text` is not hex.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());

@@ -47,6 +47,9 @@ pub(crate) struct ManifestLog {
     hash: Vec<Spanned<String>>,
 }
 
+/// Called with the parent object, the member name and the concrete path.
+type Visitor<'a> = dyn FnMut(&mut Map<String, Value>, &str, String) + 'a;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     Member(String),
@@ -173,12 +176,7 @@ impl Redaction {
 }
 
 /// Calls `f(parent, key, concrete path)` for every object member `steps` reach.
-fn visit(
-    map: &mut Map<String, Value>,
-    steps: &[Step],
-    prefix: String,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &str, String),
-) {
+fn visit(map: &mut Map<String, Value>, steps: &[Step], prefix: String, f: &mut Visitor<'_>) {
     let Some((first, rest)) = steps.split_first() else {
         return;
     };
@@ -206,12 +204,7 @@ fn visit(
     }
 }
 
-fn descend(
-    value: &mut Value,
-    steps: &[Step],
-    prefix: String,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &str, String),
-) {
+fn descend(value: &mut Value, steps: &[Step], prefix: String, f: &mut Visitor<'_>) {
     match value {
         Value::Object(m) => visit(m, steps, prefix, f),
         Value::Array(items) => {

@@ -574,11 +574,7 @@ struct Resume {
 }
 
 fn read_last_record(path: &Path, text: &[u8]) -> Result<Option<Resume>, LogError> {
-    let Some(line) = text
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .next_back()
-    else {
+    let Some(line) = text.split(|&b| b == b'\n').rfind(|l| !l.is_empty()) else {
         return Ok(None);
     };
     let corrupt = |m: &str| {
