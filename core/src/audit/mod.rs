@@ -19,7 +19,7 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let key = SigningKey::generate()?;
-//! let public = key.public_key_hex();
+//! let public = key.public_key_hex().to_owned();
 //! let log = DecisionLog::open(DecisionLogConfig::new(dir.path()).signing_key(key))?;
 //! let engine = Engine::from_dir("../policies/a2a-supply-chain")
 //!     .unwrap()
