@@ -21,14 +21,14 @@ pub const LOG_FAILURE_POLICY: &str = "decision-log";
 #[derive(Default)]
 pub(crate) struct Hooks {
     pub(crate) metrics: Arc<Metrics>,
-    log: Option<DecisionLog>,
+    log: ArcSwapOption<DecisionLog>,
     shadow: ArcSwapOption<Shadow>,
 }
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
-            .field("log", &self.log)
+            .field("log", &self.log.load())
             .field("shadow", &self.shadow.load().is_some())
             .finish_non_exhaustive()
     }
@@ -59,7 +59,7 @@ impl Hooks {
         if let Some(shadow) = &*self.shadow.load() {
             shadow.compare(request, &decision, &self.metrics);
         }
-        if let Some(log) = &self.log {
+        if let Some(log) = &*self.log.load() {
             let entry = Entry {
                 decision: decision.clone(),
                 request: request.clone(),
@@ -105,14 +105,23 @@ fn fail_closed(decision: &mut Decision, e: &LogError) {
 
 impl Engine {
     /// This engine, logging every decision to `log` (see [`crate::audit`]).
-    pub fn with_decision_log(mut self, log: DecisionLog) -> Engine {
-        self.hooks.log = Some(log);
+    pub fn with_decision_log(self, log: DecisionLog) -> Engine {
+        self.set_decision_log(Some(log));
         self
     }
 
+    /// Starts logging every decision to `log` (or, with `None`, stops);
+    /// returns the log attached before, which the caller may close.
+    pub fn set_decision_log(&self, log: Option<DecisionLog>) -> Option<DecisionLog> {
+        self.hooks
+            .log
+            .swap(log.map(Arc::new))
+            .map(|previous| (*previous).clone())
+    }
+
     /// The decision log, if one is attached.
-    pub fn decision_log(&self) -> Option<&DecisionLog> {
-        self.hooks.log.as_ref()
+    pub fn decision_log(&self) -> Option<DecisionLog> {
+        self.hooks.log.load().as_ref().map(|l| (**l).clone())
     }
 
     /// This engine, evaluating every request also with `candidate` and
@@ -152,6 +161,6 @@ impl Engine {
     pub fn metrics_text(&self) -> String {
         self.hooks
             .metrics
-            .render(&self.bundle.load().info, self.hooks.log.as_ref())
+            .render(&self.bundle.load().info, self.hooks.log.load().as_deref())
     }
 }

@@ -6,6 +6,7 @@
 //! Python-facing API (`Engine`, `Decision`, the exceptions and the `Outcome`
 //! enum) is assembled in `python/agentriage/__init__.py`.
 
+pub mod audit;
 pub mod convert;
 pub mod decision;
 pub mod engine;
@@ -53,6 +54,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Reason>()?;
     m.add_class::<decision::Obligation>()?;
     m.add_class::<decision::BundleInfo>()?;
+    m.add_function(wrap_pyfunction!(audit::verify_log, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::generate_signing_key, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", agentriage::MAX_DEPTH)?;
     m.add("MAX_REQUEST_BYTES", agentriage::MAX_REQUEST_BYTES)?;

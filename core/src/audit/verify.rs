@@ -218,6 +218,20 @@ pub fn verify<P: AsRef<Path>>(
     paths: &[P],
     options: &VerifyOptions,
 ) -> Result<VerifyReport, LogError> {
+    let mut contents = Vec::with_capacity(paths.len());
+    for path in paths {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| LogError::io(path, "read the log file", &e))?;
+        contents.push((path.to_path_buf(), bytes));
+    }
+    Ok(verify_contents(&contents, options))
+}
+
+/// [`verify`] over segments already in memory: `(name, bytes)` in order.
+pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
+    segments: &[(P, B)],
+    options: &VerifyOptions,
+) -> VerifyReport {
     let mut v = Verifier {
         options,
         report: VerifyReport {
@@ -230,11 +244,9 @@ pub fn verify<P: AsRef<Path>>(
         last_at: None,
         segment: 0,
     };
-    for (i, path) in paths.iter().enumerate() {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| LogError::io(path, "read the log file", &e))?;
+    for (i, (path, bytes)) in segments.iter().enumerate() {
         v.report.files += 1;
-        if let Err(problem) = v.file(path, &bytes, i + 1 == paths.len()) {
+        if let Err(problem) = v.file(path.as_ref(), bytes.as_ref(), i + 1 == segments.len()) {
             v.report.problem = Some(problem);
             break;
         }
@@ -242,16 +254,16 @@ pub fn verify<P: AsRef<Path>>(
     if v.report.problem.is_none() && v.report.files > 0 && v.report.records == 0 {
         v.report.problem = v.report.torn.is_none().then(|| Problem {
             kind: ProblemKind::Malformed,
-            file: paths
+            file: segments
                 .first()
-                .map(|p| p.as_ref().to_path_buf())
+                .map(|p| p.0.as_ref().to_path_buf())
                 .unwrap_or_default(),
             line: 1,
             seq: None,
             message: "the log holds no record".into(),
         });
     }
-    Ok(v.report)
+    v.report
 }
 
 struct Verifier<'a> {
