@@ -256,7 +256,8 @@ struct Shared {
     mandatory: bool,
     dir: PathBuf,
     prefix: String,
-    failure: OnceLock<LogError>,
+    /// The first write failure, set by the writer thread (or a waiter).
+    failure: Arc<OnceLock<LogError>>,
     closed: AtomicBool,
     counters: Arc<LogCounters>,
     thread: Mutex<Option<JoinHandle<Result<(), LogError>>>>,
@@ -323,9 +324,11 @@ impl DecisionLog {
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let flush = config.flush;
         let thread_counters = Arc::clone(&counters);
+        let failure = Arc::new(OnceLock::new());
+        let thread_failure = Arc::clone(&failure);
         let handle = std::thread::Builder::new()
             .name("agentriage-log".into())
-            .spawn(move || run(&mut segments, &rx, flush, &thread_counters))
+            .spawn(move || run(&mut segments, &rx, flush, &thread_counters, &thread_failure))
             .map_err(|e| {
                 LogError::new(
                     LogErrorKind::Io,
@@ -339,7 +342,7 @@ impl DecisionLog {
                 mandatory: config.mandatory,
                 dir: config.dir,
                 prefix: config.prefix,
-                failure: OnceLock::new(),
+                failure,
                 closed: AtomicBool::new(false),
                 counters,
                 thread: Mutex::new(Some(handle)),
@@ -439,8 +442,13 @@ fn run(
     rx: &Receiver<Message>,
     flush: FlushPolicy,
     counters: &LogCounters,
+    shared_failure: &OnceLock<LogError>,
 ) -> Result<(), LogError> {
     let mut failed: Option<LogError> = None;
+    let mut fail = |failed: &mut Option<LogError>, e: LogError| {
+        let _ = shared_failure.set(e.clone());
+        failed.get_or_insert(e);
+    };
     let mut dirty_since: Option<Instant> = None;
     loop {
         let message = match (flush, dirty_since) {
@@ -459,7 +467,7 @@ fn run(
                 if failed.is_none()
                     && let Err(e) = segments.flush()
                 {
-                    failed = Some(e);
+                    fail(&mut failed, e);
                 }
                 dirty_since = None;
             }
@@ -485,7 +493,7 @@ fn run(
                     Err(e) => {
                         counters.failures.fetch_add(1, Ordering::Relaxed);
                         if failed.is_none() {
-                            failed = Some(e.clone());
+                            fail(&mut failed, e.clone());
                         }
                     }
                 }
@@ -503,7 +511,9 @@ fn run(
                     };
                     if let Err(e) = &result {
                         counters.failures.fetch_add(1, Ordering::Relaxed);
-                        failed.get_or_insert_with(|| e.clone());
+                        if failed.is_none() {
+                            fail(&mut failed, e.clone());
+                        }
                     } else {
                         counters.written.fetch_add(1, Ordering::Relaxed);
                     }
