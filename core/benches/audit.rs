@@ -18,7 +18,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agentriage::audit::{self, DecisionLog, DecisionLogConfig, FlushPolicy, SigningKey, VerifyOptions};
+use agentriage::audit::{
+    self, DecisionLog, DecisionLogConfig, FlushPolicy, SigningKey, VerifyOptions,
+};
 use agentriage::{Engine, Request};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -63,7 +65,10 @@ fn decide(c: &mut Criterion) {
     group.finish();
     log.close().unwrap();
     let stats = log.stats();
-    eprintln!("log: {} records written, {} waits for a full queue", stats.written, stats.waits);
+    eprintln!(
+        "log: {} records written, {} waits for a full queue",
+        stats.written, stats.waits
+    );
 }
 
 /// Median and p99 of one `decide` call, each setting measured in
@@ -117,7 +122,10 @@ fn verify(c: &mut Criterion) {
     let report = audit::verify(&files, &options).unwrap();
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.decisions, DECISIONS as u64);
-    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
     eprintln!(
         "log of {DECISIONS} decisions: {} records, {} checkpoints, {} files, {:.1} MB",
         report.records,

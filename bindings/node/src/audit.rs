@@ -52,8 +52,8 @@ pub(crate) fn enable(engine: &agentriage::Engine, dir: &str, options: &str) -> R
         config = config.salt(salt.into_bytes());
     }
     if let Some(hex) = o.key_pkcs8_hex {
-        let der = decode_hex(&hex)
-            .ok_or_else(|| Failure::Panic("`keyPkcs8Hex` is not hex".into()))?;
+        let der =
+            decode_hex(&hex).ok_or_else(|| Failure::Panic("`keyPkcs8Hex` is not hex".into()))?;
         config = config.signing_key(SigningKey::from_pkcs8(&der).map_err(Failure::Log)?);
     }
     let log = DecisionLog::open(config).map_err(Failure::Log)?;
@@ -78,7 +78,10 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
         .collect()
 }
 
@@ -133,6 +136,5 @@ pub fn verify_log_json(files: Vec<String>, key: Option<String>) -> napi::Result<
 /// A new checkpoint signing key as JSON text.
 #[napi(js_name = "generateSigningKeyJson")]
 pub fn generate_signing_key_json() -> napi::Result<String> {
-    crate::guard(|| generate_key().map_err(Failure::Log))
-        .map_err(|f| crate::to_js_error(&f.into()))
+    crate::guard(|| generate_key().map_err(Failure::Log)).map_err(|f| crate::to_js_error(&f.into()))
 }

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 /// The addon's Rust allocations (the engine's many small values) go to
 /// mimalloc; Node's own heap is untouched.
-mod audit;
+pub mod audit;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

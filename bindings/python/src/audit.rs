@@ -18,10 +18,7 @@ pub fn log_error(py: Python<'_>, e: &LogError) -> PyErr {
         let ty = LOG_ERROR.import(py, "agentriage._errors", "DecisionLogError")?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("kind", e.kind().as_str())?;
-        kwargs.set_item(
-            "file",
-            e.file().map(|f| f.to_string_lossy().into_owned()),
-        )?;
+        kwargs.set_item("file", e.file().map(|f| f.to_string_lossy().into_owned()))?;
         Ok(PyErr::from_value(ty.call((e.message(),), Some(&kwargs))?))
     };
     build().unwrap_or_else(|err| err)

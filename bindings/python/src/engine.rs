@@ -233,7 +233,10 @@ impl Engine {
     /// checkpoints; `flush_ms=0` flushes after every record; with
     /// `mandatory=True` a decision that cannot be logged is rejected.
     #[pyo3(signature = (dir, *, key=None, mandatory=false, flush_ms=10, queue_capacity=4096, checkpoint_every=1000, max_segment_bytes=67108864, salt=None))]
-    #[allow(clippy::too_many_arguments, reason = "keyword-only options of one Python call")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "keyword-only options of one Python call"
+    )]
     fn enable_decision_log(
         &self,
         py: Python<'_>,

@@ -46,7 +46,9 @@ mod writer;
 pub use error::{LogError, LogErrorKind};
 pub use key::SigningKey;
 pub use redact::Redaction;
-pub use verify::{Problem, ProblemKind, TornLine, VerifyOptions, VerifyReport, verify, verify_contents};
+pub use verify::{
+    Problem, ProblemKind, TornLine, VerifyOptions, VerifyReport, verify, verify_contents,
+};
 pub use writer::{DecisionLog, DecisionLogConfig, FlushPolicy, LogStats};
 
 pub(crate) use redact::ManifestLog;

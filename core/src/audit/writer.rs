@@ -445,7 +445,7 @@ fn run(
     shared_failure: &OnceLock<LogError>,
 ) -> Result<(), LogError> {
     let mut failed: Option<LogError> = None;
-    let mut fail = |failed: &mut Option<LogError>, e: LogError| {
+    let fail = |failed: &mut Option<LogError>, e: LogError| {
         let _ = shared_failure.set(e.clone());
         failed.get_or_insert(e);
     };
