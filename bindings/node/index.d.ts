@@ -204,8 +204,8 @@ export declare class InternalError extends AgentriageError {
 
 /** Options of {@link Engine.enableDecisionLog}. */
 export interface DecisionLogOptions {
-  /** PKCS#8 Ed25519 private key (DER) that signs checkpoints. */
-  key?: Buffer
+  /** PKCS#8 Ed25519 private key (DER; a Buffer or Uint8Array) that signs checkpoints. */
+  key?: Uint8Array
   /** Reject decisions that cannot be logged. */
   mandatory?: boolean
   /** Flush interval in milliseconds; 0 flushes after every record (default 10). */
@@ -265,4 +265,4 @@ export interface LogReport {
 export declare function verifyLog(files: string[], options?: { key?: string }): LogReport
 
 /** A new checkpoint signing key. */
-export declare function generateSigningKey(): { privateKey: Buffer; publicKey: string }
+export declare function generateSigningKey(): { privateKey: Uint8Array; publicKey: string }

@@ -397,8 +397,10 @@ class Engine {
     for (const [name, value] of Object.entries(options)) {
       switch (name) {
         case 'key':
-          if (!Buffer.isBuffer(value)) throw new TypeError('`key` must be a Buffer (PKCS#8 DER)')
-          o.keyPkcs8Hex = value.toString('hex')
+          if (!(value instanceof Uint8Array)) {
+            throw new TypeError('`key` must be a Buffer or Uint8Array (PKCS#8 DER)')
+          }
+          o.keyPkcs8Hex = Buffer.from(value).toString('hex')
           break
         case 'mandatory':
           if (typeof value !== 'boolean') throw new TypeError('`mandatory` must be a boolean')
@@ -525,7 +527,7 @@ function verifyLog(files, options = {}) {
   }
 }
 
-/** A new checkpoint signing key: `{ privateKey: Buffer (PKCS#8 DER), publicKey: hex }`. */
+/** A new checkpoint signing key: `{ privateKey: Buffer (PKCS#8 DER, a Uint8Array), publicKey: hex }`. */
 function generateSigningKey() {
   let k
   try {

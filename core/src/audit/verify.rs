@@ -429,13 +429,13 @@ impl Verifier<'_> {
                     ),
                 ));
             }
-            if !start && segment != self.segment + 1 {
+            if !start && segment != self.segment.saturating_add(1) {
                 return Err(problem(
                     ProblemKind::MissingFile,
                     format!(
                         "segment {segment} follows segment {}: the file of segment {} is missing",
                         self.segment,
-                        self.segment + 1
+                        self.segment.saturating_add(1)
                     ),
                 ));
             }
@@ -558,7 +558,7 @@ impl Verifier<'_> {
             }
         }
         self.report.records += 1;
-        self.expected = r.seq + 1;
+        self.expected = r.seq.saturating_add(1);
         self.last_prev = r.str("prev").unwrap_or_default().to_owned();
         self.last_hash = r.str("hash").unwrap_or_default().to_owned();
         self.report.last_hash = Some(self.last_hash.clone());

@@ -647,7 +647,7 @@ impl Segments {
                     torn = Some((tail.len() as u64, sha256_tag(tail)));
                     file.set_len(whole as u64)
                         .map_err(|e| LogError::io(path, "cut the torn last line", &e))?;
-                    total -= tail.len() as u64;
+                    total = total.saturating_sub(tail.len() as u64);
                 }
                 fresh_segment = whole == 0;
             }
@@ -667,7 +667,7 @@ impl Segments {
             .map_err(|e| LogError::io(&path, "read the segment's size", &e))?
             .len();
         let (next_seq, prev) = match resume {
-            Some(r) => (r.seq + 1, r.hash),
+            Some(r) => (r.seq.saturating_add(1), r.hash),
             None => (0, GENESIS.to_owned()),
         };
         let mut segments = Segments {
