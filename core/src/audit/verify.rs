@@ -299,7 +299,7 @@ impl Verifier<'_> {
             if last_file {
                 // Records before it are checked first: a torn line is only
                 // reported as such when everything before it verifies.
-                self.lines(path, &lines, true)?;
+                self.lines(path, &lines)?;
                 self.report.torn = Some(TornLine {
                     file: path.to_path_buf(),
                     line: lines.len() + 1,
@@ -307,7 +307,7 @@ impl Verifier<'_> {
                 });
                 return Ok(());
             }
-            self.lines(path, &lines, true)?;
+            self.lines(path, &lines)?;
             return Err(Problem {
                 kind: ProblemKind::Truncated,
                 file: path.to_path_buf(),
@@ -319,10 +319,10 @@ impl Verifier<'_> {
                 ),
             });
         }
-        self.lines(path, &lines, true)
+        self.lines(path, &lines)
     }
 
-    fn lines(&mut self, path: &Path, lines: &[&[u8]], _: bool) -> Result<(), Problem> {
+    fn lines(&mut self, path: &Path, lines: &[&[u8]]) -> Result<(), Problem> {
         for (i, line) in lines.iter().enumerate() {
             let record = self.record(path, i + 1, line)?;
             let next = lines.get(i + 1).copied();

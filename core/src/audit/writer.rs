@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -323,12 +323,22 @@ impl DecisionLog {
         let mut segments = Segments::open(&config, Arc::clone(&counters))?;
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let flush = config.flush;
+        let mandatory = config.mandatory;
         let thread_counters = Arc::clone(&counters);
         let failure = Arc::new(OnceLock::new());
         let thread_failure = Arc::clone(&failure);
         let handle = std::thread::Builder::new()
             .name("agentriage-log".into())
-            .spawn(move || run(&mut segments, &rx, flush, &thread_counters, &thread_failure))
+            .spawn(move || {
+                run(
+                    &mut segments,
+                    &rx,
+                    flush,
+                    mandatory,
+                    &thread_counters,
+                    &thread_failure,
+                )
+            })
             .map_err(|e| {
                 LogError::new(
                     LogErrorKind::Io,
@@ -437,10 +447,16 @@ impl DecisionLog {
 }
 
 /// The writer thread's loop.
+///
+/// With a flush interval and no one waiting for acknowledgements, the
+/// writer polls the queue (sleeping while it is empty) instead of blocking
+/// on it: a deciding thread then never has to wake the writer, which would
+/// cost it a system call per decision.
 fn run(
     segments: &mut Segments,
     rx: &Receiver<Message>,
     flush: FlushPolicy,
+    mandatory: bool,
     counters: &LogCounters,
     shared_failure: &OnceLock<LogError>,
 ) -> Result<(), LogError> {
@@ -450,17 +466,46 @@ fn run(
         failed.get_or_insert(e);
     };
     let mut dirty_since: Option<Instant> = None;
+    let interval = match flush {
+        FlushPolicy::Interval(every) => Some(every),
+        FlushPolicy::EveryRecord => None,
+    };
+    let poll_every = interval.filter(|_| !mandatory);
     loop {
-        let message = match (flush, dirty_since) {
-            (FlushPolicy::Interval(every), Some(since)) => {
-                let left = every.saturating_sub(since.elapsed());
-                match rx.recv_timeout(left) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => Some(Message::Close),
+        if let (Some(every), Some(since)) = (interval, dirty_since)
+            && since.elapsed() >= every
+        {
+            // Due: flush even while records keep arriving.
+            if failed.is_none()
+                && let Err(e) = segments.flush()
+            {
+                fail(&mut failed, e);
+            }
+            dirty_since = None;
+        }
+        let message = if let Some(every) = poll_every {
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Disconnected) => Some(Message::Close),
+                Err(TryRecvError::Empty) => {
+                    let wait =
+                        dirty_since.map_or(every, |since| every.saturating_sub(since.elapsed()));
+                    std::thread::sleep(wait.min(every));
+                    continue;
                 }
             }
-            _ => Some(rx.recv().unwrap_or(Message::Close)),
+        } else {
+            match (flush, dirty_since) {
+                (FlushPolicy::Interval(every), Some(since)) => {
+                    let left = every.saturating_sub(since.elapsed());
+                    match rx.recv_timeout(left) {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => Some(Message::Close),
+                    }
+                }
+                _ => Some(rx.recv().unwrap_or(Message::Close)),
+            }
         };
         match message {
             None => {
