@@ -124,8 +124,19 @@ export declare class Engine {
    * `replayCheck: false` turns off the replay check of signed intents (test suites only).
    */
   static fromBundle(dir: string, options?: { replayCheck?: boolean }): Engine
-  /** Name, revision and digest of the bundle. */
+  /** Name, revision and digest of the bundle deciding now. */
   readonly bundle: BundleInfo
+  /**
+   * Loads the bundle in `dir` and swaps it in atomically; returns the
+   * replaced bundle's info. Throws {@link BundleError} (the engine keeps its bundle).
+   */
+  reload(dir: string): BundleInfo
+  /** The engine's metrics in the Prometheus text exposition format. */
+  metricsText(): string
+  /** Logs every decision to a tamper-evident decision log in `dir`; throws {@link DecisionLogError}. */
+  enableDecisionLog(dir: string, options?: DecisionLogOptions): void
+  /** Writes a final signed checkpoint and stops logging; `false` when no log was enabled. */
+  closeDecisionLog(): boolean
   /**
    * Decides a request (an object or JSON text) on the calling thread.
    * Throws {@link InvalidRequestError} for a request that breaks the contract.
@@ -144,7 +155,11 @@ export declare class Engine {
 
 /** Base class of every error agentriage throws; `code` says which kind. */
 export declare class AgentriageError extends Error {
-  readonly code: 'AGENTRIAGE_INVALID_REQUEST' | 'AGENTRIAGE_BUNDLE' | 'AGENTRIAGE_INTERNAL'
+  readonly code:
+    | 'AGENTRIAGE_INVALID_REQUEST'
+    | 'AGENTRIAGE_BUNDLE'
+    | 'AGENTRIAGE_INTERNAL'
+    | 'AGENTRIAGE_DECISION_LOG'
 }
 
 /** What is wrong with a request. */
@@ -259,3 +274,67 @@ export declare const intent: {
     },
   ): Exclude<IntentFact, { status: 'absent' }>
 }
+/** Options of {@link Engine.enableDecisionLog}. */
+export interface DecisionLogOptions {
+  /** PKCS#8 Ed25519 private key (DER; a Buffer or Uint8Array) that signs checkpoints. */
+  key?: Uint8Array
+  /** Reject decisions that cannot be logged. */
+  mandatory?: boolean
+  /** Flush interval in milliseconds; 0 flushes after every record (default 10). */
+  flushMs?: number
+  /** Records that may wait for the writer before a decision waits (default 4096). */
+  queueCapacity?: number
+  /** A signed checkpoint after this many records (default 1000). */
+  checkpointEvery?: number
+  /** Segment size at which a new file starts (default 64 MiB). */
+  maxSegmentBytes?: number
+  /** Secret keying the hashes of redacted fields. */
+  salt?: string
+}
+
+/** What is wrong with a decision log. */
+export type DecisionLogErrorKind = 'io' | 'full' | 'config' | 'key' | 'corrupt' | 'closed'
+
+/** The decision log could not be opened, written or verified. */
+export declare class DecisionLogError extends AgentriageError {
+  readonly code: 'AGENTRIAGE_DECISION_LOG'
+  /** What kind of problem this is. */
+  readonly kind: DecisionLogErrorKind
+  /** The file at fault, or `null`. */
+  readonly file: string | null
+  /** The problem, without the file. */
+  readonly reason: string
+}
+
+/** The first problem {@link verifyLog} found. */
+export interface LogProblem {
+  /** `modified`, `deleted`, `inserted`, `reordered`, `bad_signature`, `wrong_key`, `not_json`, `malformed`, `future_version`, `missing_file` or `truncated`. */
+  kind: string
+  file: string
+  line: number
+  seq: number | null
+  message: string
+}
+
+/** What {@link verifyLog} found. */
+export interface LogReport {
+  /** No problem and no torn line. */
+  intact: boolean
+  problem: LogProblem | null
+  /** A last line cut short by a crash (not tampering). */
+  torn: { file: string; line: number; bytes: number } | null
+  files: number
+  records: number
+  decisions: number
+  checkpoints: number
+  keyChecked: boolean
+  unsignedTail: number
+  closed: boolean
+  lastHash: string | null
+}
+
+/** Verifies decision log segment files, in order; `options.key` is the host's public key (hex). */
+export declare function verifyLog(files: string[], options?: { key?: string }): LogReport
+
+/** A new checkpoint signing key. */
+export declare function generateSigningKey(): { privateKey: Uint8Array; publicKey: string }

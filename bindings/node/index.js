@@ -81,6 +81,20 @@ class InternalError extends AgentriageError {
   }
 }
 
+/**
+ * The decision log could not be opened, written or verified. `kind` is
+ * `io`, `full`, `config`, `key`, `corrupt` or `closed`; `file` is the file
+ * at fault, or `null`.
+ */
+class DecisionLogError extends AgentriageError {
+  constructor(kind, file, reason) {
+    super(`${file == null ? '' : `${file}: `}decision log ${kind}: ${reason}`, 'AGENTRIAGE_DECISION_LOG')
+    this.kind = kind
+    this.file = file ?? null
+    this.reason = reason
+  }
+}
+
 /** Turns an error thrown by the addon into the typed error it describes. */
 function translate(error) {
   const message = error?.message
@@ -96,9 +110,24 @@ function translate(error) {
       return new InvalidRequestError(f.kind, f.path, f.message, f.index)
     case 'AGENTRIAGE_BUNDLE':
       return new BundleError(f.kind, f.file, f.line, f.message)
+    case 'AGENTRIAGE_DECISION_LOG':
+      return new DecisionLogError(f.kind, f.file, f.message)
     default:
       return new InternalError(f.message)
   }
+}
+
+// One frozen bundle object per digest, shared by the decisions it made.
+const bundles = new Map()
+
+function bundleOf(info) {
+  let bundle = bundles.get(info.digest)
+  if (bundle === undefined) {
+    if (bundles.size >= 64) bundles.clear()
+    bundle = Object.freeze({ name: info.name, revision: info.revision, digest: info.digest })
+    bundles.set(info.digest, bundle)
+  }
+  return bundle
 }
 
 /** The answer to a request. */
@@ -114,8 +143,8 @@ class Decision {
     this.traceId = d.traceId
     /** A new, time-ordered id for this decision (UUID v7). */
     this.decisionId = d.decisionId
-    /** Which bundle decided: `{ name, revision, digest }` (the engine's; see JsDecision in src/lib.rs). */
-    this.bundle = bundle
+    /** Which bundle decided: `{ name, revision, digest }` (after a reload, the new one). */
+    this.bundle = d.bundle === undefined ? bundle : bundleOf(d.bundle)
     /** Time spent deciding inside the engine, in microseconds. */
     this.durationUs = d.durationUs
   }
@@ -336,9 +365,84 @@ class Engine {
     return new Engine(CONSTRUCT, handle)
   }
 
-  /** Name, revision and digest of the bundle: `{ name, revision, digest }`. */
+  /** Name, revision and digest of the bundle deciding now: `{ name, revision, digest }`. */
   get bundle() {
-    return this.#bundle
+    return bundleOf(this.#native.bundleInfo)
+  }
+
+  /**
+   * Loads the bundle in `dir` and swaps it in atomically; returns the
+   * replaced bundle's info. Decisions under way finish with the old bundle.
+   * Throws BundleError (the engine then keeps its bundle).
+   */
+  reload(dir) {
+    if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
+    try {
+      return bundleOf(this.#native.reload(resolve(dir)))
+    } catch (e) {
+      throw translate(e)
+    }
+  }
+
+  /** The engine's metrics in the Prometheus text exposition format. */
+  metricsText() {
+    return this.#native.metricsText()
+  }
+
+  /**
+   * Logs every decision to a tamper-evident decision log in `dir` (see
+   * docs/audit.md). Options: `key` (a PKCS#8 Ed25519 private key, Buffer,
+   * that signs checkpoints), `mandatory` (reject decisions that cannot be
+   * logged), `flushMs` (0: after every record; default 10),
+   * `queueCapacity`, `checkpointEvery`, `maxSegmentBytes`, `salt` (string
+   * keying the hashes of redacted fields). Throws DecisionLogError.
+   */
+  enableDecisionLog(dir, options = {}) {
+    if (typeof dir !== 'string') throw new TypeError('the log directory must be a string')
+    const o = {}
+    for (const [name, value] of Object.entries(options)) {
+      switch (name) {
+        case 'key':
+          if (!(value instanceof Uint8Array)) {
+            throw new TypeError('`key` must be a Buffer or Uint8Array (PKCS#8 DER)')
+          }
+          o.keyPkcs8Hex = Buffer.from(value).toString('hex')
+          break
+        case 'mandatory':
+          if (typeof value !== 'boolean') throw new TypeError('`mandatory` must be a boolean')
+          o.mandatory = value
+          break
+        case 'salt':
+          if (typeof value !== 'string') throw new TypeError('`salt` must be a string')
+          o.salt = value
+          break
+        case 'flushMs':
+        case 'queueCapacity':
+        case 'checkpointEvery':
+        case 'maxSegmentBytes':
+          if (!Number.isSafeInteger(value) || value < 0) {
+            throw new TypeError(`\`${name}\` must be a non-negative integer`)
+          }
+          o[name] = value
+          break
+        default:
+          throw new TypeError(`unknown decision log option \`${name}\``)
+      }
+    }
+    try {
+      this.#native.enableDecisionLog(resolve(dir), JSON.stringify(o))
+    } catch (e) {
+      throw translate(e)
+    }
+  }
+
+  /** Writes a final signed checkpoint and stops logging; false when no log was enabled. */
+  closeDecisionLog() {
+    try {
+      return this.#native.closeDecisionLog()
+    } catch (e) {
+      throw translate(e)
+    }
   }
 
   /** Decides `request` (an object or JSON text) on the calling thread. */
@@ -476,6 +580,35 @@ const intent = Object.freeze({
     return JSON.parse(fact)
   },
 })
+/**
+ * Verifies decision log segment files, in order. `options.key` is the
+ * host's public key (64 hex digits). Returns the report:
+ * `{ intact, problem: { kind, file, line, seq, message } | null, torn, files,
+ * records, decisions, checkpoints, keyChecked, unsignedTail, closed, lastHash }`.
+ */
+function verifyLog(files, options = {}) {
+  if (!Array.isArray(files) || !files.every((f) => typeof f === 'string')) {
+    throw new TypeError('`files` must be an array of paths')
+  }
+  const key = options.key
+  if (key !== undefined && typeof key !== 'string') throw new TypeError('`key` must be a hex string')
+  try {
+    return JSON.parse(native.verifyLogJson(files.map((f) => resolve(f)), key ?? null))
+  } catch (e) {
+    throw translate(e)
+  }
+}
+
+/** A new checkpoint signing key: `{ privateKey: Buffer (PKCS#8 DER, a Uint8Array), publicKey: hex }`. */
+function generateSigningKey() {
+  let k
+  try {
+    k = JSON.parse(native.generateSigningKeyJson())
+  } catch (e) {
+    throw translate(e)
+  }
+  return { privateKey: Buffer.from(k.pkcs8Hex, 'hex'), publicKey: k.publicKey }
+}
 
 module.exports = {
   Engine,
@@ -485,6 +618,9 @@ module.exports = {
   InvalidRequestError,
   BundleError,
   InternalError,
+  DecisionLogError,
+  verifyLog,
+  generateSigningKey,
   MAX_REQUEST_BYTES,
   MAX_DEPTH,
 }

@@ -10,6 +10,20 @@ export declare class NativeEngine {
   static load(dir: string, replayCheck?: boolean | undefined | null): NativeEngine
   /** Name, revision and digest of the bundle. */
   get bundleInfo(): NativeBundleInfo
+  /**
+   * Loads the bundle in `dir` and swaps it in atomically; the replaced
+   * bundle's info. On error the engine keeps its bundle.
+   */
+  reload(dir: string): NativeBundleInfo
+  /** The engine's metrics in the Prometheus text format. */
+  metricsText(): string
+  /**
+   * Logs every decision to a decision log in `dir`; `options` is JSON
+   * (see `enableDecisionLog` in `index.js`).
+   */
+  enableDecisionLog(dir: string, options: string): void
+  /** Closes the decision log; `false` when none was enabled. */
+  closeDecisionLog(): boolean
   /** Decides a request given as JSON text, on the calling thread. */
   decideJson(text: string): string
   /** Decides a request given as JSON text on a libuv worker thread. */
@@ -34,6 +48,8 @@ export declare function intentSign(options: string): string
  * as JSON.
  */
 export declare function intentVerify(token: string, options: string): string
+/** A new checkpoint signing key as JSON text. */
+export declare function generateSigningKeyJson(): string
 
 /** Deepest nesting of arrays and objects accepted in a request (the core's limit). */
 export declare const MAX_DEPTH: number
@@ -58,3 +74,5 @@ export interface NativeIntentKey {
   /** The public JWK, as JSON text. */
   publicJwk: string
 }
+/** Verifies decision log segment files; the report as JSON text. */
+export declare function verifyLogJson(files: Array<string>, key?: string | undefined | null): string

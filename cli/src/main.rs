@@ -13,6 +13,7 @@ use serde_json::json;
 mod bundle_cmd;
 mod check;
 mod intent_cmd;
+mod log_cmd;
 mod test_cmd;
 
 // A decision allocates many small values in both policy engines; mimalloc
@@ -78,6 +79,8 @@ enum Command {
         /// for several trusted keys.
         #[arg(long = "trusted-key", short = 'k')]
         trusted_keys: Vec<PathBuf>,
+        #[command(flatten)]
+        log: log_cmd::LogArgs,
     },
     /// Sign bundles and verify their signatures.
     #[command(subcommand, after_help = EXIT_CODES)]
@@ -129,6 +132,30 @@ enum Command {
         #[command(subcommand)]
         command: Box<intent_cmd::IntentCommand>,
     },
+    /// Decision logs: verify them, generate a signing key.
+    Log {
+        #[command(subcommand)]
+        command: log_cmd::LogCommand,
+    },
+    /// Re-decide logged requests with a candidate bundle and report every
+    /// outcome that changes.
+    ///
+    /// Each request is decided at its recorded time. Fields the live
+    /// bundle redacted from the log are replayed as logged (dropped or
+    /// hashed), so those decisions may differ from the original ones; the
+    /// report counts them.
+    #[command(after_help = log_cmd::REPLAY_EXIT_CODES)]
+    Replay {
+        /// Decision log segment files, in order.
+        #[arg(long, required = true, num_args = 1..)]
+        log: Vec<PathBuf>,
+        /// The candidate bundle directory.
+        #[arg(long, short)]
+        bundle: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: log_cmd::Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,7 +166,8 @@ fn main() -> ExitCode {
             input,
             pretty,
             trusted_keys,
-        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys)),
+            log,
+        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &log)),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
         Command::Test {
             paths,
@@ -159,10 +187,22 @@ fn main() -> ExitCode {
         Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
+        Command::Log { command } => ExitCode::from(log_cmd::log(command)),
+        Command::Replay {
+            log,
+            bundle,
+            format,
+        } => ExitCode::from(log_cmd::replay(&log, &bundle, format)),
     }
 }
 
-fn eval(bundle: &PathBuf, input: &str, pretty: bool, trusted_keys: &[PathBuf]) -> u8 {
+fn eval(
+    bundle: &PathBuf,
+    input: &str,
+    pretty: bool,
+    trusted_keys: &[PathBuf],
+    log: &log_cmd::LogArgs,
+) -> u8 {
     let loaded = if trusted_keys.is_empty() {
         agentriage::Bundle::load(bundle)
     } else {
@@ -178,6 +218,24 @@ fn eval(bundle: &PathBuf, input: &str, pretty: bool, trusted_keys: &[PathBuf]) -
             return exit::BUNDLE;
         }
     };
+    let (engine, log) = match log_cmd::attach(engine, log) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: cannot open the decision log: {e}");
+            return exit::IO;
+        }
+    };
+    let code = eval_with(&engine, input, pretty);
+    if let Some(log) = log
+        && let Err(e) = log.close()
+    {
+        eprintln!("error: decision log: {e}");
+        return exit::IO;
+    }
+    code
+}
+
+fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -191,7 +249,7 @@ fn eval(bundle: &PathBuf, input: &str, pretty: bool, trusted_keys: &[PathBuf]) -
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match run(&engine, BufReader::new(reader), &mut out, pretty) {
+    match run(engine, BufReader::new(reader), &mut out, pretty) {
         Ok(0) => exit::OK,
         Ok(_) => exit::INVALID_INPUT,
         Err(e) => {

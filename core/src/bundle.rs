@@ -52,6 +52,7 @@ pub struct Bundle {
     pub(crate) cedar: Option<CedarPolicies>,
     pub(crate) anomaly: Option<Arc<IsolationForest>>,
     pub(crate) intents: Option<crate::intent::IntentConfig>,
+    pub(crate) redaction: Arc<crate::audit::Redaction>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -93,6 +94,7 @@ struct Manifest {
     #[serde(default)]
     anomaly: Option<ManifestAnomaly>,
     intents: Option<crate::intent::ManifestIntents>,
+    log: Option<crate::audit::ManifestLog>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -429,7 +431,7 @@ impl Bundle {
             _ => None,
         };
         let intents = match &manifest.intents {
-            Some(m) => Some(crate::intent::load_manifest(&files, m)?),
+            Some(m) => Some(crate::intent::load_manifest(files, m)?),
             None => None,
         };
         if rego.is_none() && cedar.is_none() {
@@ -442,11 +444,16 @@ impl Bundle {
         }
 
         let anomaly = match &manifest.anomaly {
-            Some(a) => Some(Arc::new(load_anomaly(&files, a)?)),
+            Some(a) => Some(Arc::new(load_anomaly(files, a)?)),
             None => None,
         };
+        let redaction =
+            crate::audit::Redaction::from_manifest(manifest.log.as_ref(), |span, m| {
+                files.manifest_error(span, m)
+            })?;
 
         Ok(Bundle {
+            redaction: Arc::new(redaction),
             info: Arc::new(BundleInfo {
                 name: manifest.name.into_inner(),
                 revision: manifest.revision.into_inner(),
@@ -464,6 +471,12 @@ impl Bundle {
     /// Name, revision and digest.
     pub fn info(&self) -> &BundleInfo {
         &self.info
+    }
+
+    /// What of a request the decision log drops or hashes (the manifest's
+    /// `[log]` table).
+    pub fn redaction(&self) -> &crate::audit::Redaction {
+        &self.redaction
     }
 
     /// The bundle's defaults.

@@ -4,18 +4,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
+
 use crate::bundle::Bundle;
 use crate::decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
 use crate::error::{Error, RequestError, RequestErrorKind};
 use crate::facts::Facts;
+use crate::intent::IntentFact;
 use crate::rego;
-use crate::request::Request;
+use crate::request::{Request, Timestamp};
 
 /// Decides requests against one policy bundle.
 ///
 /// `Engine` is `Send + Sync`: share one (in an `Arc`, or by reference) across
 /// every thread of the host. Deciding takes `&self` and never blocks another
-/// thread.
+/// thread. [`Engine::reload`] swaps the bundle atomically: each decision
+/// runs entirely against the bundle it started with.
 ///
 /// ```
 /// use agentriage::{Engine, Outcome};
@@ -39,7 +43,8 @@ use crate::request::Request;
 /// ```
 #[derive(Debug)]
 pub struct Engine {
-    bundle: Arc<Bundle>,
+    pub(crate) bundle: ArcSwap<Bundle>,
+    pub(crate) hooks: crate::hooks::Hooks,
     pub(crate) intents: crate::intent::EngineIntents,
 }
 
@@ -47,7 +52,8 @@ impl Engine {
     /// An engine deciding with `bundle`.
     pub fn new(bundle: Bundle) -> Engine {
         Engine {
-            bundle: Arc::new(bundle),
+            bundle: ArcSwap::from_pointee(bundle),
+            hooks: crate::hooks::Hooks::default(),
             intents: crate::intent::EngineIntents::default(),
         }
     }
@@ -57,28 +63,43 @@ impl Engine {
         Ok(Engine::new(Bundle::load(dir)?))
     }
 
-    /// The bundle this engine decides with.
-    pub fn bundle(&self) -> &Bundle {
-        &self.bundle
+    /// The bundle this engine decides with now.
+    pub fn bundle(&self) -> Arc<Bundle> {
+        self.bundle.load_full()
     }
 
-    /// Name, revision and digest of the bundle.
-    pub fn bundle_info(&self) -> &BundleInfo {
-        &self.bundle.info
+    /// Name, revision and digest of the bundle this engine decides with now.
+    pub fn bundle_info(&self) -> Arc<BundleInfo> {
+        Arc::clone(&self.bundle.load().info)
+    }
+
+    /// Swaps in `bundle` atomically and returns the info of the bundle it
+    /// replaces. Decisions under way finish with the bundle they started
+    /// with; every later decision uses `bundle`.
+    pub fn reload(&self, bundle: Bundle) -> Arc<BundleInfo> {
+        self.reload_shared(Arc::new(bundle))
+    }
+
+    /// [`Engine::reload`] with a bundle that may be shared with other
+    /// engines (or swapped in again later without reloading it).
+    pub fn reload_shared(&self, bundle: Arc<Bundle>) -> Arc<BundleInfo> {
+        let previous = self.bundle.swap(bundle);
+        self.hooks.metrics.reloaded();
+        Arc::clone(&previous.info)
     }
 
     /// Decides a request given as JSON text (parsing included in the
     /// reported duration).
     pub fn decide_json(&self, text: &str) -> Result<Decision, Error> {
         let start = Instant::now();
-        let request = Request::from_json(text)?;
+        let request = Request::from_json(text).inspect_err(|e| self.hooks.metrics.error(e))?;
         self.decide_at(&request, start)
     }
 
     /// Decides a request given as a JSON value.
     pub fn decide_value(&self, value: &serde_json::Value) -> Result<Decision, Error> {
         let start = Instant::now();
-        let request = Request::from_value(value)?;
+        let request = Request::from_value(value).inspect_err(|e| self.hooks.metrics.error(e))?;
         self.decide_at(&request, start)
     }
 
@@ -90,17 +111,37 @@ impl Engine {
     /// never `execute`) with a reason saying what broke.
     pub fn decide(&self, request: &Request) -> Result<Decision, Error> {
         let start = Instant::now();
-        request.validate()?;
+        request
+            .validate()
+            .inspect_err(|e| self.hooks.metrics.error(e))?;
         self.decide_at(request, start)
     }
 
     fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
-        let bundle = &*self.bundle;
+        let bundle = self.bundle.load_full();
+        let span = crate::hooks::decision_span();
+        let _entered = span.enter();
+        let verify = |r: &Request, now: Timestamp| self.intents.fact(&bundle, r, now);
+        let decision = Engine::evaluate(&bundle, request, &verify, start)
+            .inspect_err(|e| self.hooks.metrics.error_any(e))?;
+        Ok(self.hooks.finish(&bundle, request, decision, &span))
+    }
+
+    /// Decides `request` with `bundle`: the engine's work, without logging
+    /// or metrics. `intent` verifies the request's signed intent at the
+    /// evaluation time (the live engine records its `jti`; a shadow
+    /// evaluation does not).
+    pub(crate) fn evaluate(
+        bundle: &Bundle,
+        request: &Request,
+        intent: &dyn Fn(&Request, Timestamp) -> IntentFact,
+        start: Instant,
+    ) -> Result<Decision, Error> {
         // `anomaly.features` become `anomaly.score` before policies see the request.
         let scored = crate::anomaly::decision::score_request(bundle, request)?;
         let request = scored.as_ref().unwrap_or(request);
         let mut facts = Facts::derive(request, bundle.risk_class(&request.action.name));
-        facts.intent = self.intents.fact(bundle, request, facts.time);
+        facts.intent = intent(request, facts.time);
         let on_error = bundle.defaults.on_error;
         let error_effect = if on_error == Outcome::Escalate {
             Effect::Escalate
@@ -198,7 +239,9 @@ impl Engine {
         });
         reasons.dedup();
 
-        let trace_id = request.trace_id.clone().unwrap_or_else(new_trace_id);
+        let trace_id = request
+            .effective_trace_id()
+            .map_or_else(new_trace_id, str::to_owned);
         let duration_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         tracing::debug!(
             target: "agentriage::decision",

@@ -32,17 +32,22 @@
 //! ```
 
 pub mod anomaly;
+pub mod audit;
 mod bundle;
 mod cedar;
 mod decision;
 mod engine;
 mod error;
 mod facts;
+mod hooks;
 pub mod intent;
+mod metrics;
 mod rego;
 mod request;
+mod shadow;
 pub mod signing;
 pub mod testing;
+mod traceparent;
 
 pub use bundle::{
     Bundle, DEFAULT_MAX_EVAL_MS, DEFAULT_MAX_INSTRUCTIONS, Defaults, MANIFEST_FILE,
@@ -52,8 +57,11 @@ pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, So
 pub use engine::Engine;
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
 pub use facts::UNKNOWN_RISK_CLASS;
+pub use hooks::LOG_FAILURE_POLICY;
+pub use metrics::{MAX_RULE_LABELS, Metrics};
 pub use rego::RegoEvaluator;
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
     Resource, Timestamp,
 };
+pub use shadow::{ShadowDifference, ShadowSink};

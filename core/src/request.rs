@@ -144,6 +144,11 @@ impl Timestamp {
 pub struct Request {
     /// W3C trace id (32 lowercase hex digits); a new one is made when absent.
     pub trace_id: Option<String>,
+    /// A W3C Trace Context `traceparent` header value
+    /// (`00-<trace id>-<parent id>-<flags>`). Its trace id becomes the
+    /// decision's when `trace_id` is absent; when both are given they must
+    /// name the same trace.
+    pub traceparent: Option<String>,
     /// The evaluation time; the engine uses the current time when absent.
     pub time: Option<Timestamp>,
     /// The agent asking.
@@ -252,6 +257,7 @@ impl Request {
     pub fn new(principal_id: impl Into<String>, action_name: impl Into<String>) -> Request {
         Request {
             trace_id: None,
+            traceparent: None,
             time: None,
             principal: Principal {
                 id: principal_id.into(),
@@ -311,6 +317,9 @@ impl Request {
         if let Some(t) = &self.trace_id {
             out.insert("trace_id".into(), t.clone().into());
         }
+        if let Some(t) = &self.traceparent {
+            out.insert("traceparent".into(), t.clone().into());
+        }
         if let Some(t) = &self.time {
             out.insert("time".into(), t.to_string().into());
         }
@@ -359,6 +368,7 @@ impl Request {
         if let Some(t) = &self.trace_id {
             check_trace_id(t, "trace_id")?;
         }
+        crate::traceparent::check(self.traceparent.as_deref(), self.trace_id.as_deref())?;
         if let Some(score) = self.anomaly.as_ref().and_then(|a| a.score) {
             check_score(score, "anomaly.score")?;
         }
@@ -684,6 +694,7 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
         "",
         &[
             "trace_id",
+            "traceparent",
             "time",
             "principal",
             "action",
@@ -697,6 +708,8 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
     if let Some(t) = &trace_id {
         check_trace_id(t, "trace_id")?;
     }
+    let traceparent = top.string("traceparent")?;
+    crate::traceparent::check(traceparent.as_deref(), trace_id.as_deref())?;
     let principal = match top.get("principal") {
         Some(v) => parse_principal(v)?,
         None => {
@@ -761,6 +774,7 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
     };
     Ok(Request {
         trace_id,
+        traceparent,
         time: top.timestamp("time")?,
         principal,
         action,

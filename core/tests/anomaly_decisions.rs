@@ -43,7 +43,8 @@ fn features(bytes: f64, calls: f64) -> Value {
 #[test]
 fn features_are_scored_and_both_engines_see_the_score_as_given() {
     let engine = engine();
-    let model = engine.bundle().anomaly_model().unwrap();
+    let bundle = engine.bundle();
+    let model = bundle.anomaly_model().unwrap();
     for (bytes, calls) in ORDINARY.into_iter().chain(ANOMALOUS) {
         let score = model
             .score_named([("bytes_out_kb", bytes), ("calls_per_min", calls)])

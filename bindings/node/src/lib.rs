@@ -17,7 +17,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use agentriage::{Decision, Error as CoreError, Obligation, Outcome, Reason};
+use agentriage::{BundleInfo, Decision, Error as CoreError, Obligation, Outcome, Reason};
 use napi::bindgen_prelude::{AbortSignal, AsyncTask};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
@@ -27,6 +27,8 @@ pub mod intent;
 
 /// The addon's Rust allocations (the engine's many small values) go to
 /// mimalloc; Node's own heap is untouched.
+pub mod audit;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -40,6 +42,8 @@ enum Failure {
     Core(CoreError),
     /// Rust panicked; the payload's message.
     Panic(String),
+    /// The decision log could not be opened, written or verified.
+    Log(agentriage::audit::LogError),
 }
 
 /// The error of one request in a batch, with the request's position.
@@ -85,6 +89,16 @@ fn to_js_error(failure: &BatchFailure) -> napi::Error {
             "AGENTRIAGE_INTERNAL",
             format!("the engine panicked: {message}"),
         ),
+        Failure::Log(e) => {
+            fields.insert("kind".into(), e.kind().as_str().into());
+            fields.insert(
+                "file".into(),
+                e.file().map_or(serde_json::Value::Null, |f| {
+                    f.to_string_lossy().into_owned().into()
+                }),
+            );
+            ("AGENTRIAGE_DECISION_LOG", e.message().to_owned())
+        }
     };
     fields.insert("code".into(), code.into());
     fields.insert("message".into(), message.into());
@@ -112,12 +126,12 @@ fn guard<T, E: From<Failure>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> 
 
 /// A decision in the shape of the JavaScript API (camelCase keys).
 ///
-/// The bundle is left out: an engine decides with one bundle, so `index.js`
-/// gives every decision the engine's (frozen) bundle object instead of
-/// parsing the same name, revision and digest again for each decision.
+/// The bundle is the one that decided (an engine's bundle can be swapped
+/// by `reload`); `index.js` shares one frozen object per digest.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsDecision<'a> {
+    bundle: &'a BundleInfo,
     outcome: Outcome,
     reasons: &'a [Reason],
     obligations: &'a [Obligation],
@@ -129,6 +143,7 @@ struct JsDecision<'a> {
 impl<'a> From<&'a Decision> for JsDecision<'a> {
     fn from(d: &'a Decision) -> Self {
         JsDecision {
+            bundle: &d.bundle,
             outcome: d.outcome,
             reasons: &d.reasons,
             obligations: &d.obligations,
@@ -234,6 +249,44 @@ impl NativeEngine {
             revision: info.revision.clone(),
             digest: info.digest.clone(),
         }
+    }
+
+    /// Loads the bundle in `dir` and swaps it in atomically; the replaced
+    /// bundle's info. On error the engine keeps its bundle.
+    #[napi]
+    pub fn reload(&self, dir: String) -> napi::Result<NativeBundleInfo> {
+        guard(|| {
+            self.engine
+                .reload_from_dir(&dir)
+                .map(|info| NativeBundleInfo {
+                    name: info.name.clone(),
+                    revision: info.revision.clone(),
+                    digest: info.digest.clone(),
+                })
+                .map_err(|e| BatchFailure::from(Failure::Core(e)))
+        })
+        .map_err(|f| to_js_error(&f))
+    }
+
+    /// The engine's metrics in the Prometheus text format.
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        self.engine.metrics_text()
+    }
+
+    /// Logs every decision to a decision log in `dir`; `options` is JSON
+    /// (see `enableDecisionLog` in `index.js`).
+    #[napi]
+    pub fn enable_decision_log(&self, dir: String, options: String) -> napi::Result<()> {
+        guard(|| audit::enable(&self.engine, &dir, &options).map_err(BatchFailure::from))
+            .map_err(|f| to_js_error(&f))
+    }
+
+    /// Closes the decision log; `false` when none was enabled.
+    #[napi]
+    pub fn close_decision_log(&self) -> napi::Result<bool> {
+        guard(|| audit::close(&self.engine).map_err(|e| BatchFailure::from(Failure::Log(e))))
+            .map_err(|f| to_js_error(&f))
     }
 
     /// Decides a request given as JSON text, on the calling thread.

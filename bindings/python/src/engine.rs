@@ -214,7 +214,70 @@ impl Engine {
     /// Name, revision and digest of the bundle.
     #[getter]
     fn bundle(&self) -> BundleInfo {
-        BundleInfo::from(self.inner.bundle_info())
+        BundleInfo::from(&*self.inner.bundle_info())
+    }
+
+    /// Loads the bundle in directory `path` and swaps it in atomically;
+    /// returns the info of the bundle it replaced. Decisions under way
+    /// finish with the old bundle. On error (`agentriage.BundleError`) the
+    /// engine keeps its current bundle.
+    fn reload(&self, py: Python<'_>, path: PathBuf) -> PyResult<BundleInfo> {
+        guard(py, || {
+            let previous = detached(py, || {
+                self.inner
+                    .reload_from_dir(&path)
+                    .map_err(|e| Failure::Core(e, None))
+            })?;
+            Ok(BundleInfo::from(&*previous))
+        })
+    }
+
+    /// The engine's metrics in the Prometheus text format.
+    fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Logs every decision to a tamper-evident decision log in directory
+    /// `dir` (see docs/audit.md). `key` is a PKCS#8 Ed25519 key that signs
+    /// checkpoints; `flush_ms=0` flushes after every record; with
+    /// `mandatory=True` a decision that cannot be logged is rejected.
+    #[pyo3(signature = (dir, *, key=None, mandatory=false, flush_ms=10, queue_capacity=4096, checkpoint_every=1000, max_segment_bytes=67108864, salt=None))]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "keyword-only options of one Python call"
+    )]
+    fn enable_decision_log(
+        &self,
+        py: Python<'_>,
+        dir: PathBuf,
+        key: Option<Vec<u8>>,
+        mandatory: bool,
+        flush_ms: u64,
+        queue_capacity: usize,
+        checkpoint_every: u64,
+        max_segment_bytes: u64,
+        salt: Option<Vec<u8>>,
+    ) -> PyResult<()> {
+        crate::audit::enable(
+            py,
+            &self.inner,
+            crate::audit::LogOptions {
+                dir,
+                key,
+                mandatory,
+                flush_ms,
+                queue_capacity,
+                checkpoint_every,
+                max_segment_bytes,
+                salt,
+            },
+        )
+    }
+
+    /// Writes the remaining records and a final signed checkpoint, and
+    /// stops logging. Returns False when no log was enabled.
+    fn close_decision_log(&self, py: Python<'_>) -> PyResult<bool> {
+        crate::audit::close(py, &self.inner)
     }
 
     fn __repr__(&self) -> String {

@@ -7,6 +7,7 @@
 //! enum) is assembled in `python/agentriage/__init__.py`.
 
 pub mod anomaly;
+pub mod audit;
 pub mod convert;
 pub mod decision;
 pub mod engine;
@@ -59,6 +60,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(intent::intent_keygen, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::verify_log, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::generate_signing_key, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DEPTH", agentriage::MAX_DEPTH)?;
     m.add("MAX_REQUEST_BYTES", agentriage::MAX_REQUEST_BYTES)?;

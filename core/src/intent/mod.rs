@@ -66,11 +66,34 @@ impl Default for EngineIntents {
     }
 }
 
+fn unconfigured() -> IntentError {
+    IntentError::new(
+        IntentCheck::Unconfigured,
+        "the request carries an intent but no trusted keys are configured \
+         (bundle `[intents]` or the host's intent configuration)",
+    )
+}
+
 impl EngineIntents {
     /// Verifies the request's intent, if any, with the host's configuration
     /// or else the bundle's.
     pub(crate) fn fact(&self, bundle: &Bundle, request: &Request, now: Timestamp) -> IntentFact {
         self.fact_with(bundle, request, now, true)
+    }
+
+    /// The intent fact by the bundle's own configuration, without consulting
+    /// or recording any replay cache: for a shadow bundle's evaluation.
+    pub(crate) fn unrecorded(bundle: &Bundle, request: &Request, now: Timestamp) -> IntentFact {
+        let Some(token) = &request.intent else {
+            return IntentFact::Absent;
+        };
+        let Some(config) = bundle.intents.as_ref() else {
+            return IntentFact::Invalid(unconfigured());
+        };
+        match verify::verify_with(config, &NoReplayCheck, token, &Expected::of(request), now) {
+            Ok(v) => IntentFact::Verified(Box::new(v)),
+            Err(e) => IntentFact::Invalid(e),
+        }
     }
 
     /// As [`fact`](Self::fact), without consulting or recording the replay
@@ -95,11 +118,7 @@ impl EngineIntents {
             return IntentFact::Absent;
         };
         let Some(config) = self.host.as_ref().or(bundle.intents.as_ref()) else {
-            return IntentFact::Invalid(IntentError::new(
-                IntentCheck::Unconfigured,
-                "the request carries an intent but no trusted keys are configured \
-                 (bundle `[intents]` or the host's intent configuration)",
-            ));
+            return IntentFact::Invalid(unconfigured());
         };
         let replay: &dyn ReplayCache = if replay_check {
             config.replay.as_ref().unwrap_or(&self.replay).as_ref()
@@ -144,11 +163,12 @@ impl Engine {
         self
     }
 
-    /// The intent configuration in force: the host's, else the bundle's.
-    pub fn intent_config(&self) -> Option<&IntentConfig> {
-        self.intents
-            .host
-            .as_ref()
-            .or(self.bundle().intents.as_ref())
+    /// The intent configuration in force: the host's, else the live bundle's
+    /// (a copy: a reload may replace the bundle's).
+    pub fn intent_config(&self) -> Option<IntentConfig> {
+        match &self.intents.host {
+            Some(host) => Some(host.clone()),
+            None => self.bundle().intents.clone(),
+        }
     }
 }

@@ -247,7 +247,7 @@ pub fn run(engine: &Engine, files: &[PathBuf], options: &Options<'_>) -> TestRun
     let mut filtered_out = 0;
     let accept = |full: &str| options.filter.is_none_or(|f| f(full));
     let bundle = engine.bundle();
-    let mut tracker = options.coverage.then(|| coverage::Tracker::new(bundle));
+    let mut tracker = options.coverage.then(|| coverage::Tracker::new(&bundle));
 
     let mut rego_modules = Vec::new();
     for file in files {
@@ -353,8 +353,10 @@ fn run_case(
     if let Some(t) = tracker {
         let bundle = engine.bundle();
         let mut facts = Facts::derive(&request, bundle.risk_class(&request.action.name));
-        facts.intent = engine.intents.fact_unrecorded(bundle, &request, facts.time);
-        t.record(bundle, &request, &facts);
+        facts.intent = engine
+            .intents
+            .fact_unrecorded(&bundle, &request, facts.time);
+        t.record(&bundle, &request, &facts);
     }
     let expect = &case.expect;
     let mut problems = Vec::new();

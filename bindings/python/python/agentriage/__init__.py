@@ -16,7 +16,13 @@ take an action::
 Deciding releases the GIL; one :class:`Engine` serves every thread.
 """
 
-from agentriage._errors import BundleError, Error, InternalError, InvalidRequestError
+from agentriage._errors import (
+    BundleError,
+    DecisionLogError,
+    Error,
+    InternalError,
+    InvalidRequestError,
+)
 from agentriage._native import (
     MAX_DEPTH,
     MAX_REQUEST_BYTES,
@@ -26,6 +32,8 @@ from agentriage._native import (
     Obligation,
     Reason,
     __version__,
+    generate_signing_key,
+    verify_log,
 )
 from agentriage._outcome import Outcome
 from agentriage import intent
@@ -36,6 +44,7 @@ __all__ = [
     "BundleError",
     "BundleInfo",
     "Decision",
+    "DecisionLogError",
     "Engine",
     "Error",
     "InternalError",
@@ -45,4 +54,6 @@ __all__ = [
     "Reason",
     "__version__",
     "intent",
+    "generate_signing_key",
+    "verify_log",
 ]

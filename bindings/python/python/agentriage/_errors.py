@@ -81,3 +81,31 @@ def _rebuild_invalid_request(message: str, kind: str, path: str, index: Optional
 
 def _rebuild_bundle_error(message: str, kind: str, file: str, line: Optional[int]) -> BundleError:
     return BundleError(message, kind=kind, file=file, line=line)
+
+
+class DecisionLogError(Error, OSError):
+    """The decision log could not be opened, written or verified.
+
+    Attributes:
+        kind: ``io``, ``full``, ``config``, ``key``, ``corrupt`` or ``closed``.
+        file: the file at fault, where there is one, else None.
+        message: what is wrong, without the file.
+    """
+
+    kind: str
+    file: Optional[str]
+    message: str
+
+    def __init__(self, message: str, *, kind: str, file: Optional[str] = None) -> None:
+        self.kind = kind
+        self.file = file
+        self.message = message
+        where = "" if file is None else f"{file}: "
+        super().__init__(f"{where}decision log {kind}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_log_error, (self.message, self.kind, self.file))
+
+
+def _rebuild_log_error(message: str, kind: str, file: Optional[str]) -> DecisionLogError:
+    return DecisionLogError(message, kind=kind, file=file)

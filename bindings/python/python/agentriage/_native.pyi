@@ -9,13 +9,22 @@ import numpy.typing as npt
 
 from agentriage._outcome import Outcome
 
-__all__ = ["BundleInfo", "Decision", "Engine", "IsolationForest", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__"]
-from collections.abc import Iterable, Mapping
-from typing import Any, Final, Optional, Union, final
-
-from agentriage._outcome import Outcome
-
-__all__ = ["BundleInfo", "Decision", "Engine", "MAX_DEPTH", "MAX_REQUEST_BYTES", "Obligation", "Reason", "__version__", "intent_keygen", "intent_sign", "intent_verify"]
+__all__ = [
+    "BundleInfo",
+    "Decision",
+    "Engine",
+    "IsolationForest",
+    "MAX_DEPTH",
+    "MAX_REQUEST_BYTES",
+    "Obligation",
+    "Reason",
+    "__version__",
+    "generate_signing_key",
+    "intent_keygen",
+    "intent_sign",
+    "intent_verify",
+    "verify_log",
+]
 
 __version__: Final[str]
 MAX_DEPTH: Final[int]
@@ -145,6 +154,31 @@ class Engine:
     @property
     def bundle(self) -> BundleInfo:
         """Name, revision and digest of the bundle."""
+    def reload(self, path: Union[str, os.PathLike[str]]) -> BundleInfo:
+        """Loads the bundle in ``path`` and swaps it in atomically; returns the replaced bundle's info.
+
+        Raises :class:`agentriage.BundleError`; the engine then keeps its bundle.
+        """
+    def metrics_text(self) -> str:
+        """The engine's metrics in the Prometheus text exposition format."""
+    def enable_decision_log(
+        self,
+        dir: Union[str, os.PathLike[str]],
+        *,
+        key: Optional[bytes] = None,
+        mandatory: bool = False,
+        flush_ms: int = 10,
+        queue_capacity: int = 4096,
+        checkpoint_every: int = 1000,
+        max_segment_bytes: int = 67108864,
+        salt: Optional[bytes] = None,
+    ) -> None:
+        """Logs every decision to a tamper-evident decision log in ``dir``.
+
+        Raises :class:`agentriage.DecisionLogError`.
+        """
+    def close_decision_log(self) -> bool:
+        """Writes a final signed checkpoint and stops logging; False when no log was enabled."""
 
 @final
 class IsolationForest:
@@ -233,3 +267,9 @@ def intent_verify(
     clock_skew_s: int,
     max_lifetime_s: int,
 ) -> str: ...
+
+def verify_log(files: Iterable[Union[str, os.PathLike[str]]], key: Optional[str] = None) -> dict[str, Any]:
+    """Verifies decision log segment files, in order; returns the report as a dict."""
+
+def generate_signing_key() -> tuple[bytes, str]:
+    """A new Ed25519 checkpoint signing key: ``(pkcs8_der, public_key_hex)``."""

@@ -1,0 +1,700 @@
+//! Verification of a series of segment files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::error::{LogError, LogErrorKind};
+use super::key::{key_id, verify_signature};
+use super::{FORMAT_VERSION, GENESIS, canonical, hex, unhex};
+
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    key: Option<Vec<u8>>,
+}
+
+impl VerifyOptions {
+    /// Verify the chain; check checkpoint signatures against the key each
+    /// checkpoint names (which proves integrity, not authorship).
+    pub fn new() -> VerifyOptions {
+        VerifyOptions::default()
+    }
+
+    /// Verify the chain and require every checkpoint to be signed by the
+    /// host key whose public half is `public_hex` (64 hex digits).
+    pub fn with_key(public_hex: &str) -> Result<VerifyOptions, LogError> {
+        match unhex(public_hex) {
+            Some(key) if key.len() == 32 => Ok(VerifyOptions { key: Some(key) }),
+            _ => Err(LogError::new(
+                LogErrorKind::Key,
+                None,
+                "a public key is 64 hex digits (32 bytes of Ed25519 public key)",
+            )),
+        }
+    }
+}
+
+/// What is wrong with a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A record's content no longer matches its hash, or a record was
+    /// changed and re-hashed (the next record's `prev` disagrees).
+    Modified,
+    /// Records are missing from the middle of a file.
+    Deleted,
+    /// A record that was never written by the log sits in the chain.
+    Inserted,
+    /// Records are out of order.
+    Reordered,
+    /// A checkpoint's signature does not verify.
+    BadSignature,
+    /// A checkpoint is signed by another key than the one given.
+    WrongKey,
+    /// A line is not JSON.
+    NotJson,
+    /// A record lacks a required member or has one of the wrong type.
+    Malformed,
+    /// A record of a format version this library does not know.
+    FutureVersion,
+    /// A segment file of the series is missing.
+    MissingFile,
+    /// A file other than the last ends inside a record.
+    Truncated,
+}
+
+impl ProblemKind {
+    /// A stable, machine-readable name (`modified`, `deleted`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Modified => "modified",
+            ProblemKind::Deleted => "deleted",
+            ProblemKind::Inserted => "inserted",
+            ProblemKind::Reordered => "reordered",
+            ProblemKind::BadSignature => "bad_signature",
+            ProblemKind::WrongKey => "wrong_key",
+            ProblemKind::NotJson => "not_json",
+            ProblemKind::Malformed => "malformed",
+            ProblemKind::FutureVersion => "future_version",
+            ProblemKind::MissingFile => "missing_file",
+            ProblemKind::Truncated => "truncated",
+        }
+    }
+}
+
+/// The first problem found: what, where, and an explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// The file it is in.
+    pub file: PathBuf,
+    /// The 1-based line of the record at fault.
+    pub line: usize,
+    /// The record's `seq`, where it has one.
+    pub seq: Option<u64>,
+    /// What was found.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+/// A last line cut short, as a crash in the middle of a write leaves it:
+/// not tampering; the writer cuts it off when it resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornLine {
+    /// The (last) file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// Its length in bytes.
+    pub bytes: usize,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Files read.
+    pub files: usize,
+    /// Whole records that verified.
+    pub records: u64,
+    /// Decision records among them.
+    pub decisions: u64,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: u64,
+    /// Whether checkpoints were checked against a given key (otherwise
+    /// against the key each names: integrity, not authorship).
+    pub key_checked: bool,
+    /// Records after the last verified checkpoint (not covered by a signature).
+    pub unsigned_tail: u64,
+    /// Whether the log ends with the final checkpoint of a clean close.
+    pub closed: bool,
+    /// The hash of the last verified record.
+    pub last_hash: Option<String>,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+    /// A torn last line, if any.
+    pub torn: Option<TornLine>,
+}
+
+impl VerifyReport {
+    /// No problem and no torn line.
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none() && self.torn.is_none()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.problem {
+            writeln!(f, "TAMPERED or INVALID: {p}")?;
+        } else if let Some(t) = &self.torn {
+            writeln!(
+                f,
+                "TORN: {}:{}: the last line ({} bytes) was cut short, as a crash during a write leaves it; every record before it verifies",
+                t.file.display(),
+                t.line,
+                t.bytes
+            )?;
+        } else {
+            writeln!(f, "OK: the chain verifies")?;
+        }
+        write!(
+            f,
+            "{} files, {} records ({} decisions), {} signed checkpoints ({}), {} records after the last checkpoint, {}",
+            self.files,
+            self.records,
+            self.decisions,
+            self.checkpoints,
+            if self.key_checked {
+                "signed by the given key"
+            } else {
+                "signer not checked: give --key"
+            },
+            self.unsigned_tail,
+            if self.closed {
+                "closed cleanly"
+            } else {
+                "not closed (still open, or the process stopped)"
+            }
+        )
+    }
+}
+
+/// One parsed record. For a decision record, `map` may hold only the
+/// top-level scalar members (the fast path); `line` is the record as written.
+struct Record<'a> {
+    map: Map<String, Value>,
+    seq: u64,
+    kind: String,
+    line: &'a [u8],
+    complete: bool,
+}
+
+/// The members the chain checks read, parsed without building the rest.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    v: Option<u64>,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    prev: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    hash: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
+    segment: Option<u64>,
+}
+
+/// Whether `hash` is the sha256 of `line` without its `"hash":"…"` member:
+/// the canonical encoding of the record without `hash`, as the writer
+/// writes it. `false` sends the record to the full canonical check.
+fn line_matches_hash(line: &[u8], hash: &str) -> bool {
+    let member = format!("\"hash\":\"{hash}\"");
+    let member = member.as_bytes();
+    let Some(at) = line
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'"')
+        .map(|(i, _)| i)
+        .find(|&i| line.get(i..).is_some_and(|rest| rest.starts_with(member)))
+    else {
+        return false;
+    };
+    let end = at + member.len();
+    // Drop the member and one comma next to it.
+    let (cut_start, cut_end) = match (line.get(at.wrapping_sub(1)), line.get(end)) {
+        (Some(b','), _) => (at - 1, end),
+        (_, Some(b',')) => (at, end + 1),
+        _ => (at, end),
+    };
+    let mut h = Sha256::new();
+    h.update(line.get(..cut_start).unwrap_or_default());
+    h.update(line.get(cut_end..).unwrap_or_default());
+    format!("sha256:{}", hex(&h.finalize())) == hash
+}
+
+impl Record<'_> {
+    fn str(&self, name: &str) -> Option<&str> {
+        self.map.get(name).and_then(Value::as_str)
+    }
+}
+
+/// Verifies the segment files `paths`, in the order given (the order of
+/// their names: `<prefix>-000001.jsonl`, …).
+///
+/// `Err` only when a file cannot be read; everything found in the files is
+/// in the report.
+pub fn verify<P: AsRef<Path>>(
+    paths: &[P],
+    options: &VerifyOptions,
+) -> Result<VerifyReport, LogError> {
+    let mut contents = Vec::with_capacity(paths.len());
+    for path in paths {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| LogError::io(path, "read the log file", &e))?;
+        contents.push((path.to_path_buf(), bytes));
+    }
+    Ok(verify_contents(&contents, options))
+}
+
+/// [`verify`] over segments already in memory: `(name, bytes)` in order.
+pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
+    segments: &[(P, B)],
+    options: &VerifyOptions,
+) -> VerifyReport {
+    let mut v = Verifier {
+        options,
+        report: VerifyReport {
+            key_checked: options.key.is_some(),
+            ..VerifyReport::default()
+        },
+        expected: 0,
+        last_hash: GENESIS.to_owned(),
+        last_prev: String::new(),
+        last_at: None,
+        segment: 0,
+    };
+    for (i, (path, bytes)) in segments.iter().enumerate() {
+        v.report.files += 1;
+        if let Err(problem) = v.file(path.as_ref(), bytes.as_ref(), i + 1 == segments.len()) {
+            v.report.problem = Some(problem);
+            break;
+        }
+    }
+    if v.report.problem.is_none() && v.report.files > 0 && v.report.records == 0 {
+        v.report.problem = v.report.torn.is_none().then(|| Problem {
+            kind: ProblemKind::Malformed,
+            file: segments
+                .first()
+                .map(|p| p.0.as_ref().to_path_buf())
+                .unwrap_or_default(),
+            line: 1,
+            seq: None,
+            message: "the log holds no record".into(),
+        });
+    }
+    v.report
+}
+
+struct Verifier<'a> {
+    options: &'a VerifyOptions,
+    report: VerifyReport,
+    expected: u64,
+    last_hash: String,
+    last_prev: String,
+    last_at: Option<(PathBuf, usize)>,
+    segment: u64,
+}
+
+fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(line) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// Just the `seq` of a line, for look-ahead.
+fn seq_of(line: &[u8]) -> Option<u64> {
+    parse(line).ok()?.get("seq")?.as_u64()
+}
+
+impl Verifier<'_> {
+    fn file(&mut self, path: &Path, bytes: &[u8], last_file: bool) -> Result<(), Problem> {
+        let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        // `split` yields an empty piece after a final newline; a non-empty
+        // one is a line without its newline.
+        let unterminated = lines.pop().filter(|l| !l.is_empty());
+        if let Some(tail) = unterminated {
+            if last_file {
+                // Records before it are checked first: a torn line is only
+                // reported as such when everything before it verifies.
+                self.lines(path, &lines)?;
+                self.report.torn = Some(TornLine {
+                    file: path.to_path_buf(),
+                    line: lines.len() + 1,
+                    bytes: tail.len(),
+                });
+                return Ok(());
+            }
+            self.lines(path, &lines)?;
+            return Err(Problem {
+                kind: ProblemKind::Truncated,
+                file: path.to_path_buf(),
+                line: lines.len() + 1,
+                seq: None,
+                message: format!(
+                    "the file ends inside a record ({} bytes without a newline) but is not the last of the series",
+                    tail.len()
+                ),
+            });
+        }
+        self.lines(path, &lines)
+    }
+
+    fn lines(&mut self, path: &Path, lines: &[&[u8]]) -> Result<(), Problem> {
+        for (i, line) in lines.iter().enumerate() {
+            let record = self.record(path, i + 1, line)?;
+            let next = lines.get(i + 1).copied();
+            self.check(
+                path,
+                i + 1,
+                i == 0,
+                record,
+                next,
+                lines.get(i + 1..).unwrap_or_default(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn record<'l>(&self, path: &Path, n: usize, line: &'l [u8]) -> Result<Record<'l>, Problem> {
+        if let Ok(head) = serde_json::from_slice::<Head<'_>>(line)
+            && let (Some(v), Some(seq), Some(prev), Some(hash), Some(kind), Some(time)) = (
+                head.v, head.seq, &head.prev, &head.hash, &head.kind, &head.time,
+            )
+            && v <= FORMAT_VERSION
+            && kind != "checkpoint"
+        {
+            let mut map = Map::new();
+            map.insert("v".into(), v.into());
+            map.insert("seq".into(), seq.into());
+            map.insert("prev".into(), prev.as_ref().into());
+            map.insert("hash".into(), hash.as_ref().into());
+            map.insert("kind".into(), kind.as_ref().into());
+            map.insert("time".into(), time.as_ref().into());
+            if let Some(segment) = head.segment {
+                map.insert("segment".into(), segment.into());
+            }
+            return Ok(Record {
+                map,
+                seq,
+                kind: kind.clone().into_owned(),
+                line,
+                complete: false,
+            });
+        }
+        self.full_record(path, n, line)
+    }
+
+    fn full_record<'l>(
+        &self,
+        path: &Path,
+        n: usize,
+        line: &'l [u8],
+    ) -> Result<Record<'l>, Problem> {
+        let problem = |kind, seq, message: String| Problem {
+            kind,
+            file: path.to_path_buf(),
+            line: n,
+            seq,
+            message,
+        };
+        let map = parse(line).map_err(|m| problem(ProblemKind::NotJson, None, m))?;
+        let seq = map.get("seq").and_then(Value::as_u64);
+        match map.get("v").and_then(Value::as_u64) {
+            Some(v) if v > FORMAT_VERSION => {
+                return Err(problem(
+                    ProblemKind::FutureVersion,
+                    seq,
+                    format!(
+                        "record of format version {v}; this verifier knows versions up to {FORMAT_VERSION}: upgrade agentriage"
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(problem(
+                    ProblemKind::Malformed,
+                    seq,
+                    "no format version `v`".into(),
+                ));
+            }
+        }
+        for member in ["seq", "prev", "hash", "kind", "time"] {
+            let ok = match member {
+                "seq" => seq.is_some(),
+                _ => map.get(member).is_some_and(Value::is_string),
+            };
+            if !ok {
+                return Err(problem(
+                    ProblemKind::Malformed,
+                    seq,
+                    format!("member `{member}` is missing or of the wrong type"),
+                ));
+            }
+        }
+        let kind = map
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Record {
+            map,
+            seq: seq.unwrap_or_default(),
+            kind,
+            line,
+            complete: true,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &mut self,
+        path: &Path,
+        n: usize,
+        first_in_file: bool,
+        r: Record,
+        next: Option<&[u8]>,
+        rest: &[&[u8]],
+    ) -> Result<(), Problem> {
+        let problem = |kind, message: String| Problem {
+            kind,
+            file: path.to_path_buf(),
+            line: n,
+            seq: Some(r.seq),
+            message,
+        };
+        let start = self.report.records == 0;
+        if first_in_file {
+            let segment = r.map.get("segment").and_then(Value::as_u64);
+            if r.kind != "segment" || segment.is_none() {
+                return Err(problem(
+                    ProblemKind::Malformed,
+                    "a segment file must start with its `segment` record".into(),
+                ));
+            }
+            let segment = segment.unwrap_or_default();
+            if start && (segment != 1 || r.seq != 0) {
+                return Err(problem(
+                    ProblemKind::MissingFile,
+                    format!(
+                        "the series starts at segment {segment} (seq {}): segments 1 to {} are missing",
+                        r.seq,
+                        segment.saturating_sub(1)
+                    ),
+                ));
+            }
+            if !start && segment != self.segment.saturating_add(1) {
+                return Err(problem(
+                    ProblemKind::MissingFile,
+                    format!(
+                        "segment {segment} follows segment {}: the file of segment {} is missing",
+                        self.segment,
+                        self.segment.saturating_add(1)
+                    ),
+                ));
+            }
+            if !start && r.seq != self.expected {
+                return Err(problem(
+                    ProblemKind::Deleted,
+                    format!(
+                        "segment {segment} starts at seq {}, the previous one ended at seq {}: records are missing at the end of the previous file",
+                        r.seq,
+                        self.expected.saturating_sub(1)
+                    ),
+                ));
+            }
+            self.segment = segment;
+        } else if r.kind == "segment" {
+            return Err(problem(
+                ProblemKind::Inserted,
+                "a `segment` record in the middle of a file".into(),
+            ));
+        }
+
+        if r.seq < self.expected {
+            // Was the previous record the one inserted? It would claim the
+            // same predecessor as this one, and the next record links to this.
+            let inserted_before = r.str("prev") == Some(self.last_prev.as_str())
+                && r.str("hash") != Some(self.last_hash.as_str())
+                && next
+                    .and_then(|l| parse(l).ok())
+                    .and_then(|m| m.get("prev").and_then(Value::as_str).map(str::to_owned))
+                    .is_some_and(|p| Some(p.as_str()) == r.str("hash"));
+            if inserted_before && let Some((file, line)) = self.last_at.clone() {
+                return Err(Problem {
+                    kind: ProblemKind::Inserted,
+                    file,
+                    line,
+                    seq: Some(r.seq),
+                    message: format!(
+                        "this record claims seq {}, which the record at line {n} also holds, and the chain continues through that one: this record was inserted",
+                        r.seq
+                    ),
+                });
+            }
+            return Err(problem(
+                ProblemKind::Inserted,
+                format!(
+                    "seq {} was already used by an earlier record (expected seq {}): this record was inserted",
+                    r.seq, self.expected
+                ),
+            ));
+        }
+        if r.seq > self.expected {
+            let missing = self.expected;
+            if rest.iter().any(|l| seq_of(l) == Some(missing)) {
+                return Err(problem(
+                    ProblemKind::Reordered,
+                    format!(
+                        "seq {} comes before seq {missing}, which appears later: records were reordered",
+                        r.seq
+                    ),
+                ));
+            }
+            return Err(problem(
+                ProblemKind::Deleted,
+                format!(
+                    "seq {} follows seq {}: {} record(s) were deleted before this line",
+                    r.seq,
+                    missing.saturating_sub(1),
+                    r.seq - missing
+                ),
+            ));
+        }
+
+        let fast = r
+            .str("hash")
+            .is_some_and(|hash| line_matches_hash(r.line, hash));
+        let computed = if fast {
+            r.str("hash").unwrap_or_default().to_owned()
+        } else {
+            let full;
+            let map = if r.complete {
+                &r.map
+            } else {
+                full = parse(r.line).unwrap_or_default();
+                &full
+            };
+            let mut h = Sha256::new();
+            canonical::write_object(&mut h, map, &["hash"]);
+            format!("sha256:{}", hex(&h.finalize()))
+        };
+        if Some(computed.as_str()) != r.str("hash") {
+            if next.and_then(seq_of) == Some(r.seq) {
+                return Err(problem(
+                    ProblemKind::Inserted,
+                    format!(
+                        "this record does not match its hash and the next record holds the same seq {}: it was inserted",
+                        r.seq
+                    ),
+                ));
+            }
+            return Err(problem(
+                ProblemKind::Modified,
+                format!(
+                    "the record does not match its hash (computed {computed}): its content was modified"
+                ),
+            ));
+        }
+        if r.str("prev") != Some(self.last_hash.as_str()) {
+            let (file, line) = self
+                .last_at
+                .clone()
+                .unwrap_or_else(|| (path.to_path_buf(), n));
+            return Err(Problem {
+                kind: ProblemKind::Modified,
+                file,
+                line,
+                seq: r.seq.checked_sub(1),
+                message: format!(
+                    "the next record (seq {}) names a different previous hash: this record was modified and re-hashed",
+                    r.seq
+                ),
+            });
+        }
+
+        if r.kind == "checkpoint" {
+            self.checkpoint(&r).map_err(|(kind, m)| problem(kind, m))?;
+            self.report.checkpoints += 1;
+            self.report.unsigned_tail = 0;
+            self.report.closed = r.map.get("final").and_then(Value::as_bool) == Some(true);
+        } else {
+            self.report.unsigned_tail += 1;
+            self.report.closed = false;
+            if r.kind == "decision" {
+                self.report.decisions += 1;
+            }
+        }
+        self.report.records += 1;
+        self.expected = r.seq.saturating_add(1);
+        self.last_prev = r.str("prev").unwrap_or_default().to_owned();
+        self.last_hash = r.str("hash").unwrap_or_default().to_owned();
+        self.report.last_hash = Some(self.last_hash.clone());
+        self.last_at = Some((path.to_path_buf(), n));
+        Ok(())
+    }
+
+    fn checkpoint(&self, r: &Record) -> Result<(), (ProblemKind, String)> {
+        let malformed = |m: &str| (ProblemKind::Malformed, m.to_owned());
+        let public = r
+            .str("public_key")
+            .and_then(unhex)
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| malformed("checkpoint without a valid `public_key`"))?;
+        let signature = r
+            .str("signature")
+            .and_then(unhex)
+            .ok_or_else(|| malformed("checkpoint without a valid `signature`"))?;
+        if let Some(key) = &self.options.key
+            && *key != public
+        {
+            return Err((
+                ProblemKind::WrongKey,
+                format!(
+                    "checkpoint signed by key {} ({}), not by the given key {}",
+                    key_id(&public),
+                    hex(&public),
+                    key_id(key)
+                ),
+            ));
+        }
+        let mut message = Vec::new();
+        canonical::write_object(&mut message, &r.map, &["hash", "signature"]);
+        if !verify_signature(&public, &message, &signature) {
+            return Err((
+                ProblemKind::BadSignature,
+                "the checkpoint's signature does not verify: records before it were changed and the chain rewritten, or the checkpoint was forged".into(),
+            ));
+        }
+        Ok(())
+    }
+}

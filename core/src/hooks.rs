@@ -1,0 +1,166 @@
+//! What an engine does around each decision: the decision log, metrics,
+//! the tracing span and shadow evaluation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::audit::{DecisionLog, Entry, LogError};
+use crate::bundle::Bundle;
+use crate::decision::{Decision, Effect, Outcome, Reason, Source};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::request::{Request, Timestamp};
+use crate::shadow::{Shadow, ShadowSink};
+
+/// The policy id of the reason a decision gets when a mandatory log fails.
+pub const LOG_FAILURE_POLICY: &str = "decision-log";
+
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) metrics: Arc<Metrics>,
+    log: ArcSwapOption<DecisionLog>,
+    shadow: ArcSwapOption<Shadow>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("log", &self.log.load())
+            .field("shadow", &self.shadow.load().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The span of one decision; `outcome`, `trace_id` and `bundle_digest` are
+/// recorded when it is known.
+pub(crate) fn decision_span() -> tracing::Span {
+    tracing::info_span!(
+        target: "agentriage::decision",
+        "agentriage.decide",
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        decision_id = tracing::field::Empty,
+        bundle_digest = tracing::field::Empty,
+        bundle_revision = tracing::field::Empty,
+    )
+}
+
+impl Hooks {
+    pub(crate) fn finish(
+        &self,
+        bundle: &Bundle,
+        request: &Request,
+        mut decision: Decision,
+        span: &tracing::Span,
+    ) -> Decision {
+        if let Some(shadow) = &*self.shadow.load() {
+            shadow.compare(request, &decision, &self.metrics);
+        }
+        if let Some(log) = &*self.log.load() {
+            let entry = Entry {
+                decision: decision.clone(),
+                request: request.clone(),
+                redaction: Arc::clone(&bundle.redaction),
+                time: request.time.unwrap_or_else(Timestamp::now),
+            };
+            if let Err(e) = log.append(entry) {
+                self.metrics.log_failed();
+                if log.is_mandatory() {
+                    fail_closed(&mut decision, &e);
+                }
+            }
+        }
+        self.metrics.decided(&decision);
+        if !span.is_disabled() {
+            span.record("outcome", decision.outcome.as_str());
+            span.record("trace_id", decision.trace_id.as_str());
+            span.record("decision_id", decision.decision_id.as_str());
+            span.record("bundle_digest", decision.bundle.digest.as_str());
+            span.record("bundle_revision", decision.bundle.revision.as_str());
+        }
+        decision
+    }
+}
+
+/// A decision that could not be logged under mandatory logging: `reject`.
+fn fail_closed(decision: &mut Decision, e: &LogError) {
+    if decision.outcome == Outcome::Execute {
+        decision.reasons.clear();
+        decision.obligations.clear();
+    }
+    decision.outcome = Outcome::Reject;
+    decision.reasons.insert(
+        0,
+        Reason {
+            engine: Source::Agentriage,
+            policy: LOG_FAILURE_POLICY.into(),
+            message: format!("the decision could not be logged and logging is mandatory: {e}"),
+            effect: Effect::Reject,
+        },
+    );
+}
+
+impl Engine {
+    /// This engine, logging every decision to `log` (see [`crate::audit`]).
+    pub fn with_decision_log(self, log: DecisionLog) -> Engine {
+        self.set_decision_log(Some(log));
+        self
+    }
+
+    /// Starts logging every decision to `log` (or, with `None`, stops);
+    /// returns the log attached before, which the caller may close.
+    pub fn set_decision_log(&self, log: Option<DecisionLog>) -> Option<DecisionLog> {
+        self.hooks
+            .log
+            .swap(log.map(Arc::new))
+            .map(|previous| (*previous).clone())
+    }
+
+    /// The decision log, if one is attached.
+    pub fn decision_log(&self) -> Option<DecisionLog> {
+        self.hooks.log.load().as_ref().map(|l| (**l).clone())
+    }
+
+    /// This engine, evaluating every request also with `candidate` and
+    /// passing differences in outcome to `sink` (see [`Engine::set_shadow`]).
+    pub fn with_shadow(self, candidate: Bundle, sink: ShadowSink) -> Engine {
+        self.set_shadow(Some((candidate, sink)));
+        self
+    }
+
+    /// Starts (or, with `None`, stops) shadow evaluation: each request is
+    /// also evaluated with the candidate bundle after the live decision;
+    /// when the outcomes differ, `sink` receives the difference and the
+    /// `agentriage_shadow_differences_total` counter grows. The candidate
+    /// never affects the live decision (it costs one more evaluation).
+    pub fn set_shadow(&self, shadow: Option<(Bundle, ShadowSink)>) {
+        self.hooks
+            .shadow
+            .store(shadow.map(|(bundle, sink)| Arc::new(Shadow { bundle, sink })));
+    }
+
+    /// Loads the bundle in `dir` and swaps it in (see [`Engine::reload`]).
+    /// On error the engine keeps deciding with its current bundle.
+    pub fn reload_from_dir(
+        &self,
+        dir: impl AsRef<Path>,
+    ) -> Result<Arc<crate::decision::BundleInfo>, Error> {
+        Ok(self.reload(Bundle::load(dir)?))
+    }
+
+    /// The engine's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.hooks.metrics
+    }
+
+    /// The engine's metrics in the Prometheus text exposition format, for
+    /// the host to serve on its own `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.hooks
+            .metrics
+            .render(&self.bundle.load().info, self.hooks.log.load().as_deref())
+    }
+}
