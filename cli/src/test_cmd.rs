@@ -272,6 +272,9 @@ fn write_coverage(out: &mut dyn Write, c: &Coverage, threshold: Option<f64>) -> 
         write!(out, "; threshold {t}%")?;
     }
     writeln!(out)?;
+    for e in &c.errors {
+        writeln!(out, "note: an evaluation for coverage failed: {e}")?;
+    }
     let uncovered: Vec<_> = c.uncovered().collect();
     if !uncovered.is_empty() {
         writeln!(out, "not covered:")?;
@@ -297,6 +300,7 @@ fn coverage_json(c: &Coverage, threshold: Option<f64>) -> Value {
         "threshold": threshold,
         "covered": c.items.iter().filter(|i| i.covered).count(),
         "total": c.items.len(),
+        "errors": c.errors,
         "items": c.items.iter().map(|i| json!({
             "kind": i.kind.as_str(),
             "name": i.name,

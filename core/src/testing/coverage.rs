@@ -60,6 +60,10 @@ pub struct CoverageItem {
 pub struct Coverage {
     /// Every rule definition and policy, by file and line.
     pub items: Vec<CoverageItem>,
+    /// Evaluations for coverage that failed (the interpreter fails on
+    /// runtime errors the bundle's VM leaves undefined): the rules they
+    /// would have reached may show as not covered.
+    pub errors: Vec<String>,
 }
 
 impl Coverage {
@@ -211,7 +215,11 @@ impl Tracker {
             });
         }
         items.sort_by(|a, b| (a.kind, &a.file, a.line).cmp(&(b.kind, &b.file, b.line)));
-        Coverage { items }
+        self.errors.dedup();
+        Coverage {
+            items,
+            errors: self.errors,
+        }
     }
 }
 
