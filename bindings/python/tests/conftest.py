@@ -132,7 +132,7 @@ def engine() -> agentriage.Engine:
     # The shared cases are decided many times (per entry point, per thread)
     # and each signed intent verifies once: no replay check here. Replays
     # are tested in test_intent.py.
-    return agentriage.Engine.from_bundle(REPO / DECISIONS["bundle"], replay_check=False)
+    return agentriage.Engine.from_bundle(REFERENCE_BUNDLE, replay_check=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 import agentriage
 from agentriage import intent
 
-from conftest import DECISIONS, REPO, TESTDATA
+from conftest import BASES, REFERENCE_BUNDLE, REPO, TESTDATA
 
 VECTORS = json.loads((TESTDATA / "intents" / "vectors.json").read_text(encoding="utf-8"))
 KEYS = json.loads((REPO / VECTORS["keys"]).read_text(encoding="utf-8"))
@@ -63,7 +63,7 @@ def test_broken_vectors_fail_their_check(vector: dict[str, Any]) -> None:
 
 
 def payment_request(token: str | None) -> dict[str, Any]:
-    request = copy.deepcopy(DECISIONS["bases"]["payment"])
+    request = copy.deepcopy(BASES["payment"])
     if token is not None:
         request["intent"] = token
     return request
@@ -86,7 +86,7 @@ def pyjwt_claims(jti: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("alg", "key", "kid"), [("EdDSA", "payments", "payments-2026-11")])
 def test_pyjwt_signed_intents_verify_in_decide_once(alg: str, key: str, kid: str) -> None:
     token = jwt.encode(pyjwt_claims("pyjwt-1"), private_key(key), algorithm=alg, headers={"kid": kid})
-    engine = agentriage.Engine.from_bundle(REPO / DECISIONS["bundle"])
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
     first = engine.decide(payment_request(token))
     assert first.outcome == "execute", first.reasons
     again = engine.decide(payment_request(token))
