@@ -62,7 +62,7 @@ test('decideBatchSync and decideBatch keep the order', async () => {
 })
 
 test('a decision carries everything the contract names', () => {
-  const c = cases.find((x) => x.base === 'reroute' && x.outcome === 'escalate')
+  const c = cases.find((x) => x.name === 'R9 reroute value 1 above the limit escalates')
   const d = engine.decideSync(c.request)
   assert.deepEqual(Object.keys(d).sort(), [
     'bundle',
