@@ -186,7 +186,7 @@ fn a_log_verifies_and_holds_every_decision() {
 #[test]
 fn the_bundle_redaction_applies_to_logged_requests() {
     let bundle = tempfile::tempdir().unwrap();
-    copy_dir(&common::reference_pack(), bundle.path());
+    common::copy_dir(&common::reference_pack(), bundle.path());
     let manifest = bundle.path().join("bundle.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str(
@@ -235,7 +235,7 @@ fn the_bundle_redaction_applies_to_logged_requests() {
 #[test]
 fn a_bad_redaction_path_names_the_manifest_line() {
     let bundle = tempfile::tempdir().unwrap();
-    copy_dir(&common::reference_pack(), bundle.path());
+    common::copy_dir(&common::reference_pack(), bundle.path());
     let manifest = bundle.path().join("bundle.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     let line = text.lines().count() + 4;
@@ -246,18 +246,6 @@ fn a_bad_redaction_path_names_the_manifest_line() {
     assert!(e.message().contains("`secrets.token`"), "{e}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 #[test]
 fn a_modified_record_is_found() {

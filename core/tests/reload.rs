@@ -28,23 +28,11 @@ fn reroute() -> String {
         .to_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// The reference pack with another revision whose risk table lacks
 /// `shipment.reroute`, so that R2 rejects reroutes.
 fn candidate_pack(dir: &Path) -> Bundle {
-    copy_dir(&common::reference_pack(), dir);
+    common::copy_dir(&common::reference_pack(), dir);
     let manifest = dir.join("bundle.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let changed = text
