@@ -246,7 +246,6 @@ fn a_bad_redaction_path_names_the_manifest_line() {
     assert!(e.message().contains("`secrets.token`"), "{e}");
 }
 
-
 #[test]
 fn a_modified_record_is_found() {
     let dir = tempfile::tempdir().unwrap();

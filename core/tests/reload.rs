@@ -28,7 +28,6 @@ fn reroute() -> String {
         .to_owned()
 }
 
-
 /// The reference pack with another revision whose risk table lacks
 /// `shipment.reroute`, so that R2 rejects reroutes.
 fn candidate_pack(dir: &Path) -> Bundle {
