@@ -688,22 +688,21 @@ fn check_score(score: f64, path: &str) -> Result<(), RequestError> {
     Ok(())
 }
 
+/// The request's top-level members, as the contract names them.
+pub(crate) const TOP_LEVEL_FIELDS: &[&str] = &[
+    "trace_id",
+    "traceparent",
+    "time",
+    "principal",
+    "action",
+    "resource",
+    "context",
+    "anomaly",
+    "intent",
+];
+
 fn parse_request(value: &Value) -> Result<Request, RequestError> {
-    let top = Fields::new(
-        value,
-        "",
-        &[
-            "trace_id",
-            "traceparent",
-            "time",
-            "principal",
-            "action",
-            "resource",
-            "context",
-            "anomaly",
-            "intent",
-        ],
-    )?;
+    let top = Fields::new(value, "", TOP_LEVEL_FIELDS)?;
     let trace_id = top.string("trace_id")?;
     if let Some(t) = &trace_id {
         check_trace_id(t, "trace_id")?;

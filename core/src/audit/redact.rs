@@ -25,17 +25,7 @@ use toml::Spanned;
 use super::canonical;
 
 /// The request's top-level members a redaction path may start with.
-const TOP_LEVEL: &[&str] = &[
-    "trace_id",
-    "traceparent",
-    "time",
-    "principal",
-    "action",
-    "resource",
-    "context",
-    "anomaly",
-    "intent",
-];
+const TOP_LEVEL: &[&str] = crate::request::TOP_LEVEL_FIELDS;
 
 /// The `[log]` table of a bundle manifest.
 #[derive(Debug, Default, Deserialize)]
