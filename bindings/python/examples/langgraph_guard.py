@@ -114,15 +114,17 @@ class PolicyGuard:
         engine: agentriage.Engine,
         identity: Callable[[dt.datetime], dict[str, Any]],
         context: dict[str, Any],
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     ) -> None:
         self.engine = engine
         self.identity = identity
         self.context = context
+        self.clock = clock
         self.decisions: list[tuple[str, agentriage.Decision]] = []
 
     def request_for(self, name: str, args: Mapping[str, Any]) -> dict[str, Any]:
         action, resource = ACTIONS[name](args)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self.clock()
         return {
             "time": _iso(now),
             "principal": self.identity(now),
@@ -206,10 +208,12 @@ def run(
     engine: Optional[agentriage.Engine] = None,
     approve: Callable[[dict[str, Any]], bool] = lambda pending: True,
     out: Callable[[str], None] = print,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> dict[str, Any]:
-    """Runs the scripted conversation; `approve` plays the human reviewer."""
+    """Runs the scripted conversation; `approve` plays the human reviewer, `clock` says when."""
     engine = engine or agentriage.Engine.from_bundle(BUNDLE)
-    guard = PolicyGuard(engine, router_identity, {"workflow_id": "wf-1", "incident_mode": False, "site": "dc-1"})
+    context = {"workflow_id": "wf-1", "incident_mode": False, "site": "dc-1"}
+    guard = PolicyGuard(engine, router_identity, context, clock)
     agent = build_agent(guard, scripted_model())
     config: Any = {"configurable": {"thread_id": "wf-1"}}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import os
 import subprocess
@@ -15,6 +16,11 @@ import agentriage
 from conftest import require
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# The pack treats regulated actions differently outside 06:00-20:00 UTC (R13),
+# so the conversation runs at fixed times rather than whenever the test runs.
+WORKING_HOURS = dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.timezone.utc)
+AFTER_HOURS = dt.datetime(2026, 11, 24, 22, 15, tzinfo=dt.timezone.utc)
 
 
 def load_example() -> ModuleType:
@@ -35,7 +41,7 @@ def test_guarded_agent_executes_pauses_and_refuses(engine: agentriage.Engine) ->
         return True
 
     lines: list[str] = []
-    outcome = example.run(engine, approve=human, out=lines.append)
+    outcome = example.run(engine, approve=human, out=lines.append, clock=lambda: WORKING_HOURS)
 
     # Escalate paused the graph for a human, who saw why.
     [pending] = seen_by_human
@@ -58,10 +64,18 @@ def test_guarded_agent_executes_pauses_and_refuses(engine: agentriage.Engine) ->
 
 def test_denied_escalation_does_not_run(engine: agentriage.Engine) -> None:
     example = load_example()
-    outcome = example.run(engine, approve=lambda pending: False, out=lambda line: None)
+    outcome = example.run(engine, approve=lambda pending: False, out=lambda line: None, clock=lambda: WORKING_HOURS)
     assert outcome["performed"] == ["reroute SH-1001 -> dc-2"]
     tool_messages = [m for m in outcome["result"]["messages"] if m.type == "tool"]
     assert "a human did not approve" in tool_messages[1].content
+
+
+def test_after_hours_the_payment_also_needs_a_human(engine: agentriage.Engine) -> None:
+    example = load_example()
+    outcome = example.run(engine, approve=lambda pending: True, out=lambda line: None, clock=lambda: AFTER_HOURS)
+    refused = [d for name, d in outcome["decisions"] if name == "release_payment"]
+    assert refused[0].outcome is agentriage.Outcome.REJECT
+    assert refused[0].policy_ids == ["R3.role_not_permitted", "R13.outside_business_hours", "R14.intent_missing"]
 
 
 def test_example_runs_as_a_script() -> None:
