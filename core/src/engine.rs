@@ -13,6 +13,7 @@ use crate::facts::Facts;
 use crate::intent::IntentFact;
 use crate::rego;
 use crate::request::{Request, Timestamp};
+use crate::signing::TrustedKeys;
 
 /// Decides requests against one policy bundle.
 ///
@@ -46,6 +47,9 @@ pub struct Engine {
     pub(crate) bundle: ArcSwap<Bundle>,
     pub(crate) hooks: crate::hooks::Hooks,
     pub(crate) intents: crate::intent::EngineIntents,
+    /// Set by [`Engine::from_dir_verified`]: every bundle this engine loads
+    /// from a directory must be signed by one of these keys.
+    pub(crate) trusted: Option<Arc<TrustedKeys>>,
 }
 
 impl Engine {
@@ -55,12 +59,47 @@ impl Engine {
             bundle: ArcSwap::from_pointee(bundle),
             hooks: crate::hooks::Hooks::default(),
             intents: crate::intent::EngineIntents::default(),
+            trusted: None,
         }
     }
 
     /// Loads the bundle in `dir` and returns an engine deciding with it.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Engine, Error> {
         Ok(Engine::new(Bundle::load(dir)?))
+    }
+
+    /// Loads the bundle in `dir` only when one of `trusted` signed exactly
+    /// its files (see [`Bundle::load_verified`]), and returns an engine that
+    /// keeps requiring it: [`Engine::reload_from_dir`] refuses any bundle
+    /// these keys did not sign, and the current bundle stays live.
+    ///
+    /// ```
+    /// use agentriage::signing::{SigningKey, TrustedKeys, sign_bundle};
+    /// # let tmp = std::env::temp_dir().join(format!("agentriage-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&tmp).unwrap();
+    /// # std::fs::write(tmp.join("bundle.toml"), "name = \"doc\"\nrevision = \"1\"\n[cedar]\npolicies = [\"p.cedar\"]\n").unwrap();
+    /// # std::fs::write(tmp.join("p.cedar"), "forbid(principal, action, resource);").unwrap();
+    /// let (key, _pem) = SigningKey::generate()?;
+    /// sign_bundle(&tmp, &key)?;
+    /// let mut trusted = TrustedKeys::new();
+    /// trusted.add(key.public_key());
+    /// let engine = agentriage::Engine::from_dir_verified(&tmp, trusted)?;
+    /// assert!(engine.trusted_keys().is_some());
+    /// # std::fs::remove_dir_all(&tmp).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_dir_verified(dir: impl AsRef<Path>, trusted: TrustedKeys) -> Result<Engine, Error> {
+        let bundle = Bundle::load_verified(dir, &trusted)?;
+        Ok(Engine {
+            trusted: Some(Arc::new(trusted)),
+            ..Engine::new(bundle)
+        })
+    }
+
+    /// The keys every bundle loaded from a directory must be signed with,
+    /// when the engine was made by [`Engine::from_dir_verified`].
+    pub fn trusted_keys(&self) -> Option<&TrustedKeys> {
+        self.trusted.as_deref()
     }
 
     /// The bundle this engine decides with now.
@@ -76,6 +115,10 @@ impl Engine {
     /// Swaps in `bundle` atomically and returns the info of the bundle it
     /// replaces. Decisions under way finish with the bundle they started
     /// with; every later decision uses `bundle`.
+    ///
+    /// The bundle is taken as given, whatever [`Engine::trusted_keys`] says:
+    /// load it with [`Bundle::load_verified`], or use
+    /// [`Engine::reload_from_dir`], which checks the signature.
     pub fn reload(&self, bundle: Bundle) -> Arc<BundleInfo> {
         self.reload_shared(Arc::new(bundle))
     }

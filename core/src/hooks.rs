@@ -143,12 +143,25 @@ impl Engine {
     }
 
     /// Loads the bundle in `dir` and swaps it in (see [`Engine::reload`]).
-    /// On error the engine keeps deciding with its current bundle.
+    /// An engine made by [`Engine::from_dir_verified`] loads it only when one
+    /// of its trusted keys signed it. On any error the engine keeps deciding
+    /// with its current bundle, and `agentriage_reload_failures_total`
+    /// counts the failure.
     pub fn reload_from_dir(
         &self,
         dir: impl AsRef<Path>,
     ) -> Result<Arc<crate::decision::BundleInfo>, Error> {
-        Ok(self.reload(Bundle::load(dir)?))
+        let loaded = match &self.trusted {
+            Some(trusted) => Bundle::load_verified(dir, trusted),
+            None => Bundle::load(dir),
+        };
+        match loaded {
+            Ok(bundle) => Ok(self.reload(bundle)),
+            Err(e) => {
+                self.hooks.metrics.reload_failed();
+                Err(e.into())
+            }
+        }
     }
 
     /// The engine's counters.

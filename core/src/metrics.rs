@@ -33,6 +33,7 @@ pub struct Metrics {
     request_errors: RwLock<HashMap<&'static str, Arc<AtomicU64>>>,
     log_failures: AtomicU64,
     reloads: AtomicU64,
+    reload_failures: AtomicU64,
     shadow_evaluations: AtomicU64,
     shadow_differences: AtomicU64,
     shadow_failures: AtomicU64,
@@ -114,6 +115,10 @@ impl Metrics {
         self.reloads.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn reload_failed(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn shadowed(&self, differed: bool, failed: bool) {
         self.shadow_evaluations.fetch_add(1, Ordering::Relaxed);
         if differed {
@@ -139,6 +144,12 @@ impl Metrics {
     /// Bundle swaps so far.
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Reloads refused (the bundle did not load or was not signed by a
+    /// trusted key); the engine kept its bundle each time.
+    pub fn reload_failures(&self) -> u64 {
+        self.reload_failures.load(Ordering::Relaxed)
     }
 
     /// The counters in the Prometheus text exposition format (version
@@ -228,6 +239,12 @@ impl Metrics {
             "counter",
             "Bundle swaps.",
             self.reloads(),
+        );
+        single(
+            "agentriage_reload_failures_total",
+            "counter",
+            "Reloads refused; the engine kept its bundle.",
+            self.reload_failures(),
         );
         single(
             "agentriage_shadow_evaluations_total",

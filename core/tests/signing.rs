@@ -197,3 +197,67 @@ fn a_bundle_that_does_not_load_is_not_signed() {
     assert_eq!(e.kind(), BundleErrorKind::Manifest, "{e}");
     assert!(!dir.path().join(SIGNATURE_FILE).exists());
 }
+
+#[test]
+fn a_verifying_engine_keeps_its_bundle_when_a_reload_is_not_signed() {
+    let (dir, key) = signed_pack();
+    let engine = agentriage::Engine::from_dir_verified(dir.path(), trusting(&[&key])).unwrap();
+    let live = engine.bundle_info();
+    let request = common::decision_cases()
+        .into_iter()
+        .next()
+        .expect("a decision case")
+        .request;
+    let before = engine.decide_value(&request).unwrap();
+
+    // A new revision, changed after signing: refused, the old bundle stays.
+    let manifest = dir.path().join("bundle.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("2026.11.0", "2026.11.1")).unwrap();
+    let e = engine.reload_from_dir(dir.path()).unwrap_err();
+    assert_eq!(
+        e.as_bundle().unwrap().kind(),
+        BundleErrorKind::Signature,
+        "{e}"
+    );
+    assert_eq!(engine.bundle_info().digest, live.digest);
+    assert_eq!(engine.bundle_info().revision, "2026.11.0");
+    let after = engine.decide_value(&request).unwrap();
+    assert_eq!(after.outcome, before.outcome);
+    assert_eq!(after.bundle.digest, live.digest);
+
+    // Unsigned altogether: refused too.
+    std::fs::remove_file(dir.path().join(SIGNATURE_FILE)).unwrap();
+    assert!(engine.reload_from_dir(dir.path()).is_err());
+    // Signed by a key the engine does not trust: refused.
+    let (stranger, _) = SigningKey::generate().unwrap();
+    sign_bundle(dir.path(), &stranger).unwrap();
+    assert!(engine.reload_from_dir(dir.path()).is_err());
+    assert_eq!(engine.bundle_info().digest, live.digest);
+    assert_eq!(engine.metrics().reload_failures(), 3);
+    assert_eq!(engine.metrics().reloads(), 0);
+    assert!(
+        engine
+            .metrics_text()
+            .contains("agentriage_reload_failures_total 3")
+    );
+
+    // Signed by the trusted key: swapped in.
+    sign_bundle(dir.path(), &key).unwrap();
+    let previous = engine.reload_from_dir(dir.path()).unwrap();
+    assert_eq!(previous.digest, live.digest);
+    assert_eq!(engine.bundle_info().revision, "2026.11.1");
+    assert_eq!(engine.metrics().reloads(), 1);
+}
+
+#[test]
+fn a_verifying_engine_refuses_an_unsigned_bundle_from_the_start() {
+    let (key, _) = SigningKey::generate().unwrap();
+    let e = agentriage::Engine::from_dir_verified(common::reference_pack(), trusting(&[&key]))
+        .unwrap_err();
+    assert_eq!(e.as_bundle().unwrap().kind(), BundleErrorKind::Signature);
+    // A plain engine has no trusted keys, and reloads what loads.
+    let engine = agentriage::Engine::from_dir(common::reference_pack()).unwrap();
+    assert!(engine.trusted_keys().is_none());
+    assert!(engine.reload_from_dir(common::reference_pack()).is_ok());
+}
