@@ -108,6 +108,59 @@ fn decide_one(
     }
 }
 
+/// The trusted bundle-signing keys given to `Engine.from_bundle`: an
+/// iterable of PEM texts (`str`, `bytes`) and paths (`os.PathLike`) to PEM
+/// files.
+fn trusted_keys_from(keys: &Bound<'_, PyAny>) -> PyResult<agentriage::signing::TrustedKeys> {
+    use pyo3::exceptions::{PyTypeError, PyValueError};
+    let not_a_list = || {
+        PyTypeError::new_err(
+            "trusted_keys takes a list of public keys (PEM text, or pathlib.Path to a PEM file)",
+        )
+    };
+    if keys.is_instance_of::<PyString>() || keys.is_instance_of::<PyBytes>() {
+        return Err(not_a_list());
+    }
+    let mut trusted = agentriage::signing::TrustedKeys::new();
+    for (i, key) in keys.try_iter().map_err(|_| not_a_list())?.enumerate() {
+        let key = key?;
+        let added = if let Ok(text) = key.cast::<PyString>() {
+            trusted
+                .add_pem(&text.to_cow()?)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else if let Ok(bytes) = key.cast::<PyBytes>() {
+            match std::str::from_utf8(bytes.as_bytes()) {
+                Ok(text) => trusted.add_pem(text).map(|_| ()).map_err(|e| e.to_string()),
+                Err(_) => Err("not PEM text (not UTF-8)".to_owned()),
+            }
+        } else if let Ok(path) = key.extract::<PathBuf>() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                pyo3::exceptions::PyOSError::new_err(format!(
+                    "trusted_keys[{i}]: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            trusted
+                .add_pem(&text)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", path.display()))
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "trusted_keys[{i}]: a public key is PEM text (str, bytes) or a pathlib.Path, not {}",
+                key.get_type().name()?
+            )));
+        };
+        added.map_err(|e| PyValueError::new_err(format!("trusted_keys[{i}]: {e}")))?;
+    }
+    if trusted.is_empty() {
+        return Err(PyValueError::new_err(
+            "trusted_keys is empty: no bundle could ever load (omit it to load unsigned bundles)",
+        ));
+    }
+    Ok(trusted)
+}
+
 /// Decides requests against one policy bundle.
 ///
 /// Load once with `Engine.from_bundle(path)` and share the engine across
@@ -123,14 +176,32 @@ impl Engine {
     ///
     /// Raises `agentriage.BundleError` naming the file and line at fault.
     ///
+    /// `trusted_keys` (Ed25519 public keys: PEM text as `str` or `bytes`, or
+    /// a `pathlib.Path` to a PEM file) makes the engine require a signed
+    /// bundle: it loads only when one of the keys signed exactly its files
+    /// (`agentriage bundle sign`), and every later `reload` must be signed
+    /// too. An unsigned or altered bundle raises `agentriage.BundleError`
+    /// with `kind == "signature"`; a key that does not parse raises
+    /// `ValueError`.
+    ///
     /// `replay_check=False` turns off the replay check of signed intents:
     /// only for test suites that decide the same signed request many times.
     #[staticmethod]
-    #[pyo3(signature = (path, *, replay_check = true))]
-    fn from_bundle(py: Python<'_>, path: PathBuf, replay_check: bool) -> PyResult<Engine> {
+    #[pyo3(signature = (path, *, trusted_keys = None, replay_check = true))]
+    fn from_bundle(
+        py: Python<'_>,
+        path: PathBuf,
+        trusted_keys: Option<&Bound<'_, PyAny>>,
+        replay_check: bool,
+    ) -> PyResult<Engine> {
         guard(py, || {
+            let trusted = trusted_keys.map(trusted_keys_from).transpose()?;
             let engine = detached(py, || {
-                agentriage::Engine::from_dir(&path).map_err(|e| Failure::Core(e, None))
+                match trusted {
+                    Some(trusted) => agentriage::Engine::from_dir_verified(&path, trusted),
+                    None => agentriage::Engine::from_dir(&path),
+                }
+                .map_err(|e| Failure::Core(e, None))
             })?;
             let engine = if replay_check {
                 engine
@@ -139,6 +210,13 @@ impl Engine {
             };
             Ok(Engine { inner: engine })
         })
+    }
+
+    /// Whether the engine requires every bundle it loads to be signed by a
+    /// trusted key (`trusted_keys` given to `from_bundle`).
+    #[getter]
+    fn requires_signature(&self) -> bool {
+        self.inner.trusted_keys().is_some()
     }
 
     /// Decides one request, given as a dict (or any mapping) or as JSON text
@@ -219,8 +297,9 @@ impl Engine {
 
     /// Loads the bundle in directory `path` and swaps it in atomically;
     /// returns the info of the bundle it replaced. Decisions under way
-    /// finish with the old bundle. On error (`agentriage.BundleError`) the
-    /// engine keeps its current bundle.
+    /// finish with the old bundle. An engine made with `trusted_keys`
+    /// loads only a bundle one of them signed. On error
+    /// (`agentriage.BundleError`) the engine keeps its current bundle.
     fn reload(&self, py: Python<'_>, path: PathBuf) -> PyResult<BundleInfo> {
         guard(py, || {
             let previous = detached(py, || {

@@ -48,7 +48,8 @@ class BundleError(Error):
     """A policy bundle that could not be loaded.
 
     Attributes:
-        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data`` or ``model``.
+        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data``, ``model``
+            or ``signature`` (a signature required by ``trusted_keys`` is missing or fails).
         file: the file at fault.
         line: the 1-based line in ``file``, where one is known, else None.
         message: what is wrong, without file and line.

@@ -131,14 +131,27 @@ class Engine:
 
     @staticmethod
     def from_bundle(
-        path: Union[str, os.PathLike[str]], *, replay_check: bool = True
+        path: Union[str, os.PathLike[str]],
+        *,
+        trusted_keys: Optional[Iterable[Union[str, bytes, os.PathLike[str]]]] = None,
+        replay_check: bool = True,
     ) -> Engine:
         """Loads and compiles the policy bundle in directory ``path``.
 
         Raises :class:`agentriage.BundleError` naming the file and line at fault.
+
+        ``trusted_keys`` (Ed25519 public keys: PEM text, or a path to a PEM
+        file) makes the engine require a signed bundle, now and on every
+        ``reload``: an unsigned or altered bundle raises
+        :class:`agentriage.BundleError` with ``kind == "signature"``; a key
+        that does not parse raises ``ValueError``.
+
         ``replay_check=False`` turns off the replay check of signed intents:
         only for test suites that decide the same signed request many times.
         """
+    @property
+    def requires_signature(self) -> bool:
+        """Whether every bundle this engine loads must be signed by a trusted key."""
     def decide(self, request: _Request) -> Decision:
         """Decides one request (the GIL is released while policies run).
 
@@ -157,7 +170,9 @@ class Engine:
     def reload(self, path: Union[str, os.PathLike[str]]) -> BundleInfo:
         """Loads the bundle in ``path`` and swaps it in atomically; returns the replaced bundle's info.
 
-        Raises :class:`agentriage.BundleError`; the engine then keeps its bundle.
+        An engine made with ``trusted_keys`` loads only a bundle one of them
+        signed. Raises :class:`agentriage.BundleError`; the engine then keeps
+        its bundle.
         """
     def metrics_text(self) -> str:
         """The engine's metrics in the Prometheus text exposition format."""
