@@ -115,20 +115,33 @@ export declare class Decision {
   readonly policyIds: string[]
 }
 
+/** Options of {@link Engine.fromBundle}. */
+export interface EngineOptions {
+  /** Ed25519 public keys (PEM) of the bundle's publishers: require a signed bundle. */
+  trustedKeys?: Array<string | Uint8Array>
+  /** `false` turns off the replay check of signed intents (test suites only). */
+  replayCheck?: boolean
+}
+
 /** Decides requests against one policy bundle; share one per bundle. */
 export declare class Engine {
   private constructor()
-  /** Loads and compiles the bundle in directory `dir`; throws {@link BundleError}. */
   /**
-   * Loads and compiles the bundle in `dir`; throws BundleError.
+   * Loads and compiles the bundle in `dir`; throws {@link BundleError}.
+   * `trustedKeys` (Ed25519 public keys, PEM) makes the engine require a bundle
+   * one of them signed, now and on every reload (`kind: 'signature'` errors);
+   * a key that does not parse throws a TypeError (`ERR_INVALID_ARG_VALUE`).
    * `replayCheck: false` turns off the replay check of signed intents (test suites only).
    */
-  static fromBundle(dir: string, options?: { replayCheck?: boolean }): Engine
+  static fromBundle(dir: string, options?: EngineOptions): Engine
   /** Name, revision and digest of the bundle deciding now. */
   readonly bundle: BundleInfo
+  /** Whether every bundle this engine loads must be signed by a trusted key. */
+  readonly requiresSignature: boolean
   /**
    * Loads the bundle in `dir` and swaps it in atomically; returns the
-   * replaced bundle's info. Throws {@link BundleError} (the engine keeps its bundle).
+   * replaced bundle's info; an engine with `trustedKeys` loads only a signed
+   * bundle. Throws {@link BundleError} (the engine keeps its bundle).
    */
   reload(dir: string): BundleInfo
   /** The engine's metrics in the Prometheus text exposition format. */
@@ -186,7 +199,7 @@ export declare class InvalidRequestError extends AgentriageError {
 }
 
 /** What is wrong with a bundle. */
-export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data' | 'model'
+export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data' | 'model' | 'signature'
 
 /** The bundle could not be loaded; `file` and `line` say where. */
 export declare class BundleError extends AgentriageError {

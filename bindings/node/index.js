@@ -61,8 +61,9 @@ class InvalidRequestError extends AgentriageError {
 
 /**
  * The bundle could not be loaded. `kind` is `io`, `manifest`, `rego`,
- * `cedar`, `validation` or `data`; `file` is the file at fault and `line`
- * its 1-based line, or `null` where none is known.
+ * `cedar`, `validation`, `data`, `model` or `signature` (a signature required
+ * by `trustedKeys` is missing or fails); `file` is the file at fault and
+ * `line` its 1-based line, or `null` where none is known.
  */
 class BundleError extends AgentriageError {
   constructor(kind, file, line, reason) {
@@ -93,6 +94,29 @@ class DecisionLogError extends AgentriageError {
     this.file = file ?? null
     this.reason = reason
   }
+}
+
+/** A TypeError as Node's own APIs throw for a bad argument value. */
+function invalidArgValue(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_ARG_VALUE'
+  return e
+}
+
+/** `options.trustedKeys` as PEM strings for the addon, or undefined. */
+function trustedKeysOf(keys) {
+  if (keys === undefined || keys === null) return undefined
+  if (!Array.isArray(keys)) {
+    throw invalidArgValue('options.trustedKeys must be an array of PEM public keys (strings or Buffers)')
+  }
+  if (keys.length === 0) {
+    throw invalidArgValue('options.trustedKeys is empty: no bundle could ever load (omit it to load unsigned bundles)')
+  }
+  return keys.map((key, i) => {
+    if (typeof key === 'string') return key
+    if (Buffer.isBuffer(key) || key instanceof Uint8Array) return Buffer.from(key).toString('utf8')
+    throw invalidArgValue(`options.trustedKeys[${i}] must be PEM text (a string or Buffer), not ${typeof key}`)
+  })
 }
 
 /** Turns an error thrown by the addon into the typed error it describes. */
@@ -349,6 +373,13 @@ class Engine {
 
   /**
    * Loads and compiles the bundle in directory `dir`; throws BundleError.
+   *
+   * `options.trustedKeys` (Ed25519 public keys, PEM text as strings or
+   * Buffers) makes the engine require a signed bundle, now and on every
+   * `reload`: an unsigned or altered bundle throws BundleError with `kind`
+   * `signature`. A key that does not parse throws a TypeError with code
+   * `ERR_INVALID_ARG_VALUE`.
+   *
    * `options.replayCheck: false` turns off the replay check of signed
    * intents: only for test suites that decide a signed request many times.
    */
@@ -356,13 +387,20 @@ class Engine {
     if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
     const replayCheck = options.replayCheck ?? true
     if (typeof replayCheck !== 'boolean') throw new TypeError('options.replayCheck must be a boolean')
+    const trustedKeys = trustedKeysOf(options.trustedKeys)
     let handle
     try {
-      handle = native.NativeEngine.load(resolve(dir), replayCheck)
+      handle = native.NativeEngine.load(resolve(dir), replayCheck, trustedKeys)
     } catch (e) {
+      if (e?.code === 'InvalidArg') throw invalidArgValue(e.message)
       throw translate(e)
     }
     return new Engine(CONSTRUCT, handle)
+  }
+
+  /** Whether every bundle this engine loads must be signed by a trusted key. */
+  get requiresSignature() {
+    return this.#native.requiresSignature
   }
 
   /** Name, revision and digest of the bundle deciding now: `{ name, revision, digest }`. */
@@ -373,6 +411,7 @@ class Engine {
   /**
    * Loads the bundle in `dir` and swaps it in atomically; returns the
    * replaced bundle's info. Decisions under way finish with the old bundle.
+   * An engine made with `trustedKeys` loads only a bundle one of them signed.
    * Throws BundleError (the engine then keeps its bundle).
    */
   reload(dir) {

@@ -5,14 +5,20 @@
 export declare class NativeEngine {
   /**
    * Loads and compiles the bundle in directory `dir`. `replay_check:
-   * false` turns off the replay check of signed intents (test suites only).
+   * false` turns off the replay check of signed intents (test suites
+   * only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
+   * require a bundle one of them signed, now and on every reload; a key
+   * that does not parse is an `InvalidArg` error naming its index.
    */
-  static load(dir: string, replayCheck?: boolean | undefined | null): NativeEngine
+  static load(dir: string, replayCheck?: boolean | undefined | null, trustedKeys?: Array<string> | undefined | null): NativeEngine
+  /** Whether every bundle this engine loads must be signed by a trusted key. */
+  get requiresSignature(): boolean
   /** Name, revision and digest of the bundle. */
   get bundleInfo(): NativeBundleInfo
   /**
    * Loads the bundle in `dir` and swaps it in atomically; the replaced
-   * bundle's info. On error the engine keeps its bundle.
+   * bundle's info. An engine with trusted keys loads only a bundle one of
+   * them signed. On error the engine keeps its bundle.
    */
   reload(dir: string): NativeBundleInfo
   /** The engine's metrics in the Prometheus text format. */
@@ -37,6 +43,9 @@ export declare class NativeEngine {
   decideBatchJsonAsync(texts: Array<string>, signal?: AbortSignal | undefined | null): Promise<string>
 }
 
+/** A new checkpoint signing key as JSON text. */
+export declare function generateSigningKeyJson(): string
+
 /** Generates a key of `alg` (`EdDSA` or `ES256`) for issuer `iss`. */
 export declare function intentKeygen(alg: string, kid: string, iss: string): NativeIntentKey
 
@@ -48,8 +57,6 @@ export declare function intentSign(options: string): string
  * as JSON.
  */
 export declare function intentVerify(token: string, options: string): string
-/** A new checkpoint signing key as JSON text. */
-export declare function generateSigningKeyJson(): string
 
 /** Deepest nesting of arrays and objects accepted in a request (the core's limit). */
 export declare const MAX_DEPTH: number
@@ -74,5 +81,6 @@ export interface NativeIntentKey {
   /** The public JWK, as JSON text. */
   publicJwk: string
 }
+
 /** Verifies decision log segment files; the report as JSON text. */
 export declare function verifyLogJson(files: Array<string>, key?: string | undefined | null): string

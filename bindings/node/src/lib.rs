@@ -221,23 +221,51 @@ pub struct NativeEngine {
 #[napi]
 impl NativeEngine {
     /// Loads and compiles the bundle in directory `dir`. `replay_check:
-    /// false` turns off the replay check of signed intents (test suites only).
+    /// false` turns off the replay check of signed intents (test suites
+    /// only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
+    /// require a bundle one of them signed, now and on every reload; a key
+    /// that does not parse is an `InvalidArg` error naming its index.
     #[napi(factory)]
-    pub fn load(dir: String, replay_check: Option<bool>) -> napi::Result<NativeEngine> {
+    pub fn load(
+        dir: String,
+        replay_check: Option<bool>,
+        trusted_keys: Option<Vec<String>>,
+    ) -> napi::Result<NativeEngine> {
+        let trusted = match trusted_keys {
+            None => None,
+            Some(keys) => {
+                let mut trusted = agentriage::signing::TrustedKeys::new();
+                for (i, pem) in keys.iter().enumerate() {
+                    trusted.add_pem(pem).map_err(|e| {
+                        napi::Error::new(Status::InvalidArg, format!("trustedKeys[{i}]: {e}"))
+                    })?;
+                }
+                Some(trusted)
+            }
+        };
         guard(|| {
-            agentriage::Engine::from_dir(&dir)
-                .map(|engine| match replay_check {
-                    Some(false) => {
-                        engine.with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
-                    }
-                    _ => engine,
-                })
-                .map(|engine| NativeEngine {
-                    engine: Arc::new(engine),
-                })
-                .map_err(|e| BatchFailure::from(Failure::Core(e)))
+            match trusted {
+                Some(trusted) => agentriage::Engine::from_dir_verified(&dir, trusted),
+                None => agentriage::Engine::from_dir(&dir),
+            }
+            .map(|engine| match replay_check {
+                Some(false) => {
+                    engine.with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
+                }
+                _ => engine,
+            })
+            .map(|engine| NativeEngine {
+                engine: Arc::new(engine),
+            })
+            .map_err(|e| BatchFailure::from(Failure::Core(e)))
         })
         .map_err(|f| to_js_error(&f))
+    }
+
+    /// Whether every bundle this engine loads must be signed by a trusted key.
+    #[napi(getter)]
+    pub fn requires_signature(&self) -> bool {
+        self.engine.trusted_keys().is_some()
     }
 
     /// Name, revision and digest of the bundle.
@@ -252,7 +280,8 @@ impl NativeEngine {
     }
 
     /// Loads the bundle in `dir` and swaps it in atomically; the replaced
-    /// bundle's info. On error the engine keeps its bundle.
+    /// bundle's info. An engine with trusted keys loads only a bundle one of
+    /// them signed. On error the engine keeps its bundle.
     #[napi]
     pub fn reload(&self, dir: String) -> napi::Result<NativeBundleInfo> {
         guard(|| {
