@@ -10,9 +10,15 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets (their own workspace) without libFuzzer's C++ build; their
+# bodies also run as tests (core/tests/fuzz_targets.rs). fuzz/README.md has
+# the coverage-guided runs.
+cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --no-default-features \
+    --all-targets --locked -- -D warnings
 
 step "API docs (cargo doc -D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
