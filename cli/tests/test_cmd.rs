@@ -190,6 +190,42 @@ fn broken_suite_files_fail_with_file_and_line_and_the_rest_still_runs() {
 }
 
 #[test]
+fn a_recursive_rego_test_module_fails_instead_of_crashing() {
+    // Run on the interpreter, this test would recurse until the stack
+    // overflowed: it is refused before any Rego test runs.
+    let dir = pack_copy();
+    std::fs::write(
+        dir.path().join("tests/zz_test.rego"),
+        "package rec_test\nimport rego.v1\n\nloop(x) := loop(x)\ntest_loop if loop(1)\n",
+    )
+    .unwrap();
+    let (code, out, err) = agentriage(&["test", s(dir.path()), "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let failed: Vec<&Value> = report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["passed"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("zz_test.rego")
+    );
+    assert_eq!(failed[0]["line"], 4);
+    let message = failed[0]["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`rec_test.loop` calls itself"),
+        "{message}"
+    );
+    // The YAML suites still ran and passed.
+    assert_eq!(report["passed"].as_u64().unwrap(), 100);
+}
+
+#[test]
 fn a_bundle_that_does_not_load_has_its_own_exit_code() {
     let dir = pack_copy();
     edit(

@@ -163,6 +163,7 @@ impl RegoProgram {
                     BundleError::new(BundleErrorKind::Rego, file, line, message)
                 })?;
         }
+        crate::rego_calls::check_no_recursive_functions(root, engine.get_modules())?;
         let mut merged = Value::new_object();
         for (path, text) in data {
             let value = Value::from_json_str(text).map_err(|e| {

@@ -119,11 +119,87 @@ fn limits_of_zero_are_refused_with_the_line() {
 }
 
 #[test]
-fn recursion_fails_closed_in_the_vm() {
-    // Rego forbids recursion; a policy that recurses anyway must neither
-    // overflow the stack nor decide. (The interpreter recurses on the native
-    // stack: SECURITY.md lists this as a known limit of `evaluator = "interpreter"`.)
-    let module = "package agentriage\nimport rego.v1\nf(x) := y if { y := f(x) }\nallow if f(1)\n";
+fn recursion_through_a_rule_fails_closed_with_both_evaluators() {
+    // A function that reaches itself through a rule passes the load-time
+    // check (which follows function calls only); each evaluator stops it at
+    // run time instead: the VM's instruction budget (its recursion lives on
+    // the heap), the interpreter's own detection of recursive rules.
+    let module =
+        "package agentriage\nimport rego.v1\nr := f(1)\nf(x) := y if { y := r }\nallow if r\n";
     let (_d, engine) = engine_with("", module);
     assert_failed_closed(&decide(&engine), "instruction limit");
+    let (_d, engine) = engine_with("evaluator = \"interpreter\"", module);
+    assert_failed_closed(&decide(&engine), "recursion detected");
+}
+
+fn load_error(files: &[(&str, &str)]) -> agentriage::BundleError {
+    let dir = common::bundle(files);
+    agentriage::Bundle::load(dir.path()).unwrap_err()
+}
+
+const MANIFEST: &str =
+    "name = \"t\"\nrevision = \"1\"\n[rego]\nmodules = [\"p.rego\", \"lib.rego\"]\n";
+const LIB: &str = "package lib\nimport rego.v1\ninc(x) := x + 1\n";
+
+#[test]
+fn a_recursive_function_is_refused_at_load_with_both_evaluators() {
+    // Rego forbids recursion (OPA refuses it when compiling). Unchecked, the
+    // interpreter would recurse until the host's stack overflows.
+    let module =
+        "package agentriage\nimport rego.v1\nallow if f(1)\n\nf(x) := y if { y := f(x) }\n";
+    for evaluator in ["vm", "interpreter"] {
+        let manifest = format!("{MANIFEST}evaluator = \"{evaluator}\"\n");
+        let e = load_error(&[
+            ("bundle.toml", &manifest),
+            ("p.rego", module),
+            ("lib.rego", LIB),
+        ]);
+        assert_eq!(e.kind(), agentriage::BundleErrorKind::Rego, "{e}");
+        assert!(e.file().ends_with("p.rego"), "{e}");
+        assert_eq!(e.line(), Some(5), "{e}");
+        assert!(e.message().contains("`agentriage.f` calls itself"), "{e}");
+    }
+}
+
+#[test]
+fn recursion_through_other_functions_and_packages_is_refused() {
+    // agentriage.f -> lib.g (through an import) -> agentriage.h -> agentriage.f
+    let module = "package agentriage\nimport rego.v1\nimport data.lib\nallow if f(1) > 0\n\
+        f(x) := lib.g(x)\nh(x) := y if { some y in [f(x)] }\n";
+    let lib = "package lib\nimport rego.v1\ng(x) := data.agentriage.h(x) + 1\n";
+    let e = load_error(&[
+        ("bundle.toml", MANIFEST),
+        ("p.rego", module),
+        ("lib.rego", lib),
+    ]);
+    assert!(
+        e.message()
+            .contains("agentriage.f → lib.g → agentriage.h → agentriage.f"),
+        "{e}"
+    );
+    // Bounded recursion is recursion too.
+    let bounded = "package agentriage\nimport rego.v1\nallow if f(3) == 0\n\
+        f(0) := 0\nf(x) := y if { x > 0; y := f(x - 1) }\n";
+    let e = load_error(&[
+        ("bundle.toml", MANIFEST),
+        ("p.rego", bounded),
+        ("lib.rego", LIB),
+    ]);
+    assert!(e.message().contains("calls itself"), "{e}");
+}
+
+#[test]
+fn functions_that_only_look_alike_are_not_recursion() {
+    // Same name in two packages, an alias, a built-in with a dotted name and
+    // a local variable named like the function: no cycle.
+    let module = "package agentriage\nimport rego.v1\nimport data.lib as l\n\
+        allow if inc(1) == 3\ninc(x) := y if { inc := 1; y := l.inc(x) + inc }\n\
+        day(ns) := time.weekday(ns)\n";
+    let dir = common::bundle(&[
+        ("bundle.toml", MANIFEST),
+        ("p.rego", module),
+        ("lib.rego", LIB),
+    ]);
+    let engine = Engine::from_dir(dir.path()).unwrap();
+    assert_eq!(decide(&engine).outcome, Outcome::Execute);
 }

@@ -442,6 +442,19 @@ fn run_rego_tests(
             }
         }
     }
+    // A recursive function would overflow the interpreter's stack: refuse
+    // to run any Rego test then (the bundle's own modules passed at load).
+    if let Err(e) = crate::rego_calls::check_no_recursive_functions(
+        std::path::Path::new(""),
+        interpreter.get_modules(),
+    ) {
+        let file = e.file().to_path_buf();
+        results.push(file_failure(
+            &file,
+            &SuiteError::new(&file, e.line(), e.message().to_owned()),
+        ));
+        return;
+    }
     let tests = coverage::test_rules(&mut interpreter, &added);
     for (file, package, rule, line) in tests {
         let full = format!("{package}::{rule}");

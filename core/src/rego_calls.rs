@@ -1,0 +1,324 @@
+//! Load-time check that no Rego function calls itself, directly or through
+//! other functions.
+//!
+//! Rego does not allow recursion and OPA refuses it when compiling. regorus
+//! finds recursive *rules* while evaluating, but a recursive *function* runs
+//! until the interpreter's native stack overflows, which aborts the host
+//! process. This check refuses such a bundle when it is loaded, naming the
+//! function, its file and line, and the cycle, whichever evaluator the bundle
+//! chooses.
+//!
+//! Calls are resolved the way Rego resolves them: `f(x)` in package `p` is
+//! `data.p.f`, `data.q.g(x)` is itself, `lib.g(x)` goes through
+//! `import data.lib`. Only calls that resolve to a function of the bundle
+//! form edges, so built-ins and unresolvable references never cause a false
+//! refusal.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead};
+
+use crate::error::{BundleError, BundleErrorKind};
+
+/// A function of the bundle: where it is defined and what it calls.
+struct Function {
+    file: String,
+    line: u32,
+    calls: Vec<String>,
+}
+
+/// Refuses `modules` when a function is part of a call cycle.
+pub(crate) fn check_no_recursive_functions(
+    root: &Path,
+    modules: &[Ref<Module>],
+) -> Result<(), BundleError> {
+    let mut functions: BTreeMap<String, Function> = BTreeMap::new();
+    for module in modules {
+        let Some(package) = path_of(&module.package.refr) else {
+            continue;
+        };
+        let mut package_path = vec!["data".to_owned()];
+        package_path.extend(package);
+        let imports = imports_of(module);
+        for rule in &module.policy {
+            let Rule::Spec { head, bodies, span } = rule.as_ref() else {
+                continue;
+            };
+            let RuleHead::Func { refr, assign, .. } = head else {
+                continue;
+            };
+            let Some(name) = path_of(refr) else {
+                continue;
+            };
+            let mut exprs: Vec<&Expr> = Vec::new();
+            if let Some(a) = assign {
+                exprs.push(&a.value);
+            }
+            let mut queries: Vec<&Query> = Vec::new();
+            for body in bodies {
+                if let Some(a) = &body.assign {
+                    exprs.push(&a.value);
+                }
+                queries.push(&body.query);
+            }
+            let mut calls = Vec::new();
+            collect_calls(exprs, queries, &mut |callee| {
+                if let Some(full) = resolve(callee, &package_path, &imports) {
+                    calls.push(full);
+                }
+            });
+            let full = join(package_path.iter().chain(name.iter()));
+            let entry = functions.entry(full).or_insert_with(|| Function {
+                file: span.source.get_path().clone(),
+                line: span.line,
+                calls: Vec::new(),
+            });
+            entry.calls.extend(calls);
+        }
+    }
+    if let Some(cycle) = find_cycle(&functions) {
+        let first = cycle.first().and_then(|name| functions.get(name));
+        let short: Vec<&str> = cycle
+            .iter()
+            .map(|n| n.strip_prefix("data.").unwrap_or(n))
+            .collect();
+        let message = if short.len() == 2 {
+            format!(
+                "function `{}` calls itself: Rego does not allow recursion",
+                short.first().copied().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "functions call each other in a cycle ({}): Rego does not allow recursion",
+                short.join(" → ")
+            )
+        };
+        let (file, line) = first.map_or((root.to_path_buf(), None), |f| {
+            (root.join(&f.file), Some(f.line))
+        });
+        return Err(BundleError::new(BundleErrorKind::Rego, file, line, message));
+    }
+    Ok(())
+}
+
+fn join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
+    parts.map(String::as_str).collect::<Vec<_>>().join(".")
+}
+
+/// `a.b["c"].d` → `["a", "b", "c", "d"]`; `None` for anything else.
+fn path_of(expr: &Expr) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut at = expr;
+    loop {
+        match at {
+            Expr::Var { value, .. } => {
+                parts.push(value.as_string().ok()?.to_string());
+                break;
+            }
+            Expr::RefDot { refr, field, .. } => {
+                parts.push(field.1.as_string().ok()?.to_string());
+                at = refr;
+            }
+            Expr::RefBrack { refr, index, .. } => match index.as_ref() {
+                Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                    parts.push(value.as_string().ok()?.to_string());
+                    at = refr;
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    parts.reverse();
+    Some(parts)
+}
+
+/// Import aliases of a module: `import data.lib.x` → `x` ↦ `data.lib.x`,
+/// `import data.lib.x as y` → `y` ↦ `data.lib.x`.
+fn imports_of(module: &Module) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for import in &module.imports {
+        let Some(path) = path_of(&import.refr) else {
+            continue;
+        };
+        if path.first().map(String::as_str) != Some("data") {
+            continue;
+        }
+        let alias = match &import.r#as {
+            Some(span) => span.text().to_owned(),
+            None => match path.last() {
+                Some(last) => last.clone(),
+                None => continue,
+            },
+        };
+        out.insert(alias, path);
+    }
+    out
+}
+
+/// The full `data.…` name a call refers to.
+fn resolve(
+    callee: &Expr,
+    package: &[String],
+    imports: &BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    let path = path_of(callee)?;
+    let (head, rest) = path.split_first()?;
+    if head == "data" {
+        return Some(join(path.iter()));
+    }
+    if let Some(target) = imports.get(head) {
+        return Some(join(target.iter().chain(rest.iter())));
+    }
+    Some(join(package.iter().chain(path.iter())))
+}
+
+/// Calls `found` with the callee of every call in `exprs` and `queries`,
+/// however deeply nested (iteratively: no recursion on the native stack).
+fn collect_calls<'a>(
+    mut exprs: Vec<&'a Expr>,
+    mut queries: Vec<&'a Query>,
+    found: &mut dyn FnMut(&'a Expr),
+) {
+    loop {
+        if let Some(query) = queries.pop() {
+            for stmt in &query.stmts {
+                for m in &stmt.with_mods {
+                    exprs.push(&m.refr);
+                    exprs.push(&m.r#as);
+                }
+                match &stmt.literal {
+                    Literal::SomeVars { .. } => {}
+                    Literal::SomeIn {
+                        key,
+                        value,
+                        collection,
+                        ..
+                    } => {
+                        exprs.extend(key.iter().map(|k| k.as_ref()));
+                        exprs.push(value);
+                        exprs.push(collection);
+                    }
+                    Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => exprs.push(expr),
+                    Literal::Every { domain, query, .. } => {
+                        exprs.push(domain);
+                        queries.push(query);
+                    }
+                }
+            }
+            continue;
+        }
+        let Some(expr) = exprs.pop() else {
+            return;
+        };
+        match expr {
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::Var { .. } => {}
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                exprs.extend(items.iter().map(|i| i.as_ref()));
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    exprs.push(k);
+                    exprs.push(v);
+                }
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                exprs.push(term);
+                queries.push(query);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                exprs.push(key);
+                exprs.push(value);
+                queries.push(query);
+            }
+            Expr::Call { fcn, params, .. } => {
+                found(fcn);
+                exprs.extend(params.iter().map(|p| p.as_ref()));
+            }
+            Expr::UnaryExpr { expr, .. } => exprs.push(expr),
+            Expr::RefDot { refr, .. } => exprs.push(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                exprs.push(refr);
+                exprs.push(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                exprs.push(lhs);
+                exprs.push(rhs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                exprs.extend(key.iter().map(|k| k.as_ref()));
+                exprs.push(value);
+                exprs.push(collection);
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+/// A cycle of function names (first name repeated at the end), if any:
+/// iterative depth-first search with white/grey/black colouring.
+fn find_cycle(functions: &BTreeMap<String, Function>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Colour {
+        White,
+        Grey,
+        Black,
+    }
+    let mut colour: BTreeMap<&str, Colour> = functions
+        .keys()
+        .map(|k| (k.as_str(), Colour::White))
+        .collect();
+    for start in functions.keys() {
+        if colour.get(start.as_str()) != Some(&Colour::White) {
+            continue;
+        }
+        // (function, index of the next call to follow)
+        let mut stack: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        colour.insert(start.as_str(), Colour::Grey);
+        while let Some((name, next)) = stack.last_mut() {
+            let calls = functions.get(*name).map_or(&[][..], |f| f.calls.as_slice());
+            let Some(callee) = calls.get(*next) else {
+                colour.insert(*name, Colour::Black);
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            match colour.get(callee.as_str()).copied() {
+                Some(Colour::White) => {
+                    colour.insert(callee.as_str(), Colour::Grey);
+                    stack.push((callee.as_str(), 0));
+                }
+                Some(Colour::Grey) => {
+                    let from = stack.iter().position(|(n, _)| *n == callee.as_str())?;
+                    let mut cycle: Vec<String> = stack
+                        .get(from..)?
+                        .iter()
+                        .map(|(n, _)| (*n).to_owned())
+                        .collect();
+                    cycle.push(callee.clone());
+                    return Some(cycle);
+                }
+                // Done already, or not a function of the bundle.
+                Some(Colour::Black) | None => {}
+            }
+        }
+    }
+    None
+}
