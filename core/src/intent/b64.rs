@@ -83,22 +83,27 @@ pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if text.len() % 4 == 1 {
         return Err(DecodeError::Length);
     }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
     let chunks = text.chunks_exact(4);
     let tail = chunks.remainder();
-    for (i, chunk) in chunks.enumerate() {
+    // Whole groups decode into a buffer of exactly their size, in lockstep
+    // (no per-group capacity checks); the tail is appended after.
+    let mut out = vec![0u8; text.len() / 4 * 3];
+    out.reserve_exact(2);
+    let mut bad = 0u8;
+    for (chunk, dst) in chunks.zip(out.chunks_exact_mut(3)) {
         let &[a, b, c, d] = chunk else {
             return Err(DecodeError::Length);
         };
         let [a, b, c, d] =
             [a, b, c, d].map(|x| TABLE.get(usize::from(x)).copied().unwrap_or(INVALID));
         // Valid digits are below 64; INVALID has the top bits set.
-        if (a | b | c | d) & 0xc0 != 0 {
-            let at = chunk.iter().position(|&x| value(x).is_none()).unwrap_or(0);
-            return Err(DecodeError::Character(i * 4 + at));
-        }
+        bad |= a | b | c | d;
         let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        dst.copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    if bad & 0xc0 != 0 {
+        let at = text.iter().position(|&x| value(x).is_none()).unwrap_or(0);
+        return Err(DecodeError::Character(at));
     }
     if !tail.is_empty() {
         let offset = text.len() - tail.len();

@@ -22,6 +22,7 @@
 mod b64;
 mod error;
 mod fact;
+mod jws_json;
 mod keys;
 mod manifest;
 mod replay;

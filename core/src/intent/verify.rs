@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::jws_json::{self, Member, Members};
+
 use super::b64;
 use super::error::{IntentCheck, IntentError};
 use super::keys::{Algorithm, TrustedKeys};
@@ -323,6 +325,7 @@ fn verify_unrecorded(
     now: Timestamp,
 ) -> Result<VerifiedIntent, IntentError> {
     let parsed = parse(token)?;
+    let payload = json_object("payload", &parsed.payload, &CLAIMS)?;
     let key = config.keys.get(&parsed.kid).ok_or_else(|| {
         IntentError::new(
             IntentCheck::UnknownKey,
@@ -346,7 +349,7 @@ fn verify_unrecorded(
             format!("the signature does not verify with key `{}`", parsed.kid),
         ));
     }
-    let claims = claims(&parsed.payload)?;
+    let claims = claims(&payload)?;
     if key.issuer() != claims.iss {
         return Err(IntentError::new(
             IntentCheck::IssuerKey,
@@ -480,29 +483,60 @@ fn list(items: &[String]) -> String {
         .join(", ")
 }
 
-/// A token split and decoded, signature not yet checked.
+/// A token split and decoded, its header checked; signature not yet checked.
 pub(crate) struct Parsed<'t> {
     pub(crate) alg: Algorithm,
     pub(crate) kid: String,
     pub(crate) signing_input: &'t [u8],
     pub(crate) signature: Vec<u8>,
-    pub(crate) payload: Map<String, Value>,
+    /// The decoded payload (JSON text, not yet parsed).
+    pub(crate) payload: Vec<u8>,
 }
+
+/// Header members the verifier reads.
+const HEADER: [&str; 4] = ["alg", "kid", "typ", "crit"];
+const ALG: usize = 0;
+const KID: usize = 1;
+const TYP: usize = 2;
+const CRIT: usize = 3;
+
+/// Claims the verifier reads, in the order of the indices below.
+const CLAIMS: [&str; 10] = [
+    "iss", "aud", "jti", "iat", "nbf", "exp", "act", "res", "purpose", "scope",
+];
+const ISS: usize = 0;
+const AUD: usize = 1;
+const JTI: usize = 2;
+const IAT: usize = 3;
+const NBF: usize = 4;
+const EXP: usize = 5;
+const ACT: usize = 6;
+const RES: usize = 7;
+const PURPOSE: usize = 8;
+const SCOPE: usize = 9;
 
 fn format_error(message: impl Into<String>) -> IntentError {
     IntentError::new(IntentCheck::Format, message)
 }
 
-fn json_object(part: &str, bytes: &[u8]) -> Result<Map<String, Value>, IntentError> {
-    match strict_json::parse(bytes) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(format_error(format!("the {part} is not a JSON object"))),
-        Err(e) if e.to_string().starts_with(strict_json::DUPLICATE_KEY) => Err(IntentError::new(
-            IntentCheck::DuplicateKey,
-            format!("the {part} repeats a key: {e}"),
-        )),
-        Err(e) => Err(format_error(format!("the {part} is not JSON: {e}"))),
-    }
+fn json_object<'a, const N: usize>(
+    part: &str,
+    bytes: &'a [u8],
+    names: &'static [&'static str; N],
+) -> Result<Members<'a, N>, IntentError> {
+    jws_json::object(bytes, names).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with(strict_json::DUPLICATE_KEY) {
+            IntentError::new(
+                IntentCheck::DuplicateKey,
+                format!("the {part} repeats a key: {e}"),
+            )
+        } else if message.starts_with(jws_json::NOT_AN_OBJECT) {
+            format_error(format!("the {part} is not a JSON object"))
+        } else {
+            format_error(format!("the {part} is not JSON: {e}"))
+        }
+    })
 }
 
 /// Splits and decodes a compact JWS and checks its header.
@@ -527,9 +561,10 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
     let decode = |part: &str, text: &str| {
         b64::decode(text.as_bytes()).map_err(|e| format_error(format!("the {part}: {e}")))
     };
-    let header = json_object("header", &decode("header", h)?)?;
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => Algorithm::from_name(a).ok_or_else(|| {
+    let header_bytes = decode("header", h)?;
+    let header = json_object("header", &header_bytes, &HEADER)?;
+    let alg = match header.get(ALG) {
+        Some(Member::Str(a)) => Algorithm::from_name(a).ok_or_else(|| {
             IntentError::new(
                 IntentCheck::Algorithm,
                 format!("algorithm `{a}` is not accepted; only `EdDSA` and `ES256` are"),
@@ -548,8 +583,8 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
             ));
         }
     };
-    let kid = match header.get("kid") {
-        Some(Value::String(k)) if !k.is_empty() => k.clone(),
+    let kid = match header.get(KID) {
+        Some(Member::Str(k)) if !k.is_empty() => k.to_string(),
         _ => {
             return Err(IntentError::new(
                 IntentCheck::Header,
@@ -557,7 +592,7 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
             ));
         }
     };
-    if let Some(typ) = header.get("typ") {
+    if let Some(typ) = header.get(TYP) {
         let ok = typ.as_str().is_some_and(|t| {
             let t = t.to_ascii_lowercase();
             let t = t.strip_prefix("application/").unwrap_or(&t);
@@ -566,17 +601,17 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
         if !ok {
             return Err(IntentError::new(
                 IntentCheck::Header,
-                format!("`typ` {typ} is not `JWT` or `intent+jwt`"),
+                format!("`typ` {} is not `JWT` or `intent+jwt`", typ.describe()),
             ));
         }
     }
-    if header.contains_key("crit") {
+    if header.get(CRIT).is_some() {
         return Err(IntentError::new(
             IntentCheck::Header,
             "the header marks extensions critical (`crit`); none is supported",
         ));
     }
-    let payload = json_object("payload", &decode("payload", p)?)?;
+    let payload = decode("payload", p)?;
     let signature = decode("signature", s)?;
     let signing_input = token
         .as_bytes()
@@ -595,10 +630,11 @@ fn claim_error(message: impl Into<String>) -> IntentError {
     IntentError::new(IntentCheck::Claims, message)
 }
 
-fn required_string(o: &Map<String, Value>, name: &str) -> Result<String, IntentError> {
-    match o.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(claim_error(format!("claim `{name}` is empty"))),
+fn required_string(o: &Members<'_, 10>, i: usize) -> Result<String, IntentError> {
+    let name = CLAIMS.get(i).copied().unwrap_or_default();
+    match o.get(i) {
+        Some(Member::Str(s)) if !s.is_empty() => Ok(s.to_string()),
+        Some(Member::Str(_)) => Err(claim_error(format!("claim `{name}` is empty"))),
         Some(_) => Err(claim_error(format!("claim `{name}` must be a string"))),
         None => Err(claim_error(format!("claim `{name}` is required"))),
     }
@@ -606,15 +642,16 @@ fn required_string(o: &Map<String, Value>, name: &str) -> Result<String, IntentE
 
 /// A NumericDate (RFC 7519 §2): seconds, possibly fractional. Fractions are
 /// rounded toward the strict side: `iat`/`nbf` up, `exp` down.
-fn numeric_date(o: &Map<String, Value>, name: &str, up: bool) -> Result<Option<i64>, IntentError> {
-    let Some(v) = o.get(name) else {
+fn numeric_date(o: &Members<'_, 10>, i: usize, up: bool) -> Result<Option<i64>, IntentError> {
+    let name = CLAIMS.get(i).copied().unwrap_or_default();
+    let Some(v) = o.get(i) else {
         return Ok(None);
     };
-    let n = v.as_number().ok_or_else(|| {
-        claim_error(format!(
+    let Member::Num(n) = v else {
+        return Err(claim_error(format!(
             "claim `{name}` must be a number of seconds (NumericDate)"
-        ))
-    })?;
+        )));
+    };
     if let Some(i) = n.as_i64() {
         return Ok(Some(i));
     }
@@ -627,10 +664,10 @@ fn numeric_date(o: &Map<String, Value>, name: &str, up: bool) -> Result<Option<i
     Ok(Some(f as i64))
 }
 
-fn strings(v: &Value, name: &str) -> Result<Vec<String>, IntentError> {
+fn strings(v: &Member<'_>, name: &str) -> Result<Vec<String>, IntentError> {
     match v {
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) if !items.is_empty() => items
+        Member::Str(s) => Ok(vec![s.to_string()]),
+        Member::Array(items) if !items.is_empty() => items
             .iter()
             .map(|i| {
                 i.as_str()
@@ -644,33 +681,31 @@ fn strings(v: &Value, name: &str) -> Result<Vec<String>, IntentError> {
     }
 }
 
-pub(crate) fn claims(o: &Map<String, Value>) -> Result<IntentClaims, IntentError> {
-    let iss = required_string(o, "iss")?;
+pub(crate) fn claims(o: &Members<'_, 10>) -> Result<IntentClaims, IntentError> {
+    let iss = required_string(o, ISS)?;
     let aud = strings(
-        o.get("aud")
+        o.get(AUD)
             .ok_or_else(|| claim_error("claim `aud` is required"))?,
         "aud",
     )?;
-    let jti = required_string(o, "jti")?;
+    let jti = required_string(o, JTI)?;
     if jti.len() > MAX_JTI_BYTES {
         return Err(claim_error(format!(
             "claim `jti` is longer than {MAX_JTI_BYTES} bytes"
         )));
     }
-    let iat =
-        numeric_date(o, "iat", true)?.ok_or_else(|| claim_error("claim `iat` is required"))?;
-    let nbf = numeric_date(o, "nbf", true)?;
-    let exp =
-        numeric_date(o, "exp", false)?.ok_or_else(|| claim_error("claim `exp` is required"))?;
-    let act = required_string(o, "act")?;
-    let res = required_string(o, "res")?;
+    let iat = numeric_date(o, IAT, true)?.ok_or_else(|| claim_error("claim `iat` is required"))?;
+    let nbf = numeric_date(o, NBF, true)?;
+    let exp = numeric_date(o, EXP, false)?.ok_or_else(|| claim_error("claim `exp` is required"))?;
+    let act = required_string(o, ACT)?;
+    let res = required_string(o, RES)?;
     if !res.contains(':') {
         return Err(claim_error(format!("claim `res` `{res}` is not `type:id`")));
     }
-    let purpose = required_string(o, "purpose")?;
-    let scope = match o.get("scope") {
+    let purpose = required_string(o, PURPOSE)?;
+    let scope = match o.get(SCOPE) {
         None => Vec::new(),
-        Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+        Some(Member::Str(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
         Some(v) => strings(v, "scope")?,
     };
     Ok(IntentClaims {
