@@ -144,6 +144,11 @@ export declare class Engine {
    * bundle. Throws {@link BundleError} (the engine keeps its bundle).
    */
   reload(dir: string): BundleInfo
+  /**
+   * {@link Engine.reload} on a worker thread (the event loop does not wait
+   * while the bundle compiles); rejects with {@link BundleError}.
+   */
+  reloadAsync(dir: string): Promise<BundleInfo>
   /** The engine's metrics in the Prometheus text exposition format. */
   metricsText(): string
   /** Logs every decision to a tamper-evident decision log in `dir`; throws {@link DecisionLogError}. */

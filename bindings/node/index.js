@@ -423,6 +423,20 @@ class Engine {
     }
   }
 
+  /**
+   * `reload` on a worker thread, so the event loop does not wait while the
+   * bundle loads and compiles: a promise of the replaced bundle's info,
+   * rejected with BundleError (the engine then keeps its bundle).
+   */
+  async reloadAsync(dir) {
+    if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
+    try {
+      return bundleOf(await this.#native.reloadAsync(resolve(dir)))
+    } catch (e) {
+      throw translate(e)
+    }
+  }
+
   /** The engine's metrics in the Prometheus text exposition format. */
   metricsText() {
     return this.#native.metricsText()

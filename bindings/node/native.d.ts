@@ -21,6 +21,11 @@ export declare class NativeEngine {
    * them signed. On error the engine keeps its bundle.
    */
   reload(dir: string): NativeBundleInfo
+  /**
+   * [`NativeEngine::reload`] on a libuv worker thread: loading and
+   * compiling a bundle takes milliseconds the event loop should not wait.
+   */
+  reloadAsync(dir: string): Promise<NativeBundleInfo>
   /** The engine's metrics in the Prometheus text format. */
   metricsText(): string
   /**

@@ -297,6 +297,16 @@ impl NativeEngine {
         .map_err(|f| to_js_error(&f))
     }
 
+    /// [`NativeEngine::reload`] on a libuv worker thread: loading and
+    /// compiling a bundle takes milliseconds the event loop should not wait.
+    #[napi(ts_return_type = "Promise<NativeBundleInfo>")]
+    pub fn reload_async(&self, dir: String) -> AsyncTask<Reload> {
+        AsyncTask::new(Reload {
+            engine: Arc::clone(&self.engine),
+            dir,
+        })
+    }
+
     /// The engine's metrics in the Prometheus text format.
     #[napi]
     pub fn metrics_text(&self) -> String {
@@ -387,6 +397,35 @@ impl Task for Decide {
     }
 
     fn resolve(&mut self, _env: Env, output: String) -> napi::Result<String> {
+        Ok(output)
+    }
+}
+
+/// Reloading off the main thread.
+pub struct Reload {
+    engine: Arc<agentriage::Engine>,
+    dir: String,
+}
+
+impl Task for Reload {
+    type Output = NativeBundleInfo;
+    type JsValue = NativeBundleInfo;
+
+    fn compute(&mut self) -> napi::Result<NativeBundleInfo> {
+        guard(|| {
+            self.engine
+                .reload_from_dir(&self.dir)
+                .map(|info| NativeBundleInfo {
+                    name: info.name.clone(),
+                    revision: info.revision.clone(),
+                    digest: info.digest.clone(),
+                })
+                .map_err(|e| BatchFailure::from(Failure::Core(e)))
+        })
+        .map_err(|f| to_js_error(&f))
+    }
+
+    fn resolve(&mut self, _env: Env, output: NativeBundleInfo) -> napi::Result<NativeBundleInfo> {
         Ok(output)
     }
 }

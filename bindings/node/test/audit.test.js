@@ -99,6 +99,29 @@ test('reload swaps the bundle, and each decision names the bundle that decided',
   assert.equal(engine.bundle.revision, 'candidate')
 })
 
+test('reloadAsync swaps the bundle on a worker thread while the event loop keeps running', async () => {
+  const candidate = candidateBundle()
+  const engine = Engine.fromBundle(bundleDir)
+  const original = engine.bundle
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 0)
+  const pending = engine.reloadAsync(candidate)
+  assert.ok(pending instanceof Promise)
+  const previous = await pending
+  clearInterval(timer)
+  // The event loop ran timers while the bundle compiled (tens of ms).
+  assert.ok(ticks > 0, 'the event loop was blocked during reloadAsync')
+  assert.equal(previous.digest, original.digest)
+  assert.equal(engine.bundle.revision, 'candidate')
+  assert.equal(engine.decideSync(requests[0]).outcome, 'reject')
+
+  await assert.rejects(engine.reloadAsync(tmp()), BundleError)
+  await assert.rejects(engine.reloadAsync(42), TypeError)
+  assert.equal(engine.bundle.revision, 'candidate')
+  assert.match(engine.metricsText(), /^agentriage_reload_failures_total 1$/m)
+  assert.match(engine.metricsText(), /^agentriage_reloads_total 1$/m)
+})
+
 test('metricsText is Prometheus text counting decisions', () => {
   const engine = Engine.fromBundle(bundleDir)
   for (const r of requests) engine.decideSync(r)

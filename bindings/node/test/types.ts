@@ -8,9 +8,15 @@ import {
   AgentriageError,
   type Outcome,
   type Request,
+  type BundleInfo,
 } from '../index.js'
 
 const engine: Engine = Engine.fromBundle('policies/a2a-supply-chain')
+const signed: Engine = Engine.fromBundle('policies/a2a-supply-chain', {
+  trustedKeys: ['-----BEGIN PUBLIC KEY-----', new Uint8Array(0)],
+  replayCheck: true,
+})
+const verifying: boolean = signed.requiresSignature
 const request: Request = {
   time: new Date(),
   principal: { id: 'spiffe://acme.example/ns/logistics/sa/router', roles: ['a'] },
@@ -38,6 +44,8 @@ async function run(signal: AbortSignal): Promise<Outcome> {
     if (e instanceof BundleError) return `${e.file}:${e.line ?? ''}` as Outcome
     if (e instanceof AgentriageError) return e.code as unknown as Outcome
   }
+  const replaced: BundleInfo = await engine.reloadAsync('policies/next')
+  if (replaced.digest !== engine.reload('policies/next').digest && verifying) return o
   return many.length > 0 ? one.outcome : o
 }
 
@@ -45,6 +53,8 @@ async function run(signal: AbortSignal): Promise<Outcome> {
 new Engine()
 // @ts-expect-error principal is required
 engine.decideSync({ action: { name: 'x' } })
+// @ts-expect-error trusted keys are PEM strings or bytes
+Engine.fromBundle('x', { trustedKeys: [42] })
 // @ts-expect-error an outcome is one of three strings
 const bad: Outcome = 'allow'
 
