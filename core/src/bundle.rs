@@ -545,7 +545,7 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
         data.push(files.text(name)?);
     }
     let evaluator = match &m.evaluator {
-        None => RegoEvaluator::Vm,
+        None => RegoEvaluator::Interpreter,
         Some(e) => match e.get_ref().as_str() {
             "interpreter" => RegoEvaluator::Interpreter,
             "vm" => RegoEvaluator::Vm,

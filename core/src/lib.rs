@@ -44,6 +44,7 @@ pub mod intent;
 mod metrics;
 mod rego;
 mod rego_calls;
+mod rego_rewrite;
 mod request;
 mod shadow;
 pub mod signing;

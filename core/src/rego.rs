@@ -143,6 +143,23 @@ fn locate(
     (first, None, message.trim().to_owned())
 }
 
+/// A regorus engine set up as every evaluation of a bundle needs: Rego v1,
+/// builtin errors as errors, and room for the rewritten modules' longer lines.
+pub(crate) fn new_engine() -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(false);
+    engine.set_strict_builtin_errors(true);
+    let mut lengths = regorus::utils::limits::PolicyLengthConfig::default();
+    lengths.max_col = lengths.max_col.saturating_mul(REWRITE_ROOM);
+    lengths.max_file_bytes = lengths.max_file_bytes.saturating_mul(REWRITE_ROOM_BYTES);
+    engine.set_policy_length_config(lengths);
+    engine
+}
+
+/// How much longer a line may grow through the rewrites.
+const REWRITE_ROOM: std::num::NonZeroU32 = std::num::NonZeroU32::MIN.saturating_add(7);
+const REWRITE_ROOM_BYTES: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(3);
+
 impl RegoProgram {
     pub(crate) fn compile(
         root: &Path,
@@ -152,16 +169,36 @@ impl RegoProgram {
         max_instructions: usize,
         mode: RegoEvaluator,
     ) -> Result<RegoProgram, BundleError> {
-        let mut engine = regorus::Engine::new();
-        engine.set_rego_v0(false);
-        engine.set_strict_builtin_errors(true);
+        let mut engine = new_engine();
+        // Each module is parsed as written first, so the author's syntax
+        // errors and line lengths are checked against regorus's own limits;
+        // then the rewritten text (same lines, longer ones) is what runs.
         for (path, text) in modules {
-            engine
+            regorus::Engine::new()
                 .add_policy(path.to_string_lossy().into_owned(), text.clone())
                 .map_err(|e| {
                     let (file, line, message) = locate(root, modules, &format!("{e:#}"));
                     BundleError::new(BundleErrorKind::Rego, file, line, message)
                 })?;
+        }
+        let named: Vec<(String, String)> = modules
+            .iter()
+            .map(|(p, t)| (p.to_string_lossy().into_owned(), t.clone()))
+            .collect();
+        let globals = crate::rego_rewrite::global_names(&named);
+        for (path, text) in &named {
+            let rewritten = crate::rego_rewrite::rewrite(path, text, &globals).map_err(|e| {
+                BundleError::new(BundleErrorKind::Rego, root.join(path), e.line, e.message)
+            })?;
+            engine.add_policy(path.clone(), rewritten).map_err(|e| {
+                let (file, line, message) = locate(root, modules, &format!("{e:#}"));
+                BundleError::new(
+                    BundleErrorKind::Rego,
+                    file,
+                    line,
+                    format!("{message} (in the module as rewritten for OPA's semantics: docs/fidelity.md)"),
+                )
+            })?;
         }
         crate::rego_calls::check_no_recursive_functions(root, engine.get_modules())?;
         let mut merged = Value::new_object();
