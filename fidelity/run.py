@@ -26,6 +26,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def rego_input(req: dict) -> dict:
 class Result:
     outcome: str
     reasons: frozenset  # of (effect, policy)
-    messages: frozenset  # of (effect, policy, message)
+    messages: frozenset | None  # of (effect, policy, message); None: not compared
     note: str = ""
 
     def to_json(self) -> dict:
@@ -233,7 +234,7 @@ def classify(ours: Result, ref: Result) -> str:
         return "stricter"
     if ours.reasons != ref.reasons:
         return "reasons"
-    if ours.messages != ref.messages:
+    if ours.messages is not None and ref.messages is not None and ours.messages != ref.messages:
         return "messages"
     return "agree"
 
@@ -312,17 +313,20 @@ def cedar_json(v: Any, depth: int = 0) -> Any:
         if -(2**63) <= v < 2**63:
             return v
         raise Unrepresentable(f"integer {v} is beyond Cedar's Long")
-    if isinstance(v, float):
-        if v.is_integer() and abs(v) < 2**63:
-            return int(v)
-        # Cedar's decimal holds four fraction digits: only a float whose value
-        # is exactly such a decimal has a Cedar counterpart.
-        from decimal import Decimal
-
+    if isinstance(v, (float, Decimal)):
+        # The request's number text, read exactly (`parse_float=Decimal`): a
+        # whole number is a Long, one with at most four fraction digits a
+        # decimal; anything else has no Cedar counterpart.
         exact = Decimal(v)
+        if not exact.is_finite():
+            raise Unrepresentable(f"number {v} is not finite")
+        if exact == exact.to_integral_value():
+            if -(2**63) <= exact < 2**63:
+                return int(exact)
+            raise Unrepresentable(f"number {v} is beyond Cedar's Long")
         if abs(exact) < Decimal("922337203685477") and exact == exact.quantize(Decimal("0.0001")):
             return {"__extn": {"fn": "decimal", "arg": f"{exact:.4f}"}}
-        raise Unrepresentable(f"number {v!r} is not exactly a Cedar decimal")
+        raise Unrepresentable(f"number {v} is not exactly a Cedar decimal")
     if isinstance(v, list):
         return [x for x in (cedar_json(i, depth + 1) for i in v) if x is not MISSING]
     if isinstance(v, dict):
@@ -375,7 +379,11 @@ class CedarReference:
                 reasons.append((effect, pid, ""))
         if r.decision == cedarpy.Decision.NoDecision and not reasons:
             return error_result("cedar: no decision")
-        return combine(reasons, allowed)
+        # Messages come from agentriage's `@reason` annotations, not from
+        # Cedar: only outcomes and policy ids are compared.
+        result = combine(reasons, allowed)
+        result.messages = None
+        return result
 
     def _request(self, req: dict) -> tuple[dict, list]:
         entities = list(self.entities)
@@ -451,6 +459,7 @@ class Tally:
     classes: list
     requests: int = 0
     invalid: int = 0
+    load_error: str = ""
     counts: dict = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
     examples: dict = field(default_factory=dict)  # category -> [(size, example)]
 
@@ -485,6 +494,7 @@ class Tally:
             "classes": self.classes,
             "requests": self.requests,
             "invalid_requests": self.invalid,
+            "load_error": self.load_error,
             "counts": self.counts,
             "examples": {c: [e for _, _, e in v] for c, v in self.examples.items()},
         }
@@ -514,8 +524,15 @@ def run(count: int = 1000, seed: int = 20261202, only: set[str] | None = None,
             text = (REGO_DIR / f"{name}.rego").read_text()
             spec = json.loads((REGO_DIR / f"{name}.json").read_text())
             reference = OpaReference(name, text)
-            engines = {ev: agentriage.Engine.from_bundle(rego_bundle(tmp, name, text, ev)) for ev in evaluators}
             mine = {ev: Tally(name, "rego", ev, spec["classes"]) for ev in evaluators}
+            try:
+                engines = {ev: agentriage.Engine.from_bundle(rego_bundle(tmp, name, text, ev)) for ev in evaluators}
+            except agentriage.BundleError as e:
+                # Refused at load: strict, nothing to compare; reported as such.
+                for t in mine.values():
+                    t.load_error = str(e)
+                tallies.extend(mine.values())
+                continue
             rng = random.Random(f"{seed}:{name}")
             for _ in range(count):
                 req = gen_request(rng, spec)
@@ -544,7 +561,7 @@ def run(count: int = 1000, seed: int = 20261202, only: set[str] | None = None,
                 if ours is None:
                     tally.invalid += 1
                     continue
-                ref = reference.decide(json.loads(text_req))
+                ref = reference.decide(json.loads(text_req, parse_float=Decimal))
                 tally.add(classify(ours, ref), text_req, ours, ref)
             tallies.append(tally)
     return tallies
