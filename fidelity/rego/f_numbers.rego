@@ -29,4 +29,14 @@ reject contains {"id": "F5.parsed_quantity", "message": "quantity over 999"} if 
 	to_number(input.resource.attributes.quantity) > 999
 }
 
+# Precision of integers beyond 64 bits: 2^64 + 1 differs from 2^64.
+escalate contains {"id": "F6.settled_differs", "message": "settled amount differs from the approved one"} if {
+	is_number(input.resource.attributes.settled)
+	input.resource.attributes.settled != 18446744073709551617
+}
+
+reject contains {"id": "F7.blocked_account", "message": "account 2^64 + 1 is blocked"} if {
+	input.resource.attributes.settled == 18446744073709551617
+}
+
 allow if true

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import agentriage
 from conftest import REPO, require
 
 FIDELITY = REPO / "fidelity"
-COUNT = int(os.environ.get("AGENTRIAGE_FIDELITY_COUNT", "150"))
+COUNT = int(os.environ.get("AGENTRIAGE_FIDELITY_COUNT", "300"))
 REPORT_DIR = REPO / "target" / "fidelity"
 
 
@@ -33,6 +34,7 @@ def _runner():
     spec = importlib.util.spec_from_file_location("fidelity_run", FIDELITY / "run.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -60,6 +62,7 @@ def _expected() -> dict[str, dict[str, str]]:
 def test_never_more_permissive_than_the_reference(tallies, evaluator):
     found = run.permissive(tallies, evaluator)
     expected = _expected()[evaluator]
+    assert all(isinstance(v, str) and v for v in expected.values())
     unexpected = {m: ex[:2] for m, ex in found.items() if m not in expected}
     fixed = sorted(m for m in expected if m not in found)
     assert not unexpected, (
