@@ -571,34 +571,50 @@ def pct(n: int, d: int) -> str:
     return "—" if d == 0 else f"{100 * n / d:.1f} %"
 
 
+def _cell(counts: dict, n: int) -> str:
+    if n == 0:
+        return "—"
+    extra = [f"{counts[c]} {label}" for c, label in
+             (("permissive", "**more permissive**"), ("stricter", "stricter"),
+              ("reasons", "other reasons"), ("messages", "other messages")) if counts[c]]
+    return pct(counts["agree"], n) + ("" if not extra else " · " + ", ".join(extra))
+
+
 def markdown(tallies: list[Tally], count: int, seed: int) -> str:
+    """Two tables: per module and per class; a cell is the agreement and each kind of divergence."""
+    columns = ["default", "vm", "interpreter", "cedar"]
     lines = [
-        f"Requests per module: {count} (seed {seed}). Columns count requests; "
-        "`permissive` = agentriage more permissive than the reference (execute < escalate < reject).",
+        f"{count} generated requests per module (seed {seed}); a cell reads: requests on which "
+        "outcome and fired reasons agree, then the count of each divergence.",
         "",
-        "| module | engine / evaluator | classes | decided | agree | permissive | stricter | other reasons | messages |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| module | classes | default | vm | interpreter | cedar |",
+        "|---|---|---|---|---|---|",
     ]
+    by_module: dict = {}
     for t in tallies:
-        c = t.counts
-        lines.append(
-            f"| {t.module} | {t.engine} / {t.evaluator} | {', '.join(t.classes)} | {t.requests} | "
-            f"{pct(c['agree'], t.requests)} | {c['permissive']} | {c['stricter']} | {c['reasons']} | {c['messages']} |"
-        )
-    lines += ["", "| class | evaluator | decided | agree | permissive | stricter | other reasons | messages |",
-              "|---|---|---|---|---|---|---|---|"]
+        by_module.setdefault(t.module, {"classes": t.classes})[t.evaluator] = t
+    for module, row in by_module.items():
+        cells = []
+        for ev in columns:
+            t = row.get(ev)
+            if t is None:
+                cells.append("")
+            elif t.load_error:
+                cells.append("refused at load")
+            else:
+                cells.append(_cell(t.counts, t.requests))
+        lines.append(f"| {module} | {', '.join(row['classes'])} | " + " | ".join(cells) + " |")
     per_class: dict = {}
     for t in tallies:
         for cls in t.classes:
-            agg = per_class.setdefault((cls, t.evaluator), {c: 0 for c in CATEGORIES} | {"n": 0})
+            agg = per_class.setdefault(cls, {}).setdefault(t.evaluator, {c: 0 for c in CATEGORIES} | {"n": 0})
             agg["n"] += t.requests
             for c in CATEGORIES:
                 agg[c] += t.counts[c]
-    for (cls, ev), agg in sorted(per_class.items()):
-        lines.append(
-            f"| {cls} | {ev} | {agg['n']} | {pct(agg['agree'], agg['n'])} | {agg['permissive']} | "
-            f"{agg['stricter']} | {agg['reasons']} | {agg['messages']} |"
-        )
+    lines += ["", "| class | default | vm | interpreter | cedar |", "|---|---|---|---|---|"]
+    for cls, row in per_class.items():
+        cells = [_cell(row[ev], row[ev]["n"]) if ev in row else "" for ev in columns]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
