@@ -27,6 +27,13 @@ fi
 echo "==> pip install -r bindings/python/requirements-test.txt"
 "$venv/bin/python" -m pip install --quiet -r bindings/python/requirements-test.txt
 
+# The reference engines of the differential suite (fidelity/, docs/fidelity.md):
+# OPA's Go engine behind a ctypes wrapper, and Cedar. The OPA wheel's metadata
+# asks for Python 3.14; the wheel itself runs on 3.9 and later.
+echo "==> pip install the reference engines (OPA, Cedar)"
+"$venv/bin/python" -m pip install --quiet --ignore-requires-python \
+    "opa-golib-python-bindings==0.4.4" "cedarpy==4.12.2"
+
 echo "==> pip install ./bindings/python (release build, features: test-hooks)"
 MATURIN_PEP517_ARGS="--features test-hooks" \
     "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./bindings/python
