@@ -355,3 +355,42 @@ fn check_passes_the_pack_and_reports_every_problem_with_file_and_line() {
     assert!(out.contains("runtime.rego:"), "{out}");
     assert!(out.contains("pack.cedar:"), "{out}");
 }
+
+#[test]
+fn check_names_a_misspelled_decision_rule_and_rules_nothing_uses() {
+    let dir = pack_copy();
+    // A misspelled `escalate` and a helper no decision rule reaches.
+    let path = dir.path().join("rego/runtime.rego");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\nescalte contains \"typo\" if input.context.incident_mode\n\nhelper_nobody_uses if input.context.site == \"x\"\n",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let lines = text.lines().count();
+    let (code, out, err) = agentriage(&["check", "--bundle", s(dir.path()), "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let unused: Vec<&Value> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "unused_rule")
+        .collect();
+    assert_eq!(unused.len(), 2, "{unused:#?}");
+    let typo = unused[0];
+    assert!(typo["file"].as_str().unwrap().ends_with("runtime.rego"));
+    assert_eq!(typo["line"], lines - 2);
+    let message = typo["message"].as_str().unwrap();
+    assert!(message.contains("`escalte`"), "{message}");
+    assert!(message.contains("did you mean `escalate`?"), "{message}");
+    let helper = unused[1];
+    assert_eq!(helper["line"], lines);
+    assert!(
+        helper["message"]
+            .as_str()
+            .unwrap()
+            .contains("use it from a decision rule or remove it")
+    );
+    // The bundle itself still loads: the typo is not a load error.
+    assert!(agentriage::Bundle::load(dir.path()).is_ok());
+}

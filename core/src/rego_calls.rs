@@ -175,8 +175,22 @@ fn resolve(
 }
 
 /// Calls `found` with the callee of every call in `exprs` and `queries`,
-/// however deeply nested (iteratively: no recursion on the native stack).
+/// however deeply nested.
 fn collect_calls<'a>(
+    exprs: Vec<&'a Expr>,
+    queries: Vec<&'a Query>,
+    found: &mut dyn FnMut(&'a Expr),
+) {
+    visit_exprs(exprs, queries, &mut |e| {
+        if let Expr::Call { fcn, .. } = e {
+            found(fcn);
+        }
+    });
+}
+
+/// Calls `found` with every expression in `exprs` and `queries`, however
+/// deeply nested (iteratively: no recursion on the native stack).
+fn visit_exprs<'a>(
     mut exprs: Vec<&'a Expr>,
     mut queries: Vec<&'a Query>,
     found: &mut dyn FnMut(&'a Expr),
@@ -212,6 +226,7 @@ fn collect_calls<'a>(
         let Some(expr) = exprs.pop() else {
             return;
         };
+        found(expr);
         match expr {
             Expr::String { .. }
             | Expr::RawString { .. }
@@ -240,7 +255,7 @@ fn collect_calls<'a>(
                 queries.push(query);
             }
             Expr::Call { fcn, params, .. } => {
-                found(fcn);
+                exprs.push(fcn);
                 exprs.extend(params.iter().map(|p| p.as_ref()));
             }
             Expr::UnaryExpr { expr, .. } => exprs.push(expr),
@@ -321,4 +336,172 @@ fn find_cycle(functions: &BTreeMap<String, Function>) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// The rules of a bundle's decision package, `package`.
+pub(crate) const DECISION_RULES: [&str; 4] = ["reject", "escalate", "allow", "obligations"];
+
+/// A top-level rule of the decision package that no decision rule uses.
+pub(crate) struct UnusedRule {
+    pub(crate) name: String,
+    pub(crate) file: String,
+    pub(crate) line: u32,
+    /// The decision rule `name` is most likely a misspelling of, if any.
+    pub(crate) nearest: Option<&'static str>,
+}
+
+/// Top-level rules of `package` that are neither one of [`DECISION_RULES`]
+/// nor reachable from one (through the names their heads and bodies refer
+/// to), nor referred to from another package: such a rule never affects a
+/// decision, and is most often a misspelled decision rule (`escalte`).
+pub(crate) fn unused_decision_rules(modules: &[Ref<Module>], package: &str) -> Vec<UnusedRule> {
+    let package_path: Vec<String> = std::iter::once("data".to_owned())
+        .chain(package.split('.').map(str::to_owned))
+        .collect();
+    // name -> (file, line, names referred to)
+    let mut rules: BTreeMap<String, (String, u32, Vec<String>)> = BTreeMap::new();
+    let mut used_from_outside: Vec<String> = Vec::new();
+    for module in modules {
+        let Some(pkg) = path_of(&module.package.refr) else {
+            continue;
+        };
+        let in_decision = pkg.iter().map(String::as_str).eq(package.split('.'));
+        let imports = imports_of(module);
+        for rule in &module.policy {
+            let (refr, exprs, queries, span) = match rule.as_ref() {
+                Rule::Spec { head, bodies, span } => {
+                    let mut exprs: Vec<&Expr> = Vec::new();
+                    let refr = match head {
+                        RuleHead::Compr { refr, assign, .. } => {
+                            exprs.extend(assign.iter().map(|a| a.value.as_ref()));
+                            refr
+                        }
+                        RuleHead::Set { refr, key, .. } => {
+                            exprs.extend(key.iter().map(|k| k.as_ref()));
+                            refr
+                        }
+                        RuleHead::Func {
+                            refr, assign, args, ..
+                        } => {
+                            exprs.extend(assign.iter().map(|a| a.value.as_ref()));
+                            exprs.extend(args.iter().map(|a| a.as_ref()));
+                            refr
+                        }
+                    };
+                    exprs.push(refr);
+                    let mut queries: Vec<&Query> = Vec::new();
+                    for body in bodies {
+                        exprs.extend(body.assign.iter().map(|a| a.value.as_ref()));
+                        queries.push(&body.query);
+                    }
+                    (refr, exprs, queries, span)
+                }
+                Rule::Default {
+                    refr, value, span, ..
+                } => (refr, vec![value.as_ref()], Vec::new(), span),
+            };
+            let mut referred = Vec::new();
+            visit_exprs(exprs, queries, &mut |e| {
+                match e {
+                    Expr::Var { value, .. } => {
+                        if let Ok(name) = value.as_string() {
+                            referred.push(name.to_string());
+                        }
+                    }
+                    Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                        // `data.<package>.name…` or an import alias into it.
+                        if let Some(full) = resolve(e, &pkg_path(&pkg), &imports) {
+                            let parts: Vec<&str> = full.split('.').collect();
+                            if parts.len() > package_path.len()
+                                && parts
+                                    .iter()
+                                    .zip(&package_path)
+                                    .all(|(a, b)| *a == b.as_str())
+                                && let Some(name) = parts.get(package_path.len())
+                            {
+                                referred.push((*name).to_owned());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            });
+            let Some(name) = path_of(refr).and_then(|p| p.into_iter().next()) else {
+                continue;
+            };
+            if in_decision {
+                let entry = rules
+                    .entry(name.clone())
+                    .or_insert_with(|| (span.source.get_path().clone(), span.line, Vec::new()));
+                // A rule's own name in its head is not a use of it.
+                entry.2.extend(referred.into_iter().filter(|r| *r != name));
+            } else {
+                used_from_outside.extend(referred);
+            }
+        }
+    }
+    let mut reached: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = DECISION_RULES.iter().map(|r| (*r).to_owned()).collect();
+    todo.extend(used_from_outside);
+    while let Some(name) = todo.pop() {
+        if !reached.insert(name.clone()) {
+            continue;
+        }
+        if let Some((_, _, referred)) = rules.get(&name) {
+            todo.extend(referred.iter().cloned());
+        }
+    }
+    let mut unused: Vec<UnusedRule> = rules
+        .into_iter()
+        .filter(|(name, _)| !reached.contains(name))
+        .map(|(name, (file, line, _))| UnusedRule {
+            nearest: nearest_decision_rule(&name),
+            name,
+            file,
+            line,
+        })
+        .collect();
+    unused.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    unused
+}
+
+fn pkg_path(pkg: &[String]) -> Vec<String> {
+    std::iter::once("data".to_owned())
+        .chain(pkg.iter().cloned())
+        .collect()
+}
+
+/// The decision rule within a few edits of `name` (a third of its length,
+/// at least two), if any.
+fn nearest_decision_rule(name: &str) -> Option<&'static str> {
+    let (rule, distance) = DECISION_RULES
+        .iter()
+        .map(|rule| (*rule, edit_distance(name, rule)))
+        .min_by_key(|(_, d)| *d)?;
+    (distance <= (rule.len() / 3).max(2)).then_some(rule)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let cost = usize::from(ca != *cb);
+            let value = (diagonal + cost)
+                .min(above.saturating_add(1))
+                .min(left.saturating_add(1));
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
 }

@@ -12,7 +12,7 @@ use crate::error::{BundleError, line_of};
 pub struct Problem {
     /// A stable, machine-readable kind: the [`BundleErrorKind`](crate::BundleErrorKind)
     /// names (`manifest`, `rego`, `cedar`, `validation`, `data`, `io`), plus
-    /// `unknown_action` and `suite`.
+    /// `unknown_action`, `unused_rule` and `suite`.
     pub kind: String,
     /// The file at fault.
     pub file: PathBuf,
@@ -53,6 +53,10 @@ impl std::fmt::Display for Problem {
 /// - every action the policies name — a string compared with
 ///   `input.action.name` in Rego, an `Action::"…"` in Cedar — is in the
 ///   bundle's risk table (an action missing from it has risk class `unknown`);
+/// - every top-level rule of the decision package is a decision rule
+///   (`reject`, `escalate`, `allow`, `obligations`) or used by one: a rule
+///   that is neither never affects a decision (a misspelled `escalte`), and
+///   the problem names the nearest decision rule;
 /// - every suite under `tests/` parses.
 pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let dir = dir.as_ref();
@@ -83,6 +87,7 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
             });
         }
     }
+    problems.extend(unused_decision_rules(dir, manifest.as_ref(), &rego_files));
     for rel in &cedar_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
@@ -185,6 +190,52 @@ fn risk_table(manifest: &toml::Table) -> HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Rules of the decision package that no decision rule uses (a misspelled
+/// `escalte` never fires and would otherwise pass unnoticed).
+fn unused_decision_rules(
+    dir: &Path,
+    manifest: Option<&toml::Table>,
+    rego_files: &[String],
+) -> Vec<Problem> {
+    let package = manifest
+        .and_then(|m| m.get("rego"))
+        .and_then(|r| r.get("package"))
+        .and_then(|p| p.as_str())
+        .unwrap_or("agentriage");
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(false);
+    for rel in rego_files {
+        let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
+            return Vec::new();
+        };
+        if engine.add_policy(rel.clone(), text).is_err() {
+            // Reported above; the analysis needs every module.
+            return Vec::new();
+        }
+    }
+    crate::rego_calls::unused_decision_rules(engine.get_modules(), package)
+        .into_iter()
+        .map(|rule| Problem {
+            kind: "unused_rule".into(),
+            file: dir.join(&rule.file),
+            line: Some(rule.line),
+            message: format!(
+                "rule `{}` of the decision package `{package}` is not a decision rule ({}) and no decision rule uses it, so it never affects a decision; {}",
+                rule.name,
+                crate::rego_calls::DECISION_RULES
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rule.nearest.map_or_else(
+                    || "use it from a decision rule or remove it".to_owned(),
+                    |n| format!("did you mean `{n}`?")
+                )
+            ),
+        })
+        .collect()
 }
 
 fn read_manifest(dir: &Path) -> Option<toml::Table> {
