@@ -145,7 +145,7 @@ fn schema_typed_strings_are_parsed_through_the_cli() {
         &[
             request(r#"{"price": "1000.0001"}"#, "{}"),
             request(r#"{"price": "999.9999"}"#, "{}"),
-            request(r#"{"price": 1001}"#, "{}"),
+            request(r#"{"price": 1000.5}"#, "{}"),
             request("{}", r#"{"when": "2026-12-01T00:00:01Z"}"#),
             request("{}", r#"{"ttl": "2h"}"#),
             request("{}", r#"{"source": "192.168.0.1"}"#),
@@ -157,6 +157,7 @@ fn schema_typed_strings_are_parsed_through_the_cli() {
             request("{}", r#"{"when": "tomorrow"}"#),
             request("{}", r#"{"ttl": 3600}"#),
             request("{}", r#"{"source": "10.0.0.256"}"#),
+            request(r#"{"price": 999}"#, "{}"),
         ],
     );
     assert_eq!(policies(&decisions[0]), ["expensive"]);
@@ -170,4 +171,8 @@ fn schema_typed_strings_are_parsed_through_the_cli() {
     assert_refused(&decisions[8], &["`context.when`", "`datetime`"]);
     assert_refused(&decisions[9], &["`context.ttl`", "a number", "`duration`"]);
     assert_refused(&decisions[10], &["`context.source`", "`ipaddr`"]);
+    assert_refused(
+        &decisions[11],
+        &["`resource.attributes.price`", "whole number", "`decimal`"],
+    );
 }

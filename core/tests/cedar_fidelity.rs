@@ -273,17 +273,13 @@ fn typed_cases() -> Vec<(Value, Vec<&'static str>)> {
             json!({"resource": {"attributes": {"price": "999.9999"}}}),
             vec!["allow"],
         ),
-        // A number for a `decimal` attribute is a decimal, even when whole.
-        (
-            json!({"resource": {"attributes": {"price": 1001}}}),
-            vec!["expensive"],
-        ),
+        // A number with a fraction is that decimal.
         (
             json!({"resource": {"attributes": {"price": 1000.5}}}),
             vec!["expensive"],
         ),
         (
-            json!({"resource": {"attributes": {"price": 1000}}}),
+            json!({"resource": {"attributes": {"price": 999.5}}}),
             vec!["allow"],
         ),
         (
@@ -402,6 +398,15 @@ fn invalid_extension_text_is_refused_naming_path_and_type() {
 fn other_json_kinds_for_extension_attributes_are_refused() {
     let (_dir, engine) = typed_engine();
     let cases = [
+        // Whole, it is a `Long` to Cedar, which refuses it for a `decimal`.
+        (
+            json!({"resource": {"attributes": {"price": 999}}}),
+            ["`resource.attributes.price`", "whole number", "`decimal`"],
+        ),
+        (
+            json!({"resource": {"attributes": {"price": 1000.0}}}),
+            ["`resource.attributes.price`", "whole number", "`decimal`"],
+        ),
         (
             json!({"context": {"when": 1_764_547_200}}),
             ["`context.when`", "a number", "`datetime`"],

@@ -253,40 +253,69 @@ fn scaled(mantissa: i128, exponent: i64) -> Option<i64> {
     i64::try_from(mantissa.checked_mul(power)?).ok()
 }
 
+/// The Cedar value a JSON number denotes exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exact {
+    /// A whole number.
+    Long(i64),
+    /// A number with at most four fraction digits, in ten-thousandths.
+    Decimal(i64),
+}
+
 /// A JSON number as the Cedar value it denotes exactly: a `Long` when it is
-/// whole (unless `as_decimal`), else a `decimal`; refused when neither holds
-/// it exactly.
-pub(super) fn number(
-    n: &Number,
-    as_decimal: bool,
-    path: &str,
-) -> Result<RestrictedExpression, String> {
-    let text = n.to_string();
+/// whole, else a `decimal`; refused when neither holds it exactly.
+fn exact(n: &Number, path: &str) -> Result<Exact, String> {
+    let text = || n.to_string();
     let (mantissa, exponent) = match n.as_i64() {
         Some(i) => (i128::from(i), 0),
-        None => denoted(&text).unwrap_or((i128::MAX, i64::MAX)),
+        None => denoted(&text()).unwrap_or((i128::MAX, i64::MAX)),
     };
-    if exponent >= 0 && !as_decimal {
-        return scaled(mantissa, exponent)
-            .map(RestrictedExpression::new_long)
-            .ok_or_else(|| {
-                format!(
-                    "`{path}` = {text} is out of the range of Cedar's `Long` ({}..={})",
-                    i64::MIN,
-                    i64::MAX
-                )
-            });
+    if exponent >= 0 {
+        return scaled(mantissa, exponent).map(Exact::Long).ok_or_else(|| {
+            format!(
+                "`{path}` = {} is out of the range of Cedar's `Long` ({}..={})",
+                text(),
+                i64::MIN,
+                i64::MAX
+            )
+        });
     }
     if exponent < -4 {
         return Err(format!(
-            "`{path}` = {text} has more than four fraction digits, which Cedar's `decimal` \
-             cannot hold: it is refused, not rounded"
+            "`{path}` = {} has more than four fraction digits, which Cedar's `decimal` \
+             cannot hold: it is refused, not rounded",
+            text()
         ));
     }
-    let value = scaled(mantissa, exponent.saturating_add(4)).ok_or_else(|| {
-        format!("`{path}` = {text} is out of the range of Cedar's `decimal` (±{DECIMAL_MAX_TEXT})")
-    })?;
-    Ok(decimal_expr(decimal_text(value)))
+    scaled(mantissa, exponent.saturating_add(4))
+        .map(Exact::Decimal)
+        .ok_or_else(|| {
+            format!(
+                "`{path}` = {} is out of the range of Cedar's `decimal` (±{DECIMAL_MAX_TEXT})",
+                text()
+            )
+        })
+}
+
+/// A JSON number as a Cedar value, by [`exact`].
+fn number(n: &Number, path: &str) -> Result<RestrictedExpression, String> {
+    Ok(match exact(n, path)? {
+        Exact::Long(i) => RestrictedExpression::new_long(i),
+        Exact::Decimal(scaled) => decimal_expr(decimal_text(scaled)),
+    })
+}
+
+/// A JSON number for an attribute the schema types `decimal`: one with a
+/// fraction is that decimal; a whole one is a `Long` to Cedar, which its own
+/// schema-based parsing refuses, and so is it here.
+fn decimal_number(n: &Number, path: &str) -> Result<RestrictedExpression, String> {
+    match exact(n, path)? {
+        Exact::Decimal(scaled) => Ok(decimal_expr(decimal_text(scaled))),
+        Exact::Long(_) => Err(format!(
+            "`{path}` = {n} is a whole number, a `Long` to Cedar, but the schema types it as \
+             `decimal`: write it as a string (`\"{n}.0\"`)"
+        )),
+    }
 }
 
 /// Short user input for a message; long input is elided.
@@ -349,7 +378,7 @@ pub(super) fn to_cedar(
     Ok(Some(match (v, shape) {
         (Value::Null, _) => return Ok(None),
         (Value::String(s), Some(Shape::Extension(e))) => extension_value(*e, s, path)?,
-        (Value::Number(n), Some(Shape::Extension(Extension::Decimal))) => number(n, true, path)?,
+        (Value::Number(n), Some(Shape::Extension(Extension::Decimal))) => decimal_number(n, path)?,
         (other, Some(Shape::Extension(e))) => {
             return Err(format!(
                 "`{path}` is {}, but the schema types it as Cedar's `{}`, written as a string",
@@ -359,7 +388,7 @@ pub(super) fn to_cedar(
         }
         (Value::Bool(b), _) => RestrictedExpression::new_bool(*b),
         (Value::String(s), _) => RestrictedExpression::new_string(s.clone()),
-        (Value::Number(n), _) => number(n, false, path)?,
+        (Value::Number(n), _) => number(n, path)?,
         (Value::Array(items), shape) => {
             let element = match shape {
                 Some(Shape::Set(element)) => Some(element.as_ref()),
@@ -422,28 +451,36 @@ mod tests {
 
     #[test]
     fn numbers_are_exact_or_refused() {
-        assert!(number(&num(1000.1), false, "x").is_ok());
-        assert!(number(&num(0.0001), false, "x").is_ok());
-        let e = number(&num(1000.00004), false, "resource.attributes.price").unwrap_err();
+        assert_eq!(exact(&num(1000.1), "x"), Ok(Exact::Decimal(10_001_000)));
+        assert_eq!(exact(&num(-0.0001), "x"), Ok(Exact::Decimal(-1)));
+        assert_eq!(exact(&num(1000.0), "x"), Ok(Exact::Long(1000)));
+        assert_eq!(
+            exact(&num(1e18), "x"),
+            Ok(Exact::Long(1_000_000_000_000_000_000))
+        );
+        assert_eq!(
+            exact(&Number::from(i64::MIN), "x"),
+            Ok(Exact::Long(i64::MIN))
+        );
+        let e = exact(&num(1000.00004), "resource.attributes.price").unwrap_err();
         assert!(
             e.contains("`resource.attributes.price`") && e.contains("four fraction digits"),
             "{e}"
         );
+        assert!(exact(&num(1e300), "x").unwrap_err().contains("`Long`"));
         assert!(
-            number(&num(1e300), false, "x")
-                .unwrap_err()
-                .contains("`Long`")
-        );
-        assert!(
-            number(&num(1e300), true, "x")
+            exact(&num(1e15 + 0.5), "x")
                 .unwrap_err()
                 .contains("`decimal`")
         );
-        assert!(number(&num(0.1 + 0.2), false, "x").is_err());
-        assert!(number(&num(1e15 + 0.5), false, "x").is_err());
-        assert!(number(&Number::from(u64::MAX), false, "x").is_err());
-        assert!(number(&Number::from(i64::MIN), false, "x").is_ok());
-        assert!(number(&Number::from(i64::MIN), true, "x").is_err());
+        assert!(exact(&num(0.1 + 0.2), "x").is_err());
+        assert!(exact(&Number::from(u64::MAX), "x").is_err());
+        assert!(decimal_number(&num(1000.5), "x").is_ok());
+        let e = decimal_number(&Number::from(1000), "x").unwrap_err();
+        assert!(
+            e.contains("whole number") && e.contains("\"1000.0\""),
+            "{e}"
+        );
     }
 
     #[test]
