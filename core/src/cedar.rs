@@ -4,7 +4,9 @@
 //! validated against the schema (strict mode) when there is one; static
 //! entities built once. Per decision: the principal and resource entities,
 //! and the context record, are built straight from the request (no JSON
-//! text), then `is_authorized` runs.
+//! text), then `is_authorized` runs. Request values become Cedar values
+//! exactly or not at all, reading schema-typed extension values from strings
+//! (see [`value`]).
 //!
 //! Annotations the engine reads on a policy:
 //! - `@id("R7.quarantined_site")`: the policy id reported in reasons;
