@@ -34,7 +34,8 @@ use crate::request::Request;
 
 mod value;
 use value::{
-    DECIMAL_MAX_TEXT, Fields, SchemaShapes, datetime_expr, decimal_expr, decimal_text, to_cedar,
+    DECIMAL_MAX_TEXT, DECIMAL_MIN_TEXT, Fields, SchemaShapes, datetime_expr, decimal_expr,
+    decimal_text, to_cedar,
 };
 
 /// What the engine knows about one Cedar policy beyond Cedar itself.
@@ -466,7 +467,7 @@ const DECIMAL_MAX: f64 = 922_337_203_685_477.0;
 fn decimal_rounded_up(f: f64, path: &str) -> Result<RestrictedExpression, String> {
     if !f.is_finite() || f.abs() >= DECIMAL_MAX {
         return Err(format!(
-            "`{path}` = {f} is out of the range of Cedar's `decimal` (±{DECIMAL_MAX_TEXT})"
+            "`{path}` = `{f}` is out of the range of Cedar's `decimal` ({DECIMAL_MIN_TEXT}..={DECIMAL_MAX_TEXT})"
         ));
     }
     #[allow(

@@ -476,3 +476,54 @@ fn without_a_schema_strings_stay_strings() {
     );
     assert_eq!(policies(&d), ["label"]);
 }
+
+#[test]
+fn a_json_schema_types_attributes_alike() {
+    let schema = json!({"": {
+        "entityTypes": {
+            "Agent": {},
+            "Resource": {"shape": {"type": "Record", "attributes": {
+                "type": {"type": "String"},
+                "id": {"type": "String"},
+                "price": {"type": "Extension", "name": "decimal", "required": false}
+            }}}
+        },
+        "actions": {"buy": {"appliesTo": {
+            "principalTypes": ["Agent"],
+            "resourceTypes": ["Resource"],
+            "context": {"type": "Record", "attributes": {
+                "when": {"type": "Extension", "name": "datetime", "required": false}
+            }}
+        }}}
+    }})
+    .to_string();
+    let (_dir, engine) = engine(&[
+        (
+            "bundle.toml",
+            &TYPED_MANIFEST.replace("s.cedarschema", "s.json"),
+        ),
+        ("s.json", &schema),
+        (
+            "p.cedar",
+            r#"
+@id("allow") permit (principal, action, resource);
+@id("expensive") forbid (principal, action, resource)
+when { resource has price && resource.price.greaterThan(decimal("1000.0")) };
+@id("late") forbid (principal, action, resource)
+when { context has when && context.when > datetime("2026-12-01T00:00:00Z") };
+"#,
+        ),
+    ]);
+    let d = decide(
+        &engine,
+        json!({"resource": {"attributes": {"price": "1000.5"}}, "context": {"when": "2026-12-02"}}),
+    );
+    assert_eq!(policies(&d), ["expensive", "late"]);
+    let d = decide(
+        &engine,
+        json!({"resource": {"attributes": {"price": "999.5"}}, "context": {"when": "2026-11-02"}}),
+    );
+    assert_eq!(d.outcome, Outcome::Execute, "{d:?}");
+    let d = decide(&engine, json!({"context": {"when": "2026-13-02"}}));
+    assert_refused(&d, &["`context.when`", "`datetime`"]);
+}

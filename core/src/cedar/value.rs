@@ -212,6 +212,9 @@ pub(super) fn decimal_text(scaled: i64) -> String {
     format!("{sign}{}.{:04}", abs / 10_000, abs % 10_000)
 }
 
+/// Smallest `decimal`, as Cedar prints it.
+pub(super) const DECIMAL_MIN_TEXT: &str = "-922337203685477.5808";
+
 /// Largest `decimal`, as Cedar prints it.
 pub(super) const DECIMAL_MAX_TEXT: &str = "922337203685477.5807";
 
@@ -273,7 +276,7 @@ fn exact(n: &Number, path: &str) -> Result<Exact, String> {
     if exponent >= 0 {
         return scaled(mantissa, exponent).map(Exact::Long).ok_or_else(|| {
             format!(
-                "`{path}` = {} is out of the range of Cedar's `Long` ({}..={})",
+                "`{path}` = `{}` is out of the range of Cedar's `Long` ({}..={})",
                 text(),
                 i64::MIN,
                 i64::MAX
@@ -282,7 +285,7 @@ fn exact(n: &Number, path: &str) -> Result<Exact, String> {
     }
     if exponent < -4 {
         return Err(format!(
-            "`{path}` = {} has more than four fraction digits, which Cedar's `decimal` \
+            "`{path}` = `{}` has more than four fraction digits, which Cedar's `decimal` \
              cannot hold: it is refused, not rounded",
             text()
         ));
@@ -291,7 +294,7 @@ fn exact(n: &Number, path: &str) -> Result<Exact, String> {
         .map(Exact::Decimal)
         .ok_or_else(|| {
             format!(
-                "`{path}` = {} is out of the range of Cedar's `decimal` (±{DECIMAL_MAX_TEXT})",
+                "`{path}` = `{}` is out of the range of Cedar's `decimal` ({DECIMAL_MIN_TEXT}..={DECIMAL_MAX_TEXT})",
                 text()
             )
         })
@@ -312,7 +315,7 @@ fn decimal_number(n: &Number, path: &str) -> Result<RestrictedExpression, String
     match exact(n, path)? {
         Exact::Decimal(scaled) => Ok(decimal_expr(decimal_text(scaled))),
         Exact::Long(_) => Err(format!(
-            "`{path}` = {n} is a whole number, a `Long` to Cedar, but the schema types it as \
+            "`{path}` = `{n}` is a whole number, a `Long` to Cedar, but the schema types it as \
              `decimal`: write it as a string (`\"{n}.0\"`)"
         )),
     }
@@ -442,7 +445,7 @@ mod tests {
         assert_eq!(decimal_text(10_000_400), "1000.0400");
         assert_eq!(decimal_text(-5), "-0.0005");
         assert_eq!(decimal_text(i64::MAX), DECIMAL_MAX_TEXT);
-        assert_eq!(decimal_text(i64::MIN), "-922337203685477.5808");
+        assert_eq!(decimal_text(i64::MIN), DECIMAL_MIN_TEXT);
     }
 
     fn num(v: f64) -> Number {
