@@ -4,7 +4,9 @@
 //! validated against the schema (strict mode) when there is one; static
 //! entities built once. Per decision: the principal and resource entities,
 //! and the context record, are built straight from the request (no JSON
-//! text), then `is_authorized` runs.
+//! text), then `is_authorized` runs. Request values become Cedar values
+//! exactly or not at all, reading schema-typed extension values from strings
+//! (see [`value`]).
 //!
 //! Annotations the engine reads on a policy:
 //! - `@id("R7.quarantined_site")`: the policy id reported in reasons;
@@ -28,7 +30,13 @@ use serde_json::Value;
 use crate::decision::{Effect, Obligation, Reason, Source};
 use crate::error::{BundleError, BundleErrorKind, line_of};
 use crate::facts::Facts;
-use crate::request::{MAX_DEPTH, Request};
+use crate::request::Request;
+
+mod value;
+use value::{
+    DECIMAL_MAX_TEXT, DECIMAL_MIN_TEXT, Fields, SchemaShapes, datetime_expr, decimal_expr,
+    decimal_text, to_cedar,
+};
 
 /// What the engine knows about one Cedar policy beyond Cedar itself.
 #[derive(Debug, Clone)]
@@ -52,6 +60,9 @@ pub(crate) struct CedarPolicies {
     principal_type: EntityTypeName,
     resource_type: EntityTypeName,
     action_type: EntityTypeName,
+    /// Attributes the schema types as extension values (empty without a
+    /// schema).
+    shapes: SchemaShapes,
 }
 
 /// What the Cedar half of a bundle said about one request.
@@ -234,14 +245,20 @@ impl CedarPolicies {
             })
         };
         let [p, r, a] = types;
+        let (principal_type, resource_type, action_type) =
+            (type_name(p)?, type_name(r)?, type_name(a)?);
+        let shapes = schema_ref.map_or_else(SchemaShapes::default, |s| {
+            SchemaShapes::new(s, &principal_type, &resource_type, &action_type)
+        });
         Ok(CedarPolicies {
             policies,
             meta,
             entities,
             authorizer: Authorizer::new(),
-            principal_type: type_name(p)?,
-            resource_type: type_name(r)?,
-            action_type: type_name(a)?,
+            principal_type,
+            resource_type,
+            action_type,
+            shapes,
         })
     }
 
@@ -278,7 +295,13 @@ impl CedarPolicies {
             let p = &request.principal;
             let mut attrs = HashMap::new();
             for (k, v) in &p.attributes {
-                insert(&mut attrs, k, v, "principal.attributes", 3)?;
+                insert(
+                    &mut attrs,
+                    k,
+                    v,
+                    "principal.attributes",
+                    &self.shapes.principal,
+                )?;
             }
             if let Some(kind) = &p.kind {
                 attrs.insert(
@@ -302,7 +325,13 @@ impl CedarPolicies {
         {
             let mut attrs = HashMap::new();
             for (k, v) in &r.attributes {
-                insert(&mut attrs, k, v, "resource.attributes", 3)?;
+                insert(
+                    &mut attrs,
+                    k,
+                    v,
+                    "resource.attributes",
+                    &self.shapes.resource,
+                )?;
             }
             attrs.insert(
                 "type".to_owned(),
@@ -324,8 +353,10 @@ impl CedarPolicies {
         .map_err(|e| format!("request entities: {e}"))?;
 
         let mut pairs = Vec::with_capacity(request.context.len() + 2);
+        let context_shapes = self.shapes.context.get(&request.action.name);
         for (k, v) in &request.context {
-            if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2)? {
+            let shape = context_shapes.and_then(|fields| fields.get(k));
+            if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2, shape)? {
                 pairs.push((k.clone(), expr));
             }
         }
@@ -428,115 +459,23 @@ fn parse_schema(root: &Path, path: &Path, text: &str) -> Result<(Schema, PathBuf
     Ok((schema, file))
 }
 
-/// Names of the Cedar extension functions the engine calls, parsed once.
-/// (`RestrictedExpression::new_decimal` parses the name on every call, which
-/// cost more than the rest of building a request.)
-struct ExtensionNames {
-    decimal: cedar_policy_core::ast::Name,
-    datetime: cedar_policy_core::ast::Name,
-}
-
-fn extension_names() -> Option<&'static ExtensionNames> {
-    static NAMES: std::sync::OnceLock<Option<ExtensionNames>> = std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            Some(ExtensionNames {
-                decimal: cedar_policy_core::ast::Name::parse_unqualified_name("decimal").ok()?,
-                datetime: cedar_policy_core::ast::Name::parse_unqualified_name("datetime").ok()?,
-            })
-        })
-        .as_ref()
-}
-
-fn extension_call(
-    name: impl Fn(&ExtensionNames) -> &cedar_policy_core::ast::Name,
-    arg: String,
-    fallback: fn(String) -> RestrictedExpression,
-) -> RestrictedExpression {
-    match extension_names() {
-        Some(names) => {
-            RestrictedExpression::from(cedar_policy_core::ast::RestrictedExpr::call_extension_fn(
-                name(names).clone(),
-                [cedar_policy_core::ast::RestrictedExpr::val(arg)],
-            ))
-        }
-        None => fallback(arg),
-    }
-}
-
-fn decimal_expr(text: String) -> RestrictedExpression {
-    extension_call(|n| &n.decimal, text, RestrictedExpression::new_decimal)
-}
-
-fn datetime_expr(text: String) -> RestrictedExpression {
-    extension_call(|n| &n.datetime, text, RestrictedExpression::new_datetime)
-}
-
-/// Largest magnitude Cedar's `decimal` holds.
+/// Largest magnitude Cedar's `decimal` holds, as a float.
 const DECIMAL_MAX: f64 = 922_337_203_685_477.0;
 
-/// A Cedar decimal for `f`, rounded to Cedar's four fraction digits;
-/// `round_up` rounds toward +∞ (the strict side for anomaly scores).
-fn decimal(f: f64, round_up: bool, path: &str) -> Result<RestrictedExpression, String> {
+/// A Cedar decimal for the derived fact `f`, rounded **up** to Cedar's four
+/// fraction digits (for anomaly scores, higher is the strict side).
+fn decimal_rounded_up(f: f64, path: &str) -> Result<RestrictedExpression, String> {
     if !f.is_finite() || f.abs() >= DECIMAL_MAX {
         return Err(format!(
-            "`{path}` = {f} cannot be represented in Cedar (decimal range is ±{DECIMAL_MAX})"
+            "`{path}` = `{f}` is out of the range of Cedar's `decimal` ({DECIMAL_MIN_TEXT}..={DECIMAL_MAX_TEXT})"
         ));
     }
-    let scaled = f * 10_000.0;
-    let rounded = if round_up {
-        scaled.ceil()
-    } else {
-        scaled.round()
-    };
-    Ok(decimal_expr(format!("{:.4}", rounded / 10_000.0)))
-}
-
-/// Converts a JSON value to a Cedar value. `null` is absent in Cedar
-/// (`Ok(None)`): the attribute is left out, so `has` is false.
-fn to_cedar(v: &Value, path: &str, depth: usize) -> Result<Option<RestrictedExpression>, String> {
-    if depth > MAX_DEPTH {
-        return Err(format!("`{path}` nests deeper than {MAX_DEPTH} levels"));
-    }
-    Ok(Some(match v {
-        Value::Null => return Ok(None),
-        Value::Bool(b) => RestrictedExpression::new_bool(*b),
-        Value::String(s) => RestrictedExpression::new_string(s.clone()),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                RestrictedExpression::new_long(i)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    reason = "checked to be whole and in range"
-                )]
-                if f.fract() == 0.0 && f.abs() < 9.0e18 {
-                    RestrictedExpression::new_long(f as i64)
-                } else {
-                    decimal(f, false, path)?
-                }
-            }
-        }
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                if let Some(e) = to_cedar(item, &format!("{path}[{i}]"), depth + 1)? {
-                    out.push(e);
-                }
-            }
-            RestrictedExpression::new_set(out)
-        }
-        Value::Object(map) => {
-            let mut fields = Vec::with_capacity(map.len());
-            for (k, item) in map {
-                if let Some(e) = to_cedar(item, &format!("{path}.{k}"), depth + 1)? {
-                    fields.push((k.clone(), e));
-                }
-            }
-            RestrictedExpression::new_record(fields).map_err(|e| format!("`{path}`: {e}"))?
-        }
-    }))
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked to be finite and within decimal's range"
+    )]
+    let scaled = (f * 10_000.0).ceil() as i64;
+    Ok(decimal_expr(decimal_text(scaled)))
 }
 
 fn insert(
@@ -544,9 +483,9 @@ fn insert(
     key: &str,
     value: &Value,
     parent: &str,
-    depth: usize,
+    shapes: &Fields,
 ) -> Result<(), String> {
-    if let Some(e) = to_cedar(value, &format!("{parent}.{key}"), depth)? {
+    if let Some(e) = to_cedar(value, &format!("{parent}.{key}"), 3, shapes.get(key))? {
         attrs.insert(key.to_owned(), e);
     }
     Ok(())
@@ -598,7 +537,7 @@ fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
     if let Some(score) = facts.anomaly_score {
         fields.push((
             "anomaly_score".to_owned(),
-            decimal(score, true, "anomaly.score")?,
+            decimal_rounded_up(score, "anomaly.score")?,
         ));
     }
     fields.push(("intent".to_owned(), facts.intent.to_cedar()?));
@@ -619,19 +558,23 @@ mod tests {
     }
 
     #[test]
-    fn decimals_refuse_what_cedar_cannot_hold() {
-        assert!(decimal(1e300, false, "x").is_err());
-        assert!(decimal(f64::NAN, false, "x").is_err());
-        assert!(decimal(0.31, false, "x").is_ok());
+    fn derived_decimals_round_up_within_range() {
+        assert!(decimal_rounded_up(1e300, "x").is_err());
+        assert!(decimal_rounded_up(f64::NAN, "x").is_err());
+        assert!(decimal_rounded_up(0.31, "x").is_ok());
+        assert_eq!(
+            decimal_text((0.000_01_f64 * 10_000.0).ceil() as i64),
+            "0.0001"
+        );
     }
 
     #[test]
     fn null_is_absent_and_deep_values_fail() {
-        assert!(to_cedar(&Value::Null, "x", 0).unwrap().is_none());
+        assert!(to_cedar(&Value::Null, "x", 0, None).unwrap().is_none());
         let mut deep = Value::from(1);
         for _ in 0..70 {
             deep = Value::Array(vec![deep]);
         }
-        assert!(to_cedar(&deep, "x", 0).is_err());
+        assert!(to_cedar(&deep, "x", 0, None).is_err());
     }
 }
