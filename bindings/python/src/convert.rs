@@ -259,8 +259,9 @@ impl Converter {
             self.charge(2, at)?;
             let mut map = Map::new();
             for (i, pair) in items.enumerate() {
-                let pair = pair
-                    .map_err(|e| fail("type", at, format!("cannot read the mapping's items: {e}")))?;
+                let pair = pair.map_err(|e| {
+                    fail("type", at, format!("cannot read the mapping's items: {e}"))
+                })?;
                 let (k, v) = pair
                     .extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()
                     .map_err(|e| fail("type", at, format!("mapping item is not a pair: {e}")))?;
