@@ -46,7 +46,13 @@ export interface BundleInfo {
   readonly digest: string
 }
 
-/** A JSON value as a request may carry it. */
+/**
+ * A JSON value as a request may carry it. A `Date` becomes its ISO 8601
+ * text; a `Map` with string keys becomes the object it holds; an `undefined`
+ * member is a missing member. Anything else (a Set, binary data, a BigInt, a
+ * class instance without `toJSON`, an invalid Date, a hole or `undefined` in
+ * an array) throws an InvalidRequestError naming its path.
+ */
 export type JsonValue =
   | string
   | number
@@ -55,7 +61,10 @@ export type JsonValue =
   | undefined
   | Date
   | JsonValue[]
-  | { [key: string]: JsonValue }
+  | JsonObject
+
+/** A JSON object as a request may carry it: a plain object or a `Map` with string keys. */
+export type JsonObject = { [key: string]: JsonValue } | Map<string, JsonValue>
 
 /** The request contract (only `principal.id` and `action.name` are required). */
 export interface Request {
@@ -72,14 +81,14 @@ export interface Request {
     delegation?: string[]
     credential?: { issuer?: string; expires_at?: string | Date }
     attestation?: { status?: string; kind?: string; verified_at?: string | Date }
-    attributes?: { [key: string]: JsonValue }
+    attributes?: JsonObject
   }
   /** What it wants to do. */
-  action: { name: string; attributes?: { [key: string]: JsonValue } }
+  action: { name: string; attributes?: JsonObject }
   /** What it wants to do it on. */
-  resource?: { type: string; id?: string; attributes?: { [key: string]: JsonValue } }
+  resource?: { type: string; id?: string; attributes?: JsonObject }
   /** Free-form context (workflow, site, incident mode, …); `facts` is reserved. */
-  context?: { [key: string]: JsonValue }
+  context?: JsonObject
   /** The anomaly score in [0, 1], if one was computed. */
   anomaly?: { score?: number }
   /** A signed intent (compact JWS). */

@@ -199,61 +199,6 @@ function pathOf(keys) {
   return path === '' ? '$' : path
 }
 
-/**
- * Refuses what JSON cannot carry faithfully: a BigInt, a function or symbol,
- * a non-finite number (JSON.stringify would quietly turn these into null or
- * drop them), and nesting deeper than MAX_DEPTH (which also stops circular
- * objects). `keys` holds the path to `value`, for the error.
- */
-function check(value, keys, depth) {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-    case 'undefined':
-      return
-    case 'number':
-      if (!Number.isFinite(value)) {
-        throw new InvalidRequestError('value', pathOf(keys), `${value} is not a finite number`)
-      }
-      return
-    case 'bigint':
-      throw new InvalidRequestError(
-        'type',
-        pathOf(keys),
-        'a BigInt has no JSON form; pass a number (Number(value)) or a string',
-      )
-    case 'function':
-    case 'symbol':
-      throw new InvalidRequestError('type', pathOf(keys), `a ${typeof value} has no JSON form`)
-    default: {
-      if (value === null) return
-      if (depth >= MAX_DEPTH) {
-        throw new InvalidRequestError(
-          'too_deep',
-          pathOf(keys),
-          `request nests deeper than ${MAX_DEPTH} levels (is it circular?)`,
-        )
-      }
-      if (typeof value.toJSON === 'function') {
-        check(value.toJSON(), keys, depth + 1)
-      } else if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          keys.push(i)
-          check(value[i], keys, depth + 1)
-          keys.pop()
-        }
-      } else {
-        for (const key in value) {
-          if (!Object.hasOwn(value, key)) continue
-          keys.push(key)
-          check(value[key], keys, depth + 1)
-          keys.pop()
-        }
-      }
-    }
-  }
-}
-
 function tooLarge(units) {
   return new InvalidRequestError(
     'too_large',
@@ -262,9 +207,200 @@ function tooLarge(units) {
   )
 }
 
+/** The name of a value's class, for an error message. */
+function className(value) {
+  const tag = Object.prototype.toString.call(value).slice(8, -1)
+  const name = value?.constructor?.name
+  return typeof name === 'string' && name !== '' ? name : tag
+}
+
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array)
+
+/** What is wrong with a value no JSON form carries faithfully, or null. */
+function unsupported(value) {
+  if (value instanceof Set || value instanceof WeakSet) return 'a Set has no JSON form; pass an array ([...set])'
+  if (value instanceof WeakMap) return 'a WeakMap has no JSON form'
+  if (value instanceof ArrayBuffer || value instanceof TYPED_ARRAY || value instanceof DataView) {
+    return `binary data (\`${className(value)}\`) has no JSON form; pass a string (e.g. buf.toString('utf8') or 'base64') or an array of numbers`
+  }
+  if (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer) {
+    return 'a SharedArrayBuffer has no JSON form'
+  }
+  if (value instanceof String || value instanceof Number || value instanceof Boolean) {
+    return `a boxed primitive (\`${className(value)}\`) has no JSON form; pass the primitive (value.valueOf())`
+  }
+  if (value instanceof Promise) return 'a Promise has no JSON form; await it first'
+  return null
+}
+
+/**
+ * Writes `request` as JSON text in one pass, refusing what JSON cannot carry
+ * faithfully instead of letting JSON.stringify turn it into `{}`, `null` or
+ * nothing: a Map with a non-string key, a Set, binary data, a BigInt, a
+ * function or symbol, a non-finite number, an invalid Date, a hole or
+ * `undefined` in an array, a lone surrogate, a class instance. Each value is
+ * read once (a getter cannot show the check one value and the text another).
+ * Stops with the errors JSON text gets as soon as the text passes
+ * MAX_REQUEST_BYTES (counted in UTF-16 code units, never more than its UTF-8
+ * bytes; the core counts the bytes) or nests deeper than MAX_DEPTH (which also
+ * stops circular objects).
+ */
+class Writer {
+  constructor() {
+    this.out = ''
+    this.keys = []
+  }
+
+  fail(kind, message) {
+    return new InvalidRequestError(kind, pathOf(this.keys), message)
+  }
+
+  /** Fails before writing `units` more code units that would pass the limit. */
+  room(units) {
+    const total = this.out.length + units
+    if (total > MAX_REQUEST_BYTES) throw tooLarge(total)
+  }
+
+  push(text) {
+    this.room(text.length)
+    this.out += text
+  }
+
+  string(s) {
+    this.room(s.length + 2)
+    if (!s.isWellFormed()) {
+      throw this.fail('value', 'string is not valid Unicode (it holds a lone surrogate)')
+    }
+    this.push(JSON.stringify(s))
+  }
+
+  enter(depth) {
+    if (depth >= MAX_DEPTH) {
+      throw this.fail('too_deep', `request nests deeper than ${MAX_DEPTH} levels (is it circular?)`)
+    }
+  }
+
+  /** Writes one member of an object; `undefined` members are left out, as missing. */
+  member(key, value, first, depth) {
+    if (value === undefined) return first
+    this.keys.push(key)
+    if (!first) this.push(',')
+    this.string(key)
+    this.push(':')
+    this.value(value, depth)
+    this.keys.pop()
+    return false
+  }
+
+  value(value, depth) {
+    switch (typeof value) {
+      case 'string':
+        return this.string(value)
+      case 'boolean':
+        return this.push(value ? 'true' : 'false')
+      case 'number':
+        if (!Number.isFinite(value)) throw this.fail('value', `${value} is not a finite number`)
+        return this.push(JSON.stringify(value))
+      case 'bigint':
+        throw this.fail('type', 'a BigInt has no JSON form; pass a number (Number(value)) or a string')
+      case 'undefined':
+        throw this.fail('type', 'undefined has no JSON form in an array; use null or leave the element out')
+      case 'function':
+      case 'symbol':
+        throw this.fail('type', `a ${typeof value} has no JSON form`)
+      default:
+        if (value === null) return this.push('null')
+        return this.object(value, depth)
+    }
+  }
+
+  object(value, depth) {
+    const proto = Object.getPrototypeOf(value)
+    if (proto === Object.prototype || proto === null) {
+      this.enter(depth)
+      return this.plain(value, depth + 1)
+    }
+    if (proto === Array.prototype && Array.isArray(value)) {
+      this.enter(depth)
+      return this.array(value, depth + 1)
+    }
+    if (value instanceof Date) {
+      const time = value.getTime()
+      if (Number.isNaN(time)) throw this.fail('value', 'an invalid Date names no instant')
+      return this.string(value.toISOString())
+    }
+    this.enter(depth)
+    if (value instanceof Map) return this.map(value, depth + 1)
+    if (Array.isArray(value)) {
+      throw this.fail(
+        'type',
+        `an instance of \`${className(value)}\` (an Array subclass) has no JSON form; pass a plain array`,
+      )
+    }
+    const problem = unsupported(value)
+    if (problem !== null) throw this.fail('type', problem)
+    if (typeof value.toJSON === 'function') {
+      // A class that defines its JSON form: what toJSON returns, by these rules.
+      return this.value(value.toJSON(pathOf(this.keys)), depth + 1)
+    }
+    throw this.fail(
+      'type',
+      `an instance of \`${className(value)}\` has no JSON form; pass a plain object, an array, a Map, a Date or a primitive`,
+    )
+  }
+
+  plain(value, depth) {
+    if (Object.getOwnPropertySymbols(value).length > 0) {
+      throw this.fail('type', 'an object with symbol keys has no JSON form; symbol-keyed data would be lost')
+    }
+    const keys = Object.keys(value)
+    // Smallest form: `{"":0,...}`, 4 units a member and a comma between two.
+    this.room(keys.length * 5 + 1)
+    this.out += '{'
+    let first = true
+    for (let i = 0; i < keys.length; i++) first = this.member(keys[i], value[keys[i]], first, depth)
+    this.push('}')
+  }
+
+  array(value, depth) {
+    const n = value.length
+    // Smallest form: `[0,0,...]`.
+    this.room(2 * n + 1)
+    if (Object.keys(value).length !== n) {
+      throw this.fail(
+        'type',
+        'an array with holes or extra properties has no JSON form; holes would become null and properties be lost',
+      )
+    }
+    this.push('[')
+    for (let i = 0; i < n; i++) {
+      if (i > 0) this.push(',')
+      this.keys.push(i)
+      this.value(value[i], depth)
+      this.keys.pop()
+    }
+    this.push(']')
+  }
+
+  /** A Map with string keys is an object with the same members in the same order. */
+  map(value, depth) {
+    this.room(value.size * 5 + 1)
+    this.push('{')
+    let first = true
+    for (const [key, item] of value) {
+      if (typeof key !== 'string') {
+        const shown = typeof key === 'symbol' ? key.toString() : typeof key === 'bigint' ? `${key}n` : String(key)
+        throw this.fail('type', `a Map key must be a string; found ${typeof key} \`${shown}\``)
+      }
+      first = this.member(key, item, first, depth)
+    }
+    this.push('}')
+  }
+}
+
 /**
  * A request as JSON text: a string is taken as JSON text; an object is
- * checked and serialized. Throws InvalidRequestError for anything else.
+ * converted by Writer. Throws InvalidRequestError for anything else.
  */
 function toJson(request) {
   if (typeof request === 'string') {
@@ -276,18 +412,9 @@ function toJson(request) {
     const what = request === null ? 'null' : typeof request
     throw new InvalidRequestError('type', '$', `a request must be an object or JSON text, not ${what}`)
   }
-  check(request, [], 0)
-  let text
-  try {
-    text = JSON.stringify(request)
-  } catch (e) {
-    throw new InvalidRequestError('type', '$', `request cannot be serialized to JSON: ${e.message}`)
-  }
-  if (typeof text !== 'string') {
-    throw new InvalidRequestError('type', '$', 'request has no JSON form')
-  }
-  if (text.length > MAX_REQUEST_BYTES) throw tooLarge(text.length)
-  return text
+  const writer = new Writer()
+  writer.value(request, 0)
+  return writer.out
 }
 
 function toJsonList(requests) {

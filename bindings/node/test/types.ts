@@ -26,6 +26,7 @@ const request: Request = {
   anomaly: { score: 0.3 },
 }
 const d: Decision = engine.decideSync(request)
+const fromMap: Decision = engine.decideSync({ ...request, context: new Map([['incident_mode', true]]) })
 const o: Outcome = d.outcome
 const ids: string[] = d.policyIds
 const us: number = d.durationUs
@@ -58,4 +59,4 @@ Engine.fromBundle('x', { trustedKeys: [42] })
 // @ts-expect-error an outcome is one of three strings
 const bad: Outcome = 'allow'
 
-export { run, ids, us, name, bad }
+export { run, ids, us, name, bad, fromMap }

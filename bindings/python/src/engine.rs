@@ -40,6 +40,25 @@ fn input<'a>(
         })?;
         return Ok(Input::Text(Cow::Borrowed(text)));
     }
+    // JSON text as bytes: refused by length before it is copied, as the
+    // core would refuse it after.
+    let size = if let Ok(b) = request.cast::<PyBytes>() {
+        Some(b.as_bytes().len())
+    } else {
+        request.cast::<PyByteArray>().ok().map(|b| b.len())
+    };
+    if let Some(size) = size.filter(|&n| n > agentriage::MAX_REQUEST_BYTES) {
+        return Err(errors::invalid_request(
+            py,
+            "too_large",
+            "$",
+            &format!(
+                "request is {size} bytes, more than the limit of {}",
+                agentriage::MAX_REQUEST_BYTES
+            ),
+            index,
+        ));
+    }
     let bytes = if let Ok(b) = request.cast::<PyBytes>() {
         Some(b.as_bytes().to_vec())
     } else {
