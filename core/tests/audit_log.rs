@@ -623,25 +623,88 @@ fn the_documented_python_verifier_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let files = make_log(dir.path(), 20, 4096);
     let script = common::repo().join("docs/verify_log.py");
-    let run = |files: &[PathBuf]| {
-        std::process::Command::new("python3")
+    let public = seed_key().public_key_hex().to_owned();
+    let run = |flags: &[&str], files: &[PathBuf]| {
+        let o = std::process::Command::new("python3")
             .arg(&script)
+            .args(flags)
             .args(files)
             .output()
-            .expect("python3 runs")
+            .expect("python3 runs");
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     };
-    let ok = run(&files);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let mut l = lines(&files[0]);
+    let (code, out) = run(&["--key", &public], &files);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("OK: every record is covered"), "{out}");
+    let (code, out) = run(&[], &files);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("UNPROVEN"), "{out}");
+    assert_eq!(run(&["--chain-only"], &files).0, 0);
+    let other = SigningKey::from_seed(&[9u8; 32]).unwrap();
+    assert_eq!(run(&["--key", other.public_key_hex()], &files).0, 1);
+
+    let original: Vec<Vec<String>> = files.iter().map(|f| lines(f)).collect();
+    let restore = || {
+        for (f, l) in files.iter().zip(&original) {
+            write_lines(f, l);
+        }
+    };
+    // A rotated file whose closing checkpoint is gone (the rest re-chained).
+    let mut joined: Vec<String> = original.concat();
+    let first_len = original[0].len();
+    joined.remove(first_len - 1);
+    let forged = forge(&joined, first_len - 1, |_| {});
+    write_lines(&files[0], &forged[..first_len - 1]);
+    write_lines(&files[1], &forged[first_len - 1..]);
+    let two = [files[0].clone(), files[1].clone()];
+    let (code, out) = run(&["--key", &public], &two);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unsigned segment"), "{out}");
+    restore();
+
+    // The whole log rewritten, checkpoints deleted.
+    let all = forge(&original[0], 1, |v| {
+        v["decision"]["outcome"] = "execute".into()
+    });
+    write_lines(&files[0], &all);
+    let (code, out) = run(&["--key", &public, "--allow-unsigned-tail"], &files[..1]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unsigned tail: no checkpoint"), "{out}");
+    restore();
+
+    // The final checkpoint gone: an unsigned tail, accepted only with the option.
+    let last_file = files.last().unwrap();
+    let mut l = original.last().unwrap().clone();
+    assert_eq!(line_json(l.last().unwrap())["final"], true);
+    l.pop();
+    write_lines(last_file, &l);
+    let (code, out) = run(&["--key", &public], &files);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unsigned tail:"), "{out}");
+    let (code, out) = run(&["--key", &public, "--allow-unsigned-tail"], &files);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("accepted unsigned tail"), "{out}");
+    restore();
+
+    // A repeated member.
+    let mut l = original[0].clone();
+    let at = decision_at(&l, 2);
+    l[at] = l[at].replacen('{', "{\"decision\":{\"outcome\":\"execute\"},", 1);
+    write_lines(&files[0], &l);
+    let (code, out) = run(&["--key", &public], &files);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("repeated member `decision`"), "{out}");
+    restore();
+
+    let mut l = original[0].clone();
     l[3] = l[3].replacen("\"seq\":3", "\"seq\":3,\"x\":1", 1);
     write_lines(&files[0], &l);
-    let bad = run(&files);
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("line 4"));
+    let (code, out) = run(&["--key", &public], &files);
+    assert_eq!(code, 1);
+    assert!(out.contains("line 4"), "{out}");
 }
 
 /// What a forger without the checkpoint key can do: from line `from` on,
