@@ -49,7 +49,8 @@ impl VerifyOptions {
     /// [`VerifyReport::unsigned_tail`] and the integrity is
     /// [`Integrity::ProvenExceptTail`]. Their content is not proven: anyone
     /// who can write the files can rewrite them. A log with no checkpoint
-    /// signed by the key at all is still not intact.
+    /// signed by the key at all is still not intact. Without a key this
+    /// changes nothing: the report is [`Integrity::Unproven`].
     pub fn allow_unsigned_tail(mut self, allow: bool) -> VerifyOptions {
         self.allow_unsigned_tail = allow;
         self
