@@ -162,7 +162,11 @@ export declare class Engine {
   metricsText(): string
   /** Logs every decision to a tamper-evident decision log in `dir`; throws {@link DecisionLogError}. */
   enableDecisionLog(dir: string, options?: DecisionLogOptions): void
-  /** Writes a final signed checkpoint and stops logging; `false` when no log was enabled. */
+  /**
+   * Writes a final signed checkpoint and stops logging; `false` when no open
+   * log was enabled. A mandatory log stays attached, closed: every later
+   * decision is a `reject` with reason `decision-log`.
+   */
   closeDecisionLog(): boolean
   /**
    * Decides a request (an object or JSON text) on the calling thread.
@@ -335,7 +339,7 @@ export declare class DecisionLogError extends AgentriageError {
 
 /** The first problem {@link verifyLog} found. */
 export interface LogProblem {
-  /** `modified`, `deleted`, `inserted`, `reordered`, `bad_signature`, `wrong_key`, `not_json`, `malformed`, `future_version`, `missing_file` or `truncated`. */
+  /** `modified`, `deleted`, `inserted`, `reordered`, `bad_signature`, `wrong_key`, `not_json`, `malformed`, `future_version`, `missing_file`, `truncated`, `duplicate_member`, `unsigned_tail` or `unsigned_segment`. */
   kind: string
   file: string
   line: number
@@ -345,8 +349,18 @@ export interface LogProblem {
 
 /** What {@link verifyLog} found. */
 export interface LogReport {
-  /** No problem and no torn line. */
+  /**
+   * No problem, no torn line, and every record covered by a checkpoint
+   * signed with `options.key` (all but an accepted unsigned tail). Always
+   * `false` without a key.
+   */
   intact: boolean
+  /** What the verification proves. */
+  integrity: 'proven' | 'proven_except_tail' | 'unproven' | 'broken'
+  /** `integrity` is `proven` or `proven_except_tail`. */
+  proven: boolean
+  /** No problem and no torn line: the chain links up (proves nothing without a key). */
+  chainVerifies: boolean
   problem: LogProblem | null
   /** A last line cut short by a crash (not tampering). */
   torn: { file: string; line: number; bytes: number } | null
@@ -355,13 +369,23 @@ export interface LogReport {
   decisions: number
   checkpoints: number
   keyChecked: boolean
+  /** Records after the last verified checkpoint. */
   unsignedTail: number
+  /** The first and last `seq` of those records, or `null`. */
+  unsignedTailSeq: { first: number; last: number } | null
   closed: boolean
   lastHash: string | null
 }
 
-/** Verifies decision log segment files, in order; `options.key` is the host's public key (hex). */
-export declare function verifyLog(files: string[], options?: { key?: string }): LogReport
+/**
+ * Verifies decision log segment files, in order; `options.key` is the host's
+ * public key (hex); `options.allowUnsignedTail` accepts records after the
+ * last signed checkpoint (a log still being written).
+ */
+export declare function verifyLog(
+  files: string[],
+  options?: { key?: string; allowUnsignedTail?: boolean },
+): LogReport
 
 /** A new checkpoint signing key. */
 export declare function generateSigningKey(): { privateKey: Uint8Array; publicKey: string }

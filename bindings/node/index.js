@@ -762,9 +762,14 @@ const intent = Object.freeze({
 })
 /**
  * Verifies decision log segment files, in order. `options.key` is the
- * host's public key (64 hex digits). Returns the report:
- * `{ intact, problem: { kind, file, line, seq, message } | null, torn, files,
- * records, decisions, checkpoints, keyChecked, unsignedTail, closed, lastHash }`.
+ * host's public key (64 hex digits); `options.allowUnsignedTail` accepts
+ * records after the last signed checkpoint (a log still being written).
+ * Returns the report: `{ intact, integrity, proven, chainVerifies,
+ * problem: { kind, file, line, seq, message } | null, torn, files, records,
+ * decisions, checkpoints, keyChecked, unsignedTail, unsignedTailSeq, closed,
+ * lastHash }`. `intact` is true only when every record is covered by a
+ * checkpoint signed with the key: never without a key (`integrity` is then
+ * `'unproven'`).
  */
 function verifyLog(files, options = {}) {
   if (!Array.isArray(files) || !files.every((f) => typeof f === 'string')) {
@@ -772,8 +777,18 @@ function verifyLog(files, options = {}) {
   }
   const key = options.key
   if (key !== undefined && typeof key !== 'string') throw new TypeError('`key` must be a hex string')
+  const allowUnsignedTail = options.allowUnsignedTail
+  if (allowUnsignedTail !== undefined && typeof allowUnsignedTail !== 'boolean') {
+    throw new TypeError('`allowUnsignedTail` must be a boolean')
+  }
   try {
-    return JSON.parse(native.verifyLogJson(files.map((f) => resolve(f)), key ?? null))
+    return JSON.parse(
+      native.verifyLogJson(
+        files.map((f) => resolve(f)),
+        key ?? null,
+        allowUnsignedTail ?? false,
+      ),
+    )
   } catch (e) {
     throw translate(e)
   }

@@ -88,4 +88,4 @@ export interface NativeIntentKey {
 }
 
 /** Verifies decision log segment files; the report as JSON text. */
-export declare function verifyLogJson(files: Array<string>, key?: string | undefined | null): string
+export declare function verifyLogJson(files: Array<string>, key?: string | undefined | null, allowUnsignedTail?: boolean | undefined | null): string

@@ -11,11 +11,14 @@ use serde_json::{Value, json};
 
 /// Exit codes of `log verify`.
 pub mod verify_exit {
-    /// The chain verifies.
+    /// The chain verifies and every record is covered by a checkpoint
+    /// signed with `--key` (or the chain verifies, with `--chain-only`).
     pub const OK: u8 = 0;
     /// A record was modified, deleted, inserted or reordered, a checkpoint
     /// fails, or the input is not a valid log.
     pub const PROBLEM: u8 = 1;
+    /// The chain verifies but no `--key` was given: integrity is unproven.
+    pub const UNPROVEN: u8 = 3;
     /// A file cannot be read, or the key is not valid.
     pub const IO: u8 = 4;
     /// Everything verifies but the last line is torn (a crash during a write).
@@ -36,9 +39,13 @@ pub mod replay_exit {
 
 pub const VERIFY_EXIT_CODES: &str = "\
 Exit codes:
-  0  the chain verifies
-  1  tampering or an invalid log: the first problem is printed
+  0  intact: the chain verifies and every record is covered by a checkpoint
+     signed with --key (records after the last one only with
+     --allow-unsigned-tail); with --chain-only, the chain verifies
+  1  tampering or an invalid log: the first problem is printed (records not
+     covered by a signed checkpoint are one)
   2  bad command-line usage
+  3  the chain links up but integrity is unproven: no --key was given
   4  a file cannot be read, or the key is not valid
   5  everything verifies but the last line is torn (a crash during a write)";
 
@@ -75,9 +82,17 @@ pub enum LogCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The host's public key (64 hex digits, or a file holding them):
-        /// every checkpoint must be signed by it.
+        /// every record must be covered by a checkpoint signed by it.
         #[arg(long)]
         key: Option<String>,
+        /// Accept records after the last signed checkpoint (a log still
+        /// being written): they are reported, not proven.
+        #[arg(long, requires = "key")]
+        allow_unsigned_tail: bool,
+        /// Without --key: check only the hash chain and exit 0 when it
+        /// links up (integrity stays unproven, and the report says so).
+        #[arg(long, conflicts_with = "key")]
+        chain_only: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -122,7 +137,19 @@ pub fn attach(engine: Engine, args: &LogArgs) -> Result<(Engine, Option<Decision
 
 pub fn log(command: LogCommand) -> u8 {
     match command {
-        LogCommand::Verify { files, key, format } => verify(&files, key.as_deref(), format),
+        LogCommand::Verify {
+            files,
+            key,
+            allow_unsigned_tail,
+            chain_only,
+            format,
+        } => verify(
+            &files,
+            key.as_deref(),
+            allow_unsigned_tail,
+            chain_only,
+            format,
+        ),
         LogCommand::Keygen { file } => keygen(&file),
     }
 }
@@ -153,7 +180,13 @@ fn keygen(file: &Path) -> u8 {
     }
 }
 
-fn verify(files: &[PathBuf], key: Option<&str>, format: Format) -> u8 {
+fn verify(
+    files: &[PathBuf],
+    key: Option<&str>,
+    allow_unsigned_tail: bool,
+    chain_only: bool,
+    format: Format,
+) -> u8 {
     let options = match key {
         None => VerifyOptions::new(),
         Some(k) => {
@@ -169,7 +202,7 @@ fn verify(files: &[PathBuf], key: Option<&str>, format: Format) -> u8 {
                 k.to_owned()
             };
             match VerifyOptions::with_key(text.trim()) {
-                Ok(o) => o,
+                Ok(o) => o.allow_unsigned_tail(allow_unsigned_tail),
                 Err(e) => {
                     eprintln!("error: --key: {e}");
                     return verify_exit::IO;
@@ -186,6 +219,8 @@ fn verify(files: &[PathBuf], key: Option<&str>, format: Format) -> u8 {
     };
     let code = if report.problem.is_some() {
         verify_exit::PROBLEM
+    } else if !report.integrity.is_proven() && !chain_only {
+        verify_exit::UNPROVEN
     } else if report.torn.is_some() {
         verify_exit::TORN
     } else {
@@ -197,6 +232,7 @@ fn verify(files: &[PathBuf], key: Option<&str>, format: Format) -> u8 {
             "status": match code {
                 verify_exit::OK => "ok",
                 verify_exit::TORN => "torn",
+                verify_exit::UNPROVEN => "unproven",
                 _ => "problem",
             },
             "problem": report.problem.as_ref().map(|p| json!({
@@ -216,7 +252,13 @@ fn verify(files: &[PathBuf], key: Option<&str>, format: Format) -> u8 {
             "decisions": report.decisions,
             "checkpoints": report.checkpoints,
             "key_checked": report.key_checked,
+            "integrity": report.integrity.as_str(),
+            "chain_only": chain_only,
             "unsigned_tail": report.unsigned_tail,
+            "unsigned_tail_seq": report.unsigned_tail_seq.map(|(first, last)| json!({
+                "first": first,
+                "last": last,
+            })),
             "closed": report.closed,
             "last_hash": report.last_hash,
         })

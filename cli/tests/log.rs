@@ -29,9 +29,16 @@ fn stdout(o: &Output) -> String {
 /// the public key and the segment file.
 fn logged(dir: &Path) -> (String, PathBuf) {
     let key = dir.join("key.der");
-    let keygen = agentriage(&["log", "keygen", key.to_str().unwrap()]);
-    assert!(keygen.status.success());
-    let public = stdout(&keygen).trim().to_owned();
+    let public_file = dir.join("key.pub");
+    if !key.exists() {
+        let keygen = agentriage(&["log", "keygen", key.to_str().unwrap()]);
+        assert!(keygen.status.success());
+        std::fs::write(&public_file, stdout(&keygen)).unwrap();
+    }
+    let public = std::fs::read_to_string(&public_file)
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(public.len(), 64);
     let requests = std::fs::read_to_string(repo().join("testdata/requests.jsonl")).unwrap();
     let input = dir.join("requests.jsonl");
@@ -302,14 +309,29 @@ fn a_torn_last_line_is_reported_as_torn() {
     let dir = tempfile::tempdir().unwrap();
     let (public, file) = logged(dir.path());
     let mut text = std::fs::read_to_string(&file).unwrap();
-    text.truncate(text.len() - 40);
-    std::fs::write(&file, text).unwrap();
+    text.push_str("{\"decision\":{\"outcome\":\"exe");
+    std::fs::write(&file, &text).unwrap();
     let (code, report) = verify(&file, &public);
     assert_eq!(code, 5, "{report}");
     assert!(report["problem"].is_null());
     assert_eq!(report["status"], "torn");
+    assert_eq!(report["integrity"], "proven");
+    // Without the key, integrity is unproven: that outranks the torn line.
     let table = agentriage(&["log", "verify", file.to_str().unwrap()]);
+    assert_eq!(table.status.code(), Some(3));
     assert!(stdout(&table).starts_with("TORN:"), "{}", stdout(&table));
+    assert!(
+        stdout(&table).contains("integrity unproven"),
+        "{}",
+        stdout(&table)
+    );
+
+    // A crash inside the only checkpoint leaves nothing signed.
+    text.truncate(text.len() - 60);
+    std::fs::write(&file, &text).unwrap();
+    let (code, report) = verify(&file, &public);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["problem"]["kind"], "unsigned_tail");
 }
 
 #[test]
@@ -339,4 +361,285 @@ fn a_missing_file_and_a_wrong_key_are_reported() {
     assert_eq!(none.status.code(), Some(4));
     let bad_key = agentriage(&["log", "verify", second.to_str().unwrap(), "--key", "xyz"]);
     assert_eq!(bad_key.status.code(), Some(4));
+}
+
+fn lines_of(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// From line `from` on: drops checkpoints, applies `edit` to decisions, and
+/// renumbers, re-links and re-hashes everything, as a forger without the
+/// checkpoint key would.
+fn forge(l: &[String], from: usize, edit: impl Fn(&mut serde_json::Value)) -> Vec<String> {
+    let mut out: Vec<String> = l[..from].to_vec();
+    let before: serde_json::Value = serde_json::from_str(&out[from - 1]).unwrap();
+    let mut prev = before["hash"].as_str().unwrap().to_owned();
+    let mut seq = before["seq"].as_u64().unwrap() + 1;
+    for line in &l[from..] {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["kind"] == "checkpoint" {
+            continue;
+        }
+        if v["kind"] == "decision" {
+            edit(&mut v);
+        }
+        v["prev"] = prev.clone().into();
+        v["seq"] = seq.into();
+        v.as_object_mut().unwrap().remove("hash");
+        prev = format!("sha256:{}", sha256_hex(canonical(&v).as_bytes()));
+        v["hash"] = prev.clone().into();
+        seq += 1;
+        out.push(canonical(&v));
+    }
+    out
+}
+
+fn verify_args(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["log", "verify"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let o = agentriage(&all);
+    (
+        o.status.code().unwrap(),
+        serde_json::from_str(&stdout(&o)).unwrap(),
+    )
+}
+
+#[test]
+fn a_log_rewritten_to_execute_with_its_checkpoints_deleted_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, file) = logged(dir.path());
+    let forged = forge(&lines_of(&file), 1, |v| {
+        v["decision"]["outcome"] = "execute".into();
+    });
+    std::fs::write(&file, forged.join("\n") + "\n").unwrap();
+    let f = file.to_str().unwrap();
+
+    let (code, report) = verify_args(&[f, "--key", &public]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["problem"]["kind"], "unsigned_tail");
+    assert_eq!(report["integrity"], "broken");
+    assert_eq!(report["checkpoints"], 0);
+    let (code, report) = verify_args(&[f, "--key", &public, "--allow-unsigned-tail"]);
+    assert_eq!(
+        (code, report["problem"]["kind"].as_str()),
+        (1, Some("unsigned_tail"))
+    );
+    let table = agentriage(&["log", "verify", f, "--key", &public]);
+    assert!(
+        stdout(&table).starts_with("TAMPERED or INVALID:") && !stdout(&table).contains("OK"),
+        "{}",
+        stdout(&table)
+    );
+
+    // Without a key: the chain links up, but the log is not called intact.
+    let (code, report) = verify_args(&[f]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(
+        (report["status"].as_str(), report["integrity"].as_str()),
+        (Some("unproven"), Some("unproven"))
+    );
+    let table = agentriage(&["log", "verify", f]);
+    assert_eq!(table.status.code(), Some(3));
+    assert!(
+        stdout(&table).starts_with("UNPROVEN:") && stdout(&table).contains("integrity is unproven"),
+        "{}",
+        stdout(&table)
+    );
+    // Only asking for the chain check exits 0, still saying it is unproven.
+    let (code, report) = verify_args(&[f, "--chain-only"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["integrity"], "unproven");
+    let both = agentriage(&["log", "verify", f, "--chain-only", "--key", &public]);
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn a_repeated_member_is_reported() {
+    let mut at = 0;
+    let (code, kind, line) = after(|l| {
+        at = decision_line(l, 4);
+        l[at] = l[at].replacen(
+            "{",
+            "{\"decision\":{\"outcome\":\"execute\",\"reasons\":[]},",
+            1,
+        );
+    });
+    assert_eq!(
+        (code, kind.as_str(), line),
+        (1, "duplicate_member", at as u64 + 1)
+    );
+}
+
+#[test]
+fn an_unsigned_tail_is_accepted_only_with_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two sessions: the first closes with its final checkpoint.
+    let (public, file) = logged(dir.path());
+    let first_session = lines_of(&file).len();
+    let (_, again) = logged(dir.path());
+    assert_eq!(again, file);
+    // The second session's records after an edit, its checkpoint dropped.
+    let l = lines_of(&file);
+    let forged = forge(&l, first_session, |v| {
+        v["decision"]["outcome"] = "execute".into();
+    });
+    std::fs::write(&file, forged.join("\n") + "\n").unwrap();
+    let f = file.to_str().unwrap();
+    let (code, report) = verify_args(&[f, "--key", &public]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["problem"]["kind"], "unsigned_tail");
+    assert_eq!(report["problem"]["line"], first_session as u64 + 1);
+    let tail = (forged.len() - first_session) as u64;
+    assert_eq!(report["unsigned_tail"], tail);
+
+    let (code, report) = verify_args(&[f, "--key", &public, "--allow-unsigned-tail"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["integrity"], "proven_except_tail");
+    assert_eq!(report["unsigned_tail"], tail);
+    assert_eq!(report["unsigned_tail_seq"]["first"], first_session as u64);
+    assert_eq!(report["unsigned_tail_seq"]["last"], forged.len() as u64 - 1);
+    let table = agentriage(&[
+        "log",
+        "verify",
+        f,
+        "--key",
+        &public,
+        "--allow-unsigned-tail",
+    ]);
+    assert!(
+        stdout(&table).contains(&format!("unsigned tail: {tail} records")),
+        "{}",
+        stdout(&table)
+    );
+    // The flag needs a key.
+    let o = agentriage(&["log", "verify", f, "--allow-unsigned-tail"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Runs `eval` on a stream of requests with a decision log, SIGKILLs it
+/// after it has answered `after` decisions, and returns the decision ids it
+/// answered (each printed, and flushed, after its decision returned).
+fn answered_then_killed(dir: &Path, mandatory: bool, after: usize) -> Vec<String> {
+    use std::io::{BufRead, Write};
+    let requests = std::fs::read_to_string(repo().join("testdata/requests.jsonl")).unwrap();
+    let mut args = vec![
+        "eval".to_owned(),
+        "-b".into(),
+        repo()
+            .join("policies/a2a-supply-chain")
+            .to_str()
+            .unwrap()
+            .into(),
+        "-i".into(),
+        "-".into(),
+        "--log-dir".into(),
+        dir.join("logs").to_str().unwrap().into(),
+        "--log-key".into(),
+        dir.join("key.der").to_str().unwrap().into(),
+    ];
+    if mandatory {
+        args.push("--log-mandatory".into());
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentriage"))
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feeds requests until the child is gone (the pipe then breaks).
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..100_000 {
+            if stdin.write_all(requests.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ids = Vec::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while ids.len() < after {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "eval stopped early");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        ids.push(v["decision_id"].as_str().unwrap().to_owned());
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(out);
+    feeder.join().unwrap();
+    ids
+}
+
+/// `runs` SIGKILLs of `eval` writing to one log: decisions answered, and
+/// answered decisions missing from the log.
+fn crash_runs(mandatory: bool, runs: usize) -> (usize, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = agentriage(&[
+        "log",
+        "keygen",
+        dir.path().join("key.der").to_str().unwrap(),
+    ]);
+    assert!(keygen.status.success());
+    let (mut answered, mut lost) = (0, 0);
+    for run in 0..runs {
+        let ids = answered_then_killed(dir.path(), mandatory, 10 + 5 * run);
+        let logs = dir.path().join("logs");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let logged: std::collections::HashSet<String> = files
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter(|v| v["kind"] == "decision")
+                    .map(|v| v["decision"]["decision_id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        answered += ids.len();
+        lost += ids.iter().filter(|id| !logged.contains(*id)).count();
+        // Every restart resumes the chain: it links up across the crashes
+        // (a torn last line, exit 5, is what a kill mid-write leaves).
+        let mut args = vec!["log", "verify", "--chain-only"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let o = agentriage(&args);
+        assert!(
+            matches!(o.status.code(), Some(0 | 5)),
+            "run {run}: {}",
+            stdout(&o)
+        );
+    }
+    (answered, lost)
+}
+
+#[test]
+fn with_a_mandatory_log_a_crash_loses_no_answered_decision() {
+    let (answered, lost) = crash_runs(true, 40);
+    eprintln!("mandatory: 40 SIGKILLs, {answered} decisions answered, {lost} missing from the log");
+    assert!(answered > 0);
+    assert_eq!(
+        lost, 0,
+        "{lost} of {answered} answered decisions are not in the log"
+    );
+}
+
+#[test]
+fn without_mandatory_logging_a_crash_can_lose_answered_decisions() {
+    // The documented trade: decisions are answered before their record is
+    // flushed. The figure is printed (`-- --nocapture`); what is asserted
+    // is that the log still resumes and links up after every crash.
+    let (answered, lost) = crash_runs(false, 10);
+    eprintln!("optional: 10 SIGKILLs, {answered} decisions answered, {lost} missing from the log");
+    assert!(lost <= answered);
 }

@@ -119,6 +119,36 @@ impl Engine {
             .map(|previous| (*previous).clone())
     }
 
+    /// Closes the attached decision log (final checkpoint, flush) and
+    /// returns whether an open log was closed.
+    ///
+    /// A mandatory log stays attached, closed: every later decision, on any
+    /// thread, is a `reject` with the reason [`LOG_FAILURE_POLICY`], since
+    /// it cannot be logged. An optional log is detached first, so later
+    /// decisions are not logged. Detaching a mandatory log with
+    /// [`set_decision_log`](Self::set_decision_log)`(None)` instead stops
+    /// logging without rejecting: use this method to stop a mandatory log.
+    pub fn close_decision_log(&self) -> Result<bool, LogError> {
+        let Some(log) = self.decision_log() else {
+            return Ok(false);
+        };
+        if log.is_mandatory() {
+            if log.is_closed() {
+                return Ok(false);
+            }
+            log.close()?;
+            return Ok(true);
+        }
+        match self.set_decision_log(None) {
+            Some(previous) => {
+                let was_open = !previous.is_closed();
+                previous.close()?;
+                Ok(was_open)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The decision log, if one is attached.
     pub fn decision_log(&self) -> Option<DecisionLog> {
         self.hooks.log.load().as_ref().map(|l| (**l).clone())

@@ -218,7 +218,8 @@ fn seeds_are_accepted_where_they_should_be() {
         };
         let report =
             agentriage::audit::verify_contents(&[("decisions-000001.jsonl", &data[1..])], &options);
-        assert!(report.is_intact(), "{name}: {report}");
+        assert!(report.chain_verifies(), "{name}: {report}");
+        assert_eq!(report.is_intact(), keyed, "{name}: {report}");
         assert!(
             report.decisions > 0 && report.checkpoints > 0,
             "{name}: {report}"

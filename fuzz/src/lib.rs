@@ -309,6 +309,8 @@ pub fn log_verify(data: &[u8]) {
     };
     let report = verify_contents(&named, &options);
     assert!(report.files == named.len() || report.problem.is_some());
+    // Without the key nothing is proven, so nothing is intact.
+    assert!(keyed || !report.is_intact());
     let _ = report.to_string();
 }
 

@@ -63,12 +63,11 @@ pub(crate) fn enable(engine: &agentriage::Engine, dir: &str, options: &str) -> R
     Ok(())
 }
 
-/// Detaches and closes the engine's log; `false` when none was attached.
+/// Closes the engine's log (see `Engine::close_decision_log`: a mandatory
+/// log stays attached, so later decisions are rejected); `false` when no
+/// open log was attached.
 pub(crate) fn close(engine: &agentriage::Engine) -> Result<bool, LogError> {
-    match engine.set_decision_log(None) {
-        Some(log) => log.close().map(|()| true),
-        None => Ok(false),
-    }
+    engine.close_decision_log()
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -86,14 +85,22 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Verifies decision log segment files (in order); the report as JSON text.
-pub(crate) fn verify(files: &[String], key: Option<&str>) -> Result<String, LogError> {
+/// Without a key the tail option changes nothing: the report is unproven.
+pub(crate) fn verify(
+    files: &[String],
+    key: Option<&str>,
+    allow_unsigned_tail: bool,
+) -> Result<String, LogError> {
     let options = match key {
-        Some(k) => VerifyOptions::with_key(k)?,
+        Some(k) => VerifyOptions::with_key(k)?.allow_unsigned_tail(allow_unsigned_tail),
         None => VerifyOptions::new(),
     };
     let report = audit::verify(files, &options)?;
     Ok(json!({
         "intact": report.is_intact(),
+        "integrity": report.integrity.as_str(),
+        "proven": report.integrity.is_proven(),
+        "chainVerifies": report.chain_verifies(),
         "problem": report.problem.as_ref().map(|p| json!({
             "kind": p.kind.as_str(),
             "file": p.file.to_string_lossy(),
@@ -112,6 +119,10 @@ pub(crate) fn verify(files: &[String], key: Option<&str>) -> Result<String, LogE
         "checkpoints": report.checkpoints,
         "keyChecked": report.key_checked,
         "unsignedTail": report.unsigned_tail,
+        "unsignedTailSeq": report.unsigned_tail_seq.map(|(first, last)| json!({
+            "first": first,
+            "last": last,
+        })),
         "closed": report.closed,
         "lastHash": report.last_hash,
     })
@@ -128,9 +139,15 @@ pub(crate) fn generate_key() -> Result<String, LogError> {
 
 /// Verifies decision log segment files; the report as JSON text.
 #[napi(js_name = "verifyLogJson")]
-pub fn verify_log_json(files: Vec<String>, key: Option<String>) -> napi::Result<String> {
-    crate::guard(|| verify(&files, key.as_deref()).map_err(Failure::Log))
-        .map_err(|f| crate::to_js_error(&f.into()))
+pub fn verify_log_json(
+    files: Vec<String>,
+    key: Option<String>,
+    allow_unsigned_tail: Option<bool>,
+) -> napi::Result<String> {
+    crate::guard(|| {
+        verify(&files, key.as_deref(), allow_unsigned_tail.unwrap_or(false)).map_err(Failure::Log)
+    })
+    .map_err(|f| crate::to_js_error(&f.into()))
 }
 
 /// A new checkpoint signing key as JSON text.

@@ -136,3 +136,109 @@ test('metricsText is Prometheus text counting decisions', () => {
   assert.equal(total, requests.length)
   assert.equal(samples.get('agentriage_decision_duration_seconds_count'), requests.length)
 })
+
+function segments(dir) {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()
+    .map((f) => path.join(dir, f))
+}
+
+// Drops checkpoints from line `start` on, edits decisions, re-chains: what
+// a forger without the checkpoint key can do.
+function forge(lines, start, edit) {
+  const crypto = require('node:crypto')
+  const canon = (v) => {
+    if (Array.isArray(v)) return '[' + v.map(canon).join(',') + ']'
+    if (v && typeof v === 'object') {
+      return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canon(v[k])).join(',') + '}'
+    }
+    return JSON.stringify(v)
+  }
+  const out = lines.slice(0, start)
+  const before = JSON.parse(out[out.length - 1])
+  let prev = before.hash
+  let seq = before.seq + 1
+  for (const line of lines.slice(start)) {
+    const r = JSON.parse(line)
+    if (r.kind === 'checkpoint') continue
+    if (r.kind === 'decision') edit(r)
+    r.prev = prev
+    r.seq = seq
+    delete r.hash
+    prev = 'sha256:' + crypto.createHash('sha256').update(canon(r)).digest('hex')
+    r.hash = prev
+    seq += 1
+    out.push(canon(r))
+  }
+  return out
+}
+
+test('a rewritten log without its checkpoints is not intact; without a key nothing is', () => {
+  const dir = tmp()
+  const { privateKey, publicKey } = generateSigningKey()
+  const engine = Engine.fromBundle(bundleDir)
+  engine.enableDecisionLog(dir, { key: privateKey, checkpointEvery: 5, flushMs: 0 })
+  for (const r of requests.concat(requests, requests)) engine.decideSync(r)
+  engine.closeDecisionLog()
+  const files = segments(dir)
+  const lines = fs.readFileSync(files[0], 'utf8').split('\n').filter((l) => l.length > 0)
+  const execute = (r) => {
+    r.decision.outcome = 'execute'
+  }
+  fs.writeFileSync(files[0], forge(lines, 1, execute).join('\n') + '\n')
+  const report = verifyLog(files, { key: publicKey })
+  assert.equal(report.intact, false)
+  assert.equal(report.proven, false)
+  assert.equal(report.problem.kind, 'unsigned_tail')
+  assert.equal(report.checkpoints, 0)
+  assert.equal(verifyLog(files, { key: publicKey, allowUnsignedTail: true }).intact, false)
+  const unkeyed = verifyLog(files)
+  assert.equal(unkeyed.chainVerifies, true)
+  assert.equal(unkeyed.intact, false)
+  assert.equal(unkeyed.integrity, 'unproven')
+  assert.throws(() => verifyLog(files, { key: publicKey, allowUnsignedTail: 'yes' }), TypeError)
+
+  // One record edited after the last checkpoint kept: accepted only with the option.
+  let last = 0
+  lines.forEach((l, i) => {
+    if (l.includes('"kind":"checkpoint"') && i < lines.length - 8) last = i
+  })
+  const forged = forge(lines, last + 1, execute)
+  fs.writeFileSync(files[0], forged.join('\n') + '\n')
+  assert.equal(verifyLog(files, { key: publicKey }).problem.kind, 'unsigned_tail')
+  const accepted = verifyLog(files, { key: publicKey, allowUnsignedTail: true })
+  assert.equal(accepted.intact, true)
+  assert.equal(accepted.integrity, 'proven_except_tail')
+  assert.deepEqual(accepted.unsignedTailSeq, { first: last + 1, last: forged.length - 1 })
+})
+
+test('a repeated member is a problem', () => {
+  const dir = tmp()
+  const { privateKey, publicKey } = generateSigningKey()
+  const engine = Engine.fromBundle(bundleDir)
+  engine.enableDecisionLog(dir, { key: privateKey })
+  engine.decideSync(requests[0])
+  engine.closeDecisionLog()
+  const files = segments(dir)
+  const lines = fs.readFileSync(files[0], 'utf8').split('\n')
+  const at = lines.findIndex((l) => l.includes('"kind":"decision"'))
+  lines[at] = lines[at].replace('{', '{"decision":{"outcome":"execute"},')
+  fs.writeFileSync(files[0], lines.join('\n'))
+  const report = verifyLog(files, { key: publicKey })
+  assert.equal(report.problem.kind, 'duplicate_member')
+  assert.equal(report.problem.line, at + 1)
+})
+
+test('after closeDecisionLog a mandatory log rejects every decision', () => {
+  const dir = tmp()
+  const engine = Engine.fromBundle(bundleDir)
+  engine.enableDecisionLog(dir, { mandatory: true })
+  assert.equal(engine.decideSync(requests[0]).outcome, 'execute')
+  assert.equal(engine.closeDecisionLog(), true)
+  const after = engine.decideSync(requests[0])
+  assert.equal(after.outcome, 'reject')
+  assert.equal(after.reasons[0].policy, 'decision-log')
+  assert.equal(engine.closeDecisionLog(), false)
+})

@@ -72,32 +72,38 @@ pub fn enable(py: Python<'_>, engine: &agentriage::Engine, o: LogOptions) -> PyR
     Ok(())
 }
 
-/// Detaches and closes the log; `False` when none was attached.
+/// Closes the log (see `Engine::close_decision_log`: a mandatory log stays
+/// attached, so later decisions are rejected); `False` when no open log
+/// was attached.
 pub fn close(py: Python<'_>, engine: &agentriage::Engine) -> PyResult<bool> {
-    match engine.set_decision_log(None) {
-        Some(log) => {
-            py.detach(|| log.close()).map_err(|e| log_error(py, &e))?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    py.detach(|| engine.close_decision_log())
+        .map_err(|e| log_error(py, &e))
 }
 
 /// Verifies decision log segment files (in order) and returns the report
-/// as a dict: ``intact``, ``problem`` (``kind``, ``file``, ``line``,
-/// ``seq``, ``message``) or None, ``torn`` or None, and the counts.
+/// as a dict: ``intact`` (True only when the chain verifies and every
+/// record is covered by a checkpoint signed with ``key``: never without a
+/// key), ``integrity`` (``proven``, ``proven_except_tail``, ``unproven``,
+/// ``broken``), ``proven``, ``chain_verifies``, ``problem`` (``kind``,
+/// ``file``, ``line``, ``seq``, ``message``) or None, ``torn`` or None,
+/// ``unsigned_tail_seq`` (first, last) or None, and the counts.
 ///
 /// Raises `agentriage.DecisionLogError` when a file cannot be read or the
 /// key is not 64 hex digits.
 #[pyfunction]
-#[pyo3(signature = (files, key=None))]
+#[pyo3(signature = (files, key=None, *, allow_unsigned_tail=false))]
 pub fn verify_log<'py>(
     py: Python<'py>,
     files: Vec<PathBuf>,
     key: Option<String>,
+    allow_unsigned_tail: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = match key {
-        Some(k) => VerifyOptions::with_key(&k).map_err(|e| log_error(py, &e))?,
+        Some(k) => VerifyOptions::with_key(&k)
+            .map_err(|e| log_error(py, &e))?
+            .allow_unsigned_tail(allow_unsigned_tail),
+        // Without a key nothing is signed: the tail option changes nothing
+        // and the report stays unproven.
         None => VerifyOptions::new(),
     };
     let report = py
@@ -105,6 +111,9 @@ pub fn verify_log<'py>(
         .map_err(|e| log_error(py, &e))?;
     let d = PyDict::new(py);
     d.set_item("intact", report.is_intact())?;
+    d.set_item("integrity", report.integrity.as_str())?;
+    d.set_item("proven", report.integrity.is_proven())?;
+    d.set_item("chain_verifies", report.chain_verifies())?;
     let problem = match &report.problem {
         Some(p) => {
             let pd = PyDict::new(py);
@@ -135,6 +144,7 @@ pub fn verify_log<'py>(
     d.set_item("checkpoints", report.checkpoints)?;
     d.set_item("key_checked", report.key_checked)?;
     d.set_item("unsigned_tail", report.unsigned_tail)?;
+    d.set_item("unsigned_tail_seq", report.unsigned_tail_seq)?;
     d.set_item("closed", report.closed)?;
     d.set_item("last_hash", report.last_hash)?;
     Ok(d)

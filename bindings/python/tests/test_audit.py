@@ -59,9 +59,147 @@ def test_mandatory_log_rejects_when_full(tmp_path: Path) -> None:
     engine.enable_decision_log(tmp_path, mandatory=True, max_segment_bytes=4096)
     first = requests()[0]
     assert engine.decide(first).outcome == agentriage.Outcome.EXECUTE
-    engine.close_decision_log()
-    # A closed log is detached: decisions go on unlogged.
+    assert engine.close_decision_log() is True
+    # A closed mandatory log cannot log: every later decision is rejected.
+    after = engine.decide(first)
+    assert after.outcome == agentriage.Outcome.REJECT
+    assert after.reasons[0].policy == "decision-log"
+    assert engine.close_decision_log() is False
+
+
+def test_optional_log_is_detached_on_close(tmp_path: Path) -> None:
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+    engine.enable_decision_log(tmp_path)
+    first = requests()[0]
+    engine.decide(first)
+    assert engine.close_decision_log() is True
     assert engine.decide(first).outcome == agentriage.Outcome.EXECUTE
+    assert engine.close_decision_log() is False
+
+
+def test_mandatory_log_closed_while_threads_decide(tmp_path: Path) -> None:
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+    der, public = agentriage.generate_signing_key()
+    engine.enable_decision_log(tmp_path, key=der, mandatory=True)
+    first = requests()[0]
+    closed = threading.Event()
+    results: list[tuple[bool, agentriage.Decision]] = []
+    lock = threading.Lock()
+    started = threading.Barrier(5)
+
+    def decide() -> None:
+        started.wait()
+        after = 0
+        while after < 25:
+            was_closed = closed.is_set()
+            d = engine.decide(first)
+            after += was_closed
+            with lock:
+                results.append((was_closed, d))
+
+    threads = [threading.Thread(target=decide) for _ in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    while True:
+        with lock:
+            if len(results) >= 100:
+                break
+    assert engine.close_decision_log() is True
+    closed.set()
+    for t in threads:
+        t.join()
+    files = sorted(tmp_path.glob("decisions-*.jsonl"))
+    report = agentriage.verify_log(files, key=public)
+    assert report["intact"], report
+    logged = {
+        r["decision"]["decision_id"]
+        for r in (json.loads(x) for f in files for x in f.read_text().splitlines())
+        if r["kind"] == "decision"
+    }
+    for was_closed, d in results:
+        if d.decision_id in logged:
+            assert not was_closed and d.outcome == agentriage.Outcome.EXECUTE
+        else:
+            assert d.outcome == agentriage.Outcome.REJECT
+            assert d.reasons[0].policy == "decision-log"
+    assert sum(1 for c, _ in results if c) == 100
+
+
+def _forge(lines: list[str], start: int, edit) -> list[str]:
+    """Drops checkpoints from ``start`` on, edits decisions, re-chains."""
+    import hashlib
+
+    out = lines[:start]
+    before = json.loads(out[-1])
+    prev, seq = before["hash"], before["seq"] + 1
+    for line in lines[start:]:
+        r = json.loads(line)
+        if r["kind"] == "checkpoint":
+            continue
+        if r["kind"] == "decision":
+            edit(r)
+        r["prev"], r["seq"] = prev, seq
+        r.pop("hash")
+        body = json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        prev = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        r["hash"] = prev
+        seq += 1
+        out.append(json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return out
+
+
+def test_rewritten_log_without_checkpoints_is_not_intact(tmp_path: Path) -> None:
+    der, public = agentriage.generate_signing_key()
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+    engine.enable_decision_log(tmp_path, key=der, checkpoint_every=5)
+    for r in requests() * 3:
+        engine.decide(r)
+    engine.close_decision_log()
+    files = sorted(tmp_path.glob("decisions-*.jsonl"))
+    lines = files[0].read_text().splitlines()
+
+    def execute(r: dict) -> None:
+        r["decision"]["outcome"] = "execute"
+
+    files[0].write_text("\n".join(_forge(lines, 1, execute)) + "\n")
+    report = agentriage.verify_log(files, key=public)
+    assert not report["intact"] and not report["proven"]
+    assert report["problem"]["kind"] == "unsigned_tail"
+    assert report["integrity"] == "broken" and report["checkpoints"] == 0
+    assert not agentriage.verify_log(files, key=public, allow_unsigned_tail=True)["intact"]
+    # Without a key a careless ``if report["intact"]:`` does not pass.
+    unkeyed = agentriage.verify_log(files)
+    assert unkeyed["chain_verifies"] and not unkeyed["intact"]
+    assert unkeyed["integrity"] == "unproven" and unkeyed["proven"] is False
+
+    # One record edited after the last checkpoint it keeps: only with the
+    # option, and the tail is named.
+    last_checkpoint = max(i for i, x in enumerate(lines) if '"kind":"checkpoint"' in x and i < len(lines) - 8)
+    forged = _forge(lines, last_checkpoint + 1, execute)
+    files[0].write_text("\n".join(forged) + "\n")
+    report = agentriage.verify_log(files, key=public)
+    assert not report["intact"] and report["problem"]["kind"] == "unsigned_tail"
+    report = agentriage.verify_log(files, key=public, allow_unsigned_tail=True)
+    assert report["intact"] and report["integrity"] == "proven_except_tail"
+    assert report["unsigned_tail_seq"] == (last_checkpoint + 1, len(forged) - 1)
+    assert report["unsigned_tail"] == len(forged) - last_checkpoint - 1
+
+
+def test_repeated_member_is_a_problem(tmp_path: Path) -> None:
+    der, public = agentriage.generate_signing_key()
+    engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+    engine.enable_decision_log(tmp_path, key=der)
+    engine.decide(requests()[0])
+    engine.close_decision_log()
+    files = sorted(tmp_path.glob("decisions-*.jsonl"))
+    lines = files[0].read_text().splitlines()
+    at = next(i for i, x in enumerate(lines) if '"kind":"decision"' in x)
+    lines[at] = lines[at].replace("{", '{"decision":{"outcome":"execute"},', 1)
+    files[0].write_text("\n".join(lines) + "\n")
+    report = agentriage.verify_log(files, key=public)
+    assert report["problem"]["kind"] == "duplicate_member"
+    assert report["problem"]["line"] == at + 1
 
 
 def test_metrics_text_counts_decisions() -> None:

@@ -11,7 +11,10 @@
 //!   host's Ed25519 key every N records, at rotation and on close;
 //! - [`verify`] reads a series of segment files and reports the first
 //!   record that was modified, deleted, inserted or reordered, a checkpoint
-//!   whose signature fails, a torn last line, and malformed input.
+//!   whose signature fails, records not covered by a checkpoint signed with
+//!   the given key, a repeated member, a torn last line, and malformed
+//!   input. Without a key the chain is checked but integrity is
+//!   [unproven](Integrity::Unproven), and the report is not intact.
 //!
 //! ```
 //! use agentriage::audit::{self, DecisionLog, DecisionLogConfig, SigningKey, VerifyOptions};
@@ -47,7 +50,7 @@ pub use error::{LogError, LogErrorKind};
 pub use key::SigningKey;
 pub use redact::Redaction;
 pub use verify::{
-    Problem, ProblemKind, TornLine, VerifyOptions, VerifyReport, verify, verify_contents,
+    Integrity, Problem, ProblemKind, TornLine, VerifyOptions, VerifyReport, verify, verify_contents,
 };
 pub use writer::{DecisionLog, DecisionLogConfig, FlushPolicy, LogStats};
 

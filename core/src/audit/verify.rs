@@ -9,11 +9,13 @@ use sha2::{Digest, Sha256};
 use super::error::{LogError, LogErrorKind};
 use super::key::{key_id, verify_signature};
 use super::{FORMAT_VERSION, GENESIS, canonical, hex, unhex};
+use crate::intent::strict_json;
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     key: Option<Vec<u8>>,
+    allow_unsigned_tail: bool,
 }
 
 impl VerifyOptions {
@@ -23,17 +25,73 @@ impl VerifyOptions {
         VerifyOptions::default()
     }
 
-    /// Verify the chain and require every checkpoint to be signed by the
-    /// host key whose public half is `public_hex` (64 hex digits).
+    /// Verify the chain and require every record to be covered by a
+    /// checkpoint signed by the host key whose public half is `public_hex`
+    /// (64 hex digits). Records after the last checkpoint are a problem
+    /// ([`ProblemKind::UnsignedTail`]) unless
+    /// [`allow_unsigned_tail`](Self::allow_unsigned_tail) accepts them.
     pub fn with_key(public_hex: &str) -> Result<VerifyOptions, LogError> {
         match unhex(public_hex) {
-            Some(key) if key.len() == 32 => Ok(VerifyOptions { key: Some(key) }),
+            Some(key) if key.len() == 32 => Ok(VerifyOptions {
+                key: Some(key),
+                allow_unsigned_tail: false,
+            }),
             _ => Err(LogError::new(
                 LogErrorKind::Key,
                 None,
                 "a public key is 64 hex digits (32 bytes of Ed25519 public key)",
             )),
         }
+    }
+
+    /// Accept records after the last signed checkpoint (a log still being
+    /// written, or one whose writer stopped): they are reported in
+    /// [`VerifyReport::unsigned_tail`] and the integrity is
+    /// [`Integrity::ProvenExceptTail`]. Their content is not proven: anyone
+    /// who can write the files can rewrite them. A log with no checkpoint
+    /// signed by the key at all is still not intact. Without a key this
+    /// changes nothing: the report is [`Integrity::Unproven`].
+    pub fn allow_unsigned_tail(mut self, allow: bool) -> VerifyOptions {
+        self.allow_unsigned_tail = allow;
+        self
+    }
+}
+
+/// What a verification proves about the log's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Integrity {
+    /// Every record is covered by a checkpoint signed with the given key.
+    Proven,
+    /// Every record up to the last checkpoint signed with the given key is
+    /// covered; the records after it were accepted unsigned
+    /// ([`VerifyOptions::allow_unsigned_tail`]) and are not proven.
+    ProvenExceptTail,
+    /// No key was given: the chain links up, but anyone able to write the
+    /// files can recompute every hash (and sign checkpoints with a key of
+    /// their own), so nothing is proven.
+    #[default]
+    Unproven,
+    /// A problem was found.
+    Broken,
+}
+
+impl Integrity {
+    /// A stable, machine-readable name (`proven`, `proven_except_tail`,
+    /// `unproven`, `broken`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integrity::Proven => "proven",
+            Integrity::ProvenExceptTail => "proven_except_tail",
+            Integrity::Unproven => "unproven",
+            Integrity::Broken => "broken",
+        }
+    }
+
+    /// Whether the log's content is proven by signatures of the given key
+    /// (all of it, or all but an accepted unsigned tail).
+    pub fn is_proven(self) -> bool {
+        matches!(self, Integrity::Proven | Integrity::ProvenExceptTail)
     }
 }
 
@@ -64,6 +122,16 @@ pub enum ProblemKind {
     MissingFile,
     /// A file other than the last ends inside a record.
     Truncated,
+    /// A line repeats a member name (at any depth): readers disagree on
+    /// which value counts.
+    DuplicateMember,
+    /// With a key: records after the last checkpoint signed by it, not
+    /// accepted by [`VerifyOptions::allow_unsigned_tail`] (or no checkpoint
+    /// at all). Checkpoints deleted after a rewrite leave exactly this.
+    UnsignedTail,
+    /// With a key: a segment file followed by another does not end with a
+    /// signed checkpoint, as rotation writes one.
+    UnsignedSegment,
 }
 
 impl ProblemKind {
@@ -81,6 +149,9 @@ impl ProblemKind {
             ProblemKind::FutureVersion => "future_version",
             ProblemKind::MissingFile => "missing_file",
             ProblemKind::Truncated => "truncated",
+            ProblemKind::DuplicateMember => "duplicate_member",
+            ProblemKind::UnsignedTail => "unsigned_tail",
+            ProblemKind::UnsignedSegment => "unsigned_segment",
         }
     }
 }
@@ -142,6 +213,10 @@ pub struct VerifyReport {
     pub key_checked: bool,
     /// Records after the last verified checkpoint (not covered by a signature).
     pub unsigned_tail: u64,
+    /// The first and last `seq` of those records, when there are any.
+    pub unsigned_tail_seq: Option<(u64, u64)>,
+    /// What the verification proves; see [`VerifyReport::is_intact`].
+    pub integrity: Integrity,
     /// Whether the log ends with the final checkpoint of a clean close.
     pub closed: bool,
     /// The hash of the last verified record.
@@ -153,8 +228,16 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// No problem and no torn line.
+    /// No problem, no torn line, and the content is proven by checkpoints
+    /// signed with the given key ([`Integrity::is_proven`]). Without a key
+    /// a log is never intact: see [`chain_verifies`](Self::chain_verifies).
     pub fn is_intact(&self) -> bool {
+        self.chain_verifies() && self.integrity.is_proven()
+    }
+
+    /// No problem and no torn line: the chain links up. Without a key this
+    /// proves nothing against someone able to rewrite the files.
+    pub fn chain_verifies(&self) -> bool {
         self.problem.is_none() && self.torn.is_none()
     }
 }
@@ -172,11 +255,32 @@ impl fmt::Display for VerifyReport {
                 t.bytes
             )?;
         } else {
-            writeln!(f, "OK: the chain verifies")?;
+            match self.integrity {
+                Integrity::Proven => writeln!(
+                    f,
+                    "OK: the chain verifies and every record is covered by a checkpoint signed with the given key"
+                )?,
+                Integrity::ProvenExceptTail => writeln!(
+                    f,
+                    "OK: the chain verifies and every record up to the last checkpoint is covered by a checkpoint signed with the given key; the unsigned tail after it was accepted and is not proven"
+                )?,
+                Integrity::Unproven | Integrity::Broken => writeln!(
+                    f,
+                    "UNPROVEN: the chain links up, but integrity is unproven without the host's public key: anyone able to write the files can recompute every hash; give --key"
+                )?,
+            }
+        }
+        if let Some((first, last)) = self.unsigned_tail_seq {
+            writeln!(
+                f,
+                "unsigned tail: {} records (seq {first} to {last}) after the last checkpoint are not covered by a signature",
+                self.unsigned_tail
+            )?;
         }
         write!(
             f,
-            "{} files, {} records ({} decisions), {} signed checkpoints ({}), {} records after the last checkpoint, {}",
+            "integrity {}: {} files, {} records ({} decisions), {} signed checkpoints ({}), {} records after the last checkpoint, {}",
+            self.integrity.as_str(),
             self.files,
             self.records,
             self.decisions,
@@ -290,11 +394,35 @@ pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
         last_prev: String::new(),
         last_at: None,
         segment: 0,
+        last_kind: String::new(),
+        tail_start: None,
     };
     for (i, (path, bytes)) in segments.iter().enumerate() {
         v.report.files += 1;
-        if let Err(problem) = v.file(path.as_ref(), bytes.as_ref(), i + 1 == segments.len()) {
+        let last_file = i + 1 == segments.len();
+        if let Err(problem) = v.file(path.as_ref(), bytes.as_ref(), last_file) {
             v.report.problem = Some(problem);
+            break;
+        }
+        if !last_file
+            && options.key.is_some()
+            && v.report.records > 0
+            && v.last_kind != "checkpoint"
+        {
+            let (file, line) = v
+                .last_at
+                .clone()
+                .unwrap_or_else(|| (path.as_ref().to_path_buf(), 1));
+            v.report.problem = Some(Problem {
+                kind: ProblemKind::UnsignedSegment,
+                file,
+                line,
+                seq: v.expected.checked_sub(1),
+                message: format!(
+                    "segment {} is followed by another file but does not end with a signed checkpoint, as rotation writes one: its last checkpoint was removed",
+                    v.segment
+                ),
+            });
             break;
         }
     }
@@ -310,6 +438,7 @@ pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
             message: "the log holds no record".into(),
         });
     }
+    v.finish();
     v.report
 }
 
@@ -321,6 +450,10 @@ struct Verifier<'a> {
     last_prev: String,
     last_at: Option<(PathBuf, usize)>,
     segment: u64,
+    /// The `kind` of the last verified record.
+    last_kind: String,
+    /// Where the records after the last checkpoint start: file, line, seq.
+    tail_start: Option<(PathBuf, usize, u64)>,
 }
 
 fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
@@ -337,6 +470,56 @@ fn seq_of(line: &[u8]) -> Option<u64> {
 }
 
 impl Verifier<'_> {
+    /// Judges coverage by signatures once every record has been read.
+    fn finish(&mut self) {
+        let r = &mut self.report;
+        if r.unsigned_tail > 0
+            && let Some((_, _, first)) = &self.tail_start
+        {
+            r.unsigned_tail_seq = Some((*first, self.expected.saturating_sub(1)));
+        }
+        if r.problem.is_some() {
+            r.integrity = Integrity::Broken;
+            return;
+        }
+        if self.options.key.is_none() {
+            r.integrity = Integrity::Unproven;
+            return;
+        }
+        if r.unsigned_tail == 0 {
+            r.integrity = Integrity::Proven;
+            return;
+        }
+        let (file, line, first) = self.tail_start.clone().unwrap_or_default();
+        let last = self.expected.saturating_sub(1);
+        let message = if r.checkpoints == 0 {
+            Some(format!(
+                "no checkpoint signed by the given key: none of the {} records (seq {first} to {last}) is covered by a signature, as a log whose checkpoints were deleted looks",
+                r.unsigned_tail
+            ))
+        } else if !self.options.allow_unsigned_tail {
+            Some(format!(
+                "{} records (seq {first} to {last}) after the last checkpoint are not covered by a signature, as a log rewritten after its last kept checkpoint looks; accept a log still being written with --allow-unsigned-tail",
+                r.unsigned_tail
+            ))
+        } else {
+            None
+        };
+        match message {
+            Some(message) => {
+                r.problem = Some(Problem {
+                    kind: ProblemKind::UnsignedTail,
+                    file,
+                    line,
+                    seq: Some(first),
+                    message,
+                });
+                r.integrity = Integrity::Broken;
+            }
+            None => r.integrity = Integrity::ProvenExceptTail,
+        }
+    }
+
     fn file(&mut self, path: &Path, bytes: &[u8], last_file: bool) -> Result<(), Problem> {
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         // `split` yields an empty piece after a final newline; a non-empty
@@ -386,6 +569,22 @@ impl Verifier<'_> {
     }
 
     fn record<'l>(&self, path: &Path, n: usize, line: &'l [u8]) -> Result<Record<'l>, Problem> {
+        // Every reader must see the same record: a repeated member (the
+        // hash covers both copies) would let them disagree.
+        if let Err(e) = strict_json::check_unique_keys(line) {
+            let message = e.to_string();
+            if message.starts_with(strict_json::DUPLICATE_KEY) {
+                return Err(Problem {
+                    kind: ProblemKind::DuplicateMember,
+                    file: path.to_path_buf(),
+                    line: n,
+                    seq: seq_of(line),
+                    message: format!(
+                        "the record repeats a member ({message}): readers disagree on which value counts"
+                    ),
+                });
+            }
+        }
         if let Ok(head) = serde_json::from_slice::<Head<'_>>(line)
             && let (Some(v), Some(seq), Some(prev), Some(hash), Some(kind), Some(time)) = (
                 head.v, head.seq, &head.prev, &head.hash, &head.kind, &head.time,
@@ -648,6 +847,9 @@ impl Verifier<'_> {
             self.report.unsigned_tail = 0;
             self.report.closed = r.map.get("final").and_then(Value::as_bool) == Some(true);
         } else {
+            if self.report.unsigned_tail == 0 {
+                self.tail_start = Some((path.to_path_buf(), n, r.seq));
+            }
             self.report.unsigned_tail += 1;
             self.report.closed = false;
             if r.kind == "decision" {
@@ -660,6 +862,7 @@ impl Verifier<'_> {
         self.last_hash = r.str("hash").unwrap_or_default().to_owned();
         self.report.last_hash = Some(self.last_hash.clone());
         self.last_at = Some((path.to_path_buf(), n));
+        self.last_kind.clone_from(&r.kind);
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -238,6 +238,31 @@ impl Ack {
     }
 }
 
+/// The writer's end of an [`Ack`]: answers it once; a record dropped
+/// unanswered (its message discarded by a closing channel) answers
+/// `Closed`, so that no waiter waits forever and none is told "written".
+struct AckSender(Option<Arc<Ack>>);
+
+impl AckSender {
+    fn answer(mut self, result: Result<(), LogError>) {
+        if let Some(ack) = self.0.take() {
+            ack.set(result);
+        }
+    }
+}
+
+impl Drop for AckSender {
+    fn drop(&mut self) {
+        if let Some(ack) = self.0.take() {
+            ack.set(Err(LogError::new(
+                LogErrorKind::Closed,
+                None,
+                "the log closed before the record was written",
+            )));
+        }
+    }
+}
+
 /// One decision to log.
 pub(crate) struct Entry {
     pub decision: Decision,
@@ -247,7 +272,7 @@ pub(crate) struct Entry {
 }
 
 enum Message {
-    Record(Box<Entry>, Option<Arc<Ack>>),
+    Record(Box<Entry>, Option<AckSender>),
     Close,
 }
 
@@ -259,6 +284,10 @@ struct Shared {
     /// The first write failure, set by the writer thread (or a waiter).
     failure: Arc<OnceLock<LogError>>,
     closed: AtomicBool,
+    /// Held shared by `append` from its closed check until its record is
+    /// queued, and exclusively by `close` to mark the log closed: every
+    /// record is either queued before the writer's final drain or refused.
+    gate: RwLock<()>,
     counters: Arc<LogCounters>,
     thread: Mutex<Option<JoinHandle<Result<(), LogError>>>>,
 }
@@ -272,7 +301,10 @@ impl Shared {
         let Some(handle) = handle else {
             return Ok(());
         };
-        self.closed.store(true, Ordering::SeqCst);
+        {
+            let _exclusive = self.gate.write();
+            self.closed.store(true, Ordering::SeqCst);
+        }
         let _ = self.tx.send(Message::Close);
         match handle.join() {
             Ok(result) => result,
@@ -354,6 +386,7 @@ impl DecisionLog {
                 prefix: config.prefix,
                 failure,
                 closed: AtomicBool::new(false),
+                gate: RwLock::new(()),
                 counters,
                 thread: Mutex::new(Some(handle)),
             }),
@@ -363,6 +396,11 @@ impl DecisionLog {
     /// Whether a decision that cannot be logged is rejected.
     pub fn is_mandatory(&self) -> bool {
         self.shared.mandatory
+    }
+
+    /// Whether [`close`](Self::close) has been called (or begun).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
     }
 
     /// The segment files of this log, in order.
@@ -410,12 +448,18 @@ impl DecisionLog {
     /// `Err` says why the record is not (or may not be) in the log.
     pub(crate) fn append(&self, entry: Entry) -> Result<(), LogError> {
         let shared = &*self.shared;
-        if let Some(failure) = self.failure() {
+        let closed = || LogError::new(LogErrorKind::Closed, Some(&shared.dir), "the log is closed");
+        // A poisoned gate (a thread panicked while closing) counts as closed.
+        let gate = shared.gate.read().ok();
+        if let Some(failure) = self.failure().or_else(|| gate.is_none().then(closed)) {
             shared.counters.failures.fetch_add(1, Ordering::Relaxed);
             return Err(failure);
         }
         let ack = shared.mandatory.then(|| Arc::new(Ack::default()));
-        let message = Message::Record(Box::new(entry), ack.clone());
+        let message = Message::Record(
+            Box::new(entry),
+            ack.as_ref().map(|a| AckSender(Some(Arc::clone(a)))),
+        );
         shared.counters.queue_depth.fetch_add(1, Ordering::Relaxed);
         let sent = match shared.tx.try_send(message) {
             Ok(()) => Ok(()),
@@ -426,6 +470,7 @@ impl DecisionLog {
             }
             Err(TrySendError::Disconnected(_)) => Err(()),
         };
+        drop(gate);
         if sent.is_err() {
             shared.counters.queue_depth.fetch_sub(1, Ordering::Relaxed);
             shared.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -543,11 +588,16 @@ fn run(
                     }
                 }
                 if let Some(ack) = ack {
-                    ack.set(result);
+                    ack.answer(result);
                 }
             }
             Some(Message::Close) => {
-                // Records queued before the close are still written.
+                // Records queued before the close are still written; their
+                // waiters learn the outcome once the final checkpoint and
+                // the flush have succeeded (or not). Records queued after
+                // this drain are discarded with the channel: their waiters
+                // are told `Closed`.
+                let mut waiting = Vec::new();
                 while let Ok(Message::Record(entry, ack)) = rx.try_recv() {
                     counters.queue_depth.fetch_sub(1, Ordering::Relaxed);
                     let result = match &failed {
@@ -563,13 +613,17 @@ fn run(
                         counters.written.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(ack) = ack {
-                        ack.set(result);
+                        waiting.push((ack, result));
                     }
                 }
-                return match failed {
+                let closed = match failed {
                     Some(e) => Err(e),
                     None => segments.close(),
                 };
+                for (ack, result) in waiting {
+                    ack.answer(result.and_then(|()| closed.clone()));
+                }
+                return closed;
             }
         }
     }

@@ -27,7 +27,7 @@ mod keys;
 mod manifest;
 mod replay;
 mod sign;
-mod strict_json;
+pub(crate) mod strict_json;
 mod verify;
 
 use std::sync::Arc;

@@ -193,7 +193,11 @@ class Engine:
         Raises :class:`agentriage.DecisionLogError`.
         """
     def close_decision_log(self) -> bool:
-        """Writes a final signed checkpoint and stops logging; False when no log was enabled."""
+        """Writes a final signed checkpoint and stops logging; False when no open log was enabled.
+
+        A mandatory log stays attached, closed: every later decision, on
+        any thread, is a reject with reason ``decision-log``.
+        """
 
 @final
 class IsolationForest:
@@ -283,8 +287,19 @@ def intent_verify(
     max_lifetime_s: int,
 ) -> str: ...
 
-def verify_log(files: Iterable[Union[str, os.PathLike[str]]], key: Optional[str] = None) -> dict[str, Any]:
-    """Verifies decision log segment files, in order; returns the report as a dict."""
+def verify_log(
+    files: Iterable[Union[str, os.PathLike[str]]],
+    key: Optional[str] = None,
+    *,
+    allow_unsigned_tail: bool = False,
+) -> dict[str, Any]:
+    """Verifies decision log segment files, in order; returns the report as a dict.
+
+    ``intact`` is True only when the chain verifies and every record is
+    covered by a checkpoint signed with ``key`` (with
+    ``allow_unsigned_tail``, all but the records after the last one):
+    without a key it is always False and ``integrity`` is ``"unproven"``.
+    """
 
 def generate_signing_key() -> tuple[bytes, str]:
     """A new Ed25519 checkpoint signing key: ``(pkcs8_der, public_key_hex)``."""
