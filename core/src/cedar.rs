@@ -63,6 +63,8 @@ pub(crate) struct CedarPolicies {
     /// Attributes the schema types as extension values (empty without a
     /// schema).
     shapes: SchemaShapes,
+    /// The schema, against which each request and its entities are validated.
+    schema: Option<Schema>,
 }
 
 /// What the Cedar half of a bundle said about one request.
@@ -259,6 +261,7 @@ impl CedarPolicies {
             resource_type,
             action_type,
             shapes,
+            schema: schema_ref.cloned(),
         })
     }
 
@@ -294,7 +297,11 @@ impl CedarPolicies {
         if !self.has_entity(&principal) {
             let p = &request.principal;
             let mut attrs = HashMap::new();
+            let declared = self.shapes.declared.as_ref().map(|d| &d.principal);
             for (k, v) in &p.attributes {
+                if declared.is_some_and(|d| !d.contains(k)) {
+                    continue;
+                }
                 insert(
                     &mut attrs,
                     k,
@@ -324,7 +331,11 @@ impl CedarPolicies {
             && !self.has_entity(&resource)
         {
             let mut attrs = HashMap::new();
+            let declared = self.shapes.declared.as_ref().map(|d| &d.resource);
             for (k, v) in &r.attributes {
+                if declared.is_some_and(|d| !d.contains(k)) {
+                    continue;
+                }
                 insert(
                     &mut attrs,
                     k,
@@ -346,34 +357,60 @@ impl CedarPolicies {
                     .map_err(|e| format!("resource entity: {e}"))?,
             );
         }
+        let schema = self.schema.as_ref();
         let entities = match &self.entities {
-            Some(statics) => statics.clone().add_entities(extra, None),
-            None => Entities::from_entities(extra, None),
+            Some(statics) => statics.clone().add_entities(extra, schema),
+            None => Entities::from_entities(extra, schema),
         }
-        .map_err(|e| format!("request entities: {e}"))?;
+        .map_err(|e| format!("request entities do not match the schema: {e}"))?;
 
         let mut pairs = Vec::with_capacity(request.context.len() + 2);
         let context_shapes = self.shapes.context.get(&request.action.name);
+        let declared = self
+            .shapes
+            .declared
+            .as_ref()
+            .map(|d| d.context.get(&request.action.name));
+        if declared == Some(None) {
+            return Err(format!(
+                "action `{}` is not declared in the Cedar schema",
+                request.action.name
+            ));
+        }
         for (k, v) in &request.context {
+            if declared.flatten().is_some_and(|d| !d.contains(k)) {
+                continue;
+            }
             let shape = context_shapes.and_then(|fields| fields.get(k));
             if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2, shape)? {
                 pairs.push((k.clone(), expr));
             }
         }
-        pairs.push((
-            "delegation".to_owned(),
-            RestrictedExpression::new_set(
-                request
-                    .principal
-                    .delegation
-                    .iter()
-                    .map(|d| RestrictedExpression::new_string(d.clone())),
-            ),
-        ));
-        pairs.push(("facts".to_owned(), facts_record(facts)?));
+        let engine_field = |name: &str| declared.flatten().is_none_or(|d| d.contains(name));
+        if engine_field("delegation") {
+            pairs.push((
+                "delegation".to_owned(),
+                RestrictedExpression::new_set(
+                    request
+                        .principal
+                        .delegation
+                        .iter()
+                        .map(|d| RestrictedExpression::new_string(d.clone())),
+                ),
+            ));
+        }
+        if engine_field("facts") {
+            let declared_facts = self
+                .shapes
+                .declared
+                .as_ref()
+                .map(|d| d.facts.get(&request.action.name));
+            pairs.push(("facts".to_owned(), facts_record(facts, declared_facts)?));
+        }
         let context = Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))?;
-        let cedar_request = cedar_policy::Request::new(principal, action, resource, context, None)
-            .map_err(|e| format!("request: {e}"))?;
+        let cedar_request =
+            cedar_policy::Request::new(principal, action, resource, context, schema)
+                .map_err(|e| format!("request does not match the schema: {e}"))?;
 
         let response = self
             .authorizer
@@ -503,7 +540,12 @@ fn whole_seconds(nanos: i128, ceil: bool) -> i64 {
     i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX })
 }
 
-fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
+/// The `context.facts` record; with a schema (`declared` is `Some`), only
+/// the fields it declares (`Some(None)`: `facts` is not a record there).
+fn facts_record(
+    facts: &Facts<'_>,
+    declared: Option<Option<&std::collections::HashSet<String>>>,
+) -> Result<RestrictedExpression, String> {
     let mut fields = vec![
         (
             "time".to_owned(),
@@ -541,6 +583,9 @@ fn facts_record(facts: &Facts<'_>) -> Result<RestrictedExpression, String> {
         ));
     }
     fields.push(("intent".to_owned(), facts.intent.to_cedar()?));
+    if let Some(declared) = declared {
+        fields.retain(|(name, _)| declared.is_some_and(|d| d.contains(name)));
+    }
     RestrictedExpression::new_record(fields).map_err(|e| format!("facts: {e}"))
 }
 

@@ -386,24 +386,31 @@ fn an_unknown_evaluator_is_refused() {
 
 #[test]
 fn runaway_rego_hits_the_instruction_limit_and_fails_closed() {
-    let manifest = MANIFEST.replace(
-        "modules = [\"p.rego\"]",
-        "modules = [\"p.rego\"]\nmax_instructions = 5000",
-    );
-    let (_dir, engine) = engine(&[
-        ("bundle.toml", &manifest),
-        (
-            "p.rego",
-            "package agentriage\nimport rego.v1\nallow if true\nreject contains n if { some n in numbers.range(1, 1000000); n < 0 }\n",
-        ),
-    ]);
-    let d = decide(&engine, "doc.read");
-    assert_eq!(d.outcome, Outcome::Reject);
-    assert!(
-        d.reasons[0].message.contains("instruction limit"),
-        "{:?}",
-        d.reasons
-    );
+    // The instruction budget is the VM's; the interpreter (the default) has
+    // the wall-clock budget, which both evaluators honour.
+    for (limit, evaluator, expected) in [
+        ("max_instructions = 5000", "vm", "instruction limit"),
+        ("max_eval_ms = 50", "interpreter", "time limit"),
+    ] {
+        let manifest = MANIFEST.replace(
+            "modules = [\"p.rego\"]",
+            &format!("modules = [\"p.rego\"]\n{limit}\nevaluator = \"{evaluator}\""),
+        );
+        let (_dir, engine) = engine(&[
+            ("bundle.toml", &manifest),
+            (
+                "p.rego",
+                "package agentriage\nimport rego.v1\nallow if true\nreject contains n if { some n in numbers.range(1, 1000000); n < 0 }\n",
+            ),
+        ]);
+        let d = decide(&engine, "doc.read");
+        assert_eq!(d.outcome, Outcome::Reject);
+        assert!(
+            d.reasons[0].message.contains(expected),
+            "{evaluator}: {:?}",
+            d.reasons
+        );
+    }
 }
 
 #[test]

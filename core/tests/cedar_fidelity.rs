@@ -432,8 +432,9 @@ fn other_json_kinds_for_extension_attributes_are_refused() {
 
 #[test]
 fn untyped_places_keep_strings() {
-    // The "other" action's context is not typed: a string stays a string,
-    // and comparing it as a datetime is an evaluation error (closed).
+    // Where the schema types a field as a string, a string stays a string.
+    // The "other" action declares no context at all: its `note` is left out
+    // of what Cedar sees, as every attribute the schema does not declare.
     let (_dir, engine) = engine(&[
         ("bundle.toml", TYPED_MANIFEST),
         ("s.cedarschema", SCHEMA),
@@ -450,7 +451,7 @@ when { context has note && context.note == "2026-12-01" };
         &engine,
         json!({"action": {"name": "other"}, "context": {"note": "2026-12-01"}}),
     );
-    assert_eq!(policies(&d), ["is_text"]);
+    assert_eq!(policies(&d), ["allow"]);
     let d = decide(&engine, json!({"context": {"note": "2026-12-01"}}));
     assert_eq!(policies(&d), ["is_text"]);
 }
@@ -526,4 +527,50 @@ when { context has when && context.when > datetime("2026-12-01T00:00:00Z") };
     assert_eq!(d.outcome, Outcome::Execute, "{d:?}");
     let d = decide(&engine, json!({"context": {"when": "2026-13-02"}}));
     assert_refused(&d, &["`context.when`", "`datetime`"]);
+}
+
+#[test]
+fn requests_are_validated_against_the_schema() {
+    let (_dir, engine) = typed_engine();
+    // A value of the wrong type for a declared field: Cedar refuses the
+    // request, so the decision fails closed instead of skipping the policy.
+    for (patch, words) in [
+        (
+            json!({"context": {"note": 7}}),
+            &["does not match the schema"][..],
+        ),
+        (
+            json!({"resource": {"attributes": {"label": 5}}}),
+            &["do not match the schema"][..],
+        ),
+        (
+            json!({"principal": {"attributes": {"level": true}}}),
+            &["principal.attributes.level"][..],
+        ),
+        (
+            json!({"action": {"name": "sell"}}),
+            &["`sell` is not declared in the Cedar schema"][..],
+        ),
+    ] {
+        let d = decide(&engine, patch.clone());
+        assert_refused(&d, words);
+    }
+    // Attributes the schema does not declare are not Cedar's to see
+    // (strictly validated policies cannot refer to them): left out, and the
+    // rest decides as usual.
+    for patch in [
+        json!({"context": {"undeclared": true, "note": "x"}}),
+        json!({"resource": {"attributes": {"value_usd": 5000}}}),
+        json!({"principal": {"attributes": {"team": "a"}}}),
+    ] {
+        let d = decide(&engine, patch.clone());
+        assert_eq!(d.outcome, Outcome::Execute, "{patch}: {d:?}");
+        assert_eq!(policies(&d), ["allow"], "{patch}");
+    }
+    // A declared field still decides.
+    let d = decide(
+        &engine,
+        json!({"resource": {"attributes": {"label": "1000.5"}}}),
+    );
+    assert_eq!(policies(&d), ["label"]);
 }

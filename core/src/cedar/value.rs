@@ -96,6 +96,24 @@ pub(super) struct SchemaShapes {
     pub resource: Fields,
     /// Context fields, by action name (the context type is per action).
     pub context: HashMap<String, Fields>,
+    /// The attributes the schema declares for the principal's and the
+    /// resource's entity types, and each action's context fields: with a
+    /// schema, a request attribute it does not declare is left out of what
+    /// Cedar sees (strictly validated policies cannot refer to it), and the
+    /// rest is validated by Cedar against the schema.
+    pub declared: Option<Declared>,
+}
+
+/// Top-level attribute names a schema declares.
+#[derive(Debug, Default)]
+pub(super) struct Declared {
+    pub principal: std::collections::HashSet<String>,
+    pub resource: std::collections::HashSet<String>,
+    /// By action name; an action the schema does not declare is absent.
+    pub context: HashMap<String, std::collections::HashSet<String>>,
+    /// The fields of the engine's `context.facts` record the schema declares,
+    /// by action name (facts it does not declare are left out).
+    pub facts: HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl SchemaShapes {
@@ -111,9 +129,32 @@ impl SchemaShapes {
                 .map(|t| record_fields(t.attributes(), 0))
                 .unwrap_or_default()
         };
+        let names = |name: &EntityTypeName| {
+            core.get_entity_type(name.as_ref())
+                .map(|t| t.attributes().iter().map(|(n, _)| n.to_string()).collect())
+                .unwrap_or_default()
+        };
         let mut context = HashMap::new();
+        let mut declared = Declared {
+            principal: names(principal),
+            resource: names(resource),
+            context: HashMap::new(),
+            facts: HashMap::new(),
+        };
         for uid in schema.actions().filter(|uid| uid.type_name() == action) {
             if let Some(Type::Record { attrs, .. }) = core.context_type(uid.as_ref()) {
+                let action = uid.id().unescaped().to_owned();
+                declared.context.insert(
+                    action.clone(),
+                    attrs.iter().map(|(n, _)| n.to_string()).collect(),
+                );
+                if let Some((_, facts)) = attrs.iter().find(|(n, _)| n.as_str() == "facts")
+                    && let Type::Record { attrs: fields, .. } = facts.attr_type.as_ref()
+                {
+                    declared
+                        .facts
+                        .insert(action, fields.iter().map(|(n, _)| n.to_string()).collect());
+                }
                 let fields = record_fields(attrs, 0);
                 if !fields.is_empty() {
                     context.insert(uid.id().unescaped().to_owned(), fields);
@@ -124,6 +165,7 @@ impl SchemaShapes {
             principal: entity(principal),
             resource: entity(resource),
             context,
+            declared: Some(declared),
         }
     }
 }
