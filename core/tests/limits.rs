@@ -11,9 +11,11 @@ mod common;
 
 use agentriage::{Bundle, BundleErrorKind, Decision, Engine, Outcome, Source};
 
-/// Leaves the instruction budget as the only limit a test can meet (a busy
-/// machine must not turn an instruction-limit test into a time-limit one).
-const NO_CLOCK: &str = "max_eval_ms = 600000";
+/// The VM, with the instruction budget as the only limit a test can meet (a
+/// busy machine must not turn an instruction-limit test into a time-limit
+/// one). The instruction budget is the VM's; the interpreter, the default,
+/// has the clock.
+const NO_CLOCK: &str = "evaluator = \"vm\"\nmax_eval_ms = 600000";
 
 /// A one-module bundle with `limits` added to its `[rego]` table.
 fn engine_with(limits: &str, module: &str) -> (tempfile::TempDir, Engine) {
@@ -75,7 +77,7 @@ fn nested_loops_hit_the_instruction_budget() {
 #[test]
 fn the_time_budget_stops_a_vm_evaluation_with_a_huge_instruction_budget() {
     let (_d, engine) = engine_with(
-        "max_instructions = 1000000000\nmax_eval_ms = 5",
+        "evaluator = \"vm\"\nmax_instructions = 1000000000\nmax_eval_ms = 5",
         NESTED_LOOPS,
     );
     assert_failed_closed(&decide(&engine), "time limit");
@@ -90,9 +92,16 @@ fn the_time_budget_stops_the_interpreter() {
 
 #[test]
 fn the_engine_stays_usable_after_a_limit() {
-    let (_d, engine) = engine_with("max_instructions = 20000\nmax_eval_ms = 600000", LONG_LOOP);
+    let (_d, engine) = engine_with(
+        "evaluator = \"vm\"\nmax_instructions = 20000\nmax_eval_ms = 600000",
+        LONG_LOOP,
+    );
     for _ in 0..3 {
         assert_failed_closed(&decide(&engine), "instruction limit");
+    }
+    let (_d, engine) = engine_with("max_eval_ms = 20", LONG_LOOP);
+    for _ in 0..3 {
+        assert_failed_closed(&decide(&engine), "time limit");
     }
 }
 
@@ -126,10 +135,12 @@ fn recursion_through_a_rule_fails_closed_with_both_evaluators() {
     // the heap), the interpreter's own detection of recursive rules.
     let module =
         "package agentriage\nimport rego.v1\nr := f(1)\nf(x) := y if { y := r }\nallow if r\n";
-    let (_d, engine) = engine_with("", module);
+    let (_d, engine) = engine_with("evaluator = \"vm\"", module);
     assert_failed_closed(&decide(&engine), "instruction limit");
-    let (_d, engine) = engine_with("evaluator = \"interpreter\"", module);
-    assert_failed_closed(&decide(&engine), "recursion detected");
+    for evaluator in ["", "evaluator = \"interpreter\""] {
+        let (_d, engine) = engine_with(evaluator, module);
+        assert_failed_closed(&decide(&engine), "recursion detected");
+    }
 }
 
 fn load_error(files: &[(&str, &str)]) -> agentriage::BundleError {
