@@ -38,7 +38,7 @@ pub const MAX_REGO_DEPTH: usize = 12;
 
 /// Deepest nesting of `(`, `[` and `{` in a Cedar policy file or a Cedar
 /// schema in Cedar syntax.
-pub const MAX_CEDAR_DEPTH: usize = 24;
+pub const MAX_CEDAR_DEPTH: usize = 16;
 
 /// Deepest nesting of arrays and objects in a JSON data, entities or schema
 /// file (the same as a request's).
@@ -48,7 +48,7 @@ pub const MAX_DATA_DEPTH: usize = crate::request::MAX_DEPTH;
 /// visits: each byte counts twice for every array, set or object literal
 /// (every `[` and `{`) around it, as regorus parses an enclosed literal again
 /// after trying it as a comprehension.
-pub const MAX_REGO_PARSE_WORK: u64 = 1 << 24;
+pub const MAX_REGO_PARSE_WORK: u64 = 1 << 22;
 
 /// Most Cedar policies a bundle may hold (counted as the `;` that end them).
 pub const MAX_CEDAR_POLICIES: usize = 10_000;
