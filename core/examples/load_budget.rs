@@ -23,7 +23,12 @@
 //! The bundle is written to a temporary directory, then loaded (once) on a
 //! thread with a `STACK_KIB` stack (default 2048). Prints the outcome and
 //! the load's wall-clock time.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -188,7 +188,7 @@ fn bundle_target() {
 #[test]
 fn policy_text_target() {
     let target = targets::PolicyTextTarget::new();
-    assert!(exercise("policy_text", 150, &|data| target.run(data)) > 150);
+    assert!(exercise("policy_text", 400, &|data| target.run(data)) > 400);
 }
 
 /// The seeds reach the targets' interesting paths: a seed that no longer
