@@ -42,7 +42,11 @@ fn hostile_pack() -> tempfile::TempDir {
     let module = dir.path().join("rego/thresholds.rego");
     let mut text = std::fs::read_to_string(&module).unwrap();
     let line = text.lines().count() + 1;
-    text.push_str(&format!("deep := {}1{}\n", "[".repeat(5000), "]".repeat(5000)));
+    text.push_str(&format!(
+        "deep := {}1{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    ));
     std::fs::write(&module, text).unwrap();
     std::fs::write(dir.path().join("line"), line.to_string()).unwrap();
     dir
@@ -77,13 +81,19 @@ fn check_reports_the_limits_crossed_with_file_and_line() {
     let cedar = find("cedar/pack.cedar");
     assert_eq!(cedar["line"], 3);
     assert!(
-        cedar["message"].as_str().unwrap().contains("nest deeper than 16"),
+        cedar["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest deeper than 16"),
         "{cedar}"
     );
     let rego = find("rego/thresholds.rego");
     assert_eq!(rego["line"], rego_line);
     assert!(
-        rego["message"].as_str().unwrap().contains("nest deeper than 12"),
+        rego["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest deeper than 12"),
         "{rego}"
     );
 }
@@ -99,4 +109,21 @@ fn eval_refuses_the_bundle_with_a_bundle_error() {
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(!out.contains("execute"), "{out}");
     assert!(err.contains("nest deeper than"), "{err}");
+}
+
+#[test]
+fn test_refuses_a_rego_test_module_beyond_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::reference_pack(), dir.path());
+    let module = format!(
+        "package agentriage_test\n\ntest_deep if {{\n\tcount({}1{}) == 1\n}}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    std::fs::write(dir.path().join("tests/deep_test.rego"), module).unwrap();
+    let (code, out, err) = agentriage(&["test", s(dir.path())]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report = format!("{out}{err}");
+    assert!(report.contains("deep_test.rego"), "{report}");
+    assert!(report.contains("nest deeper than 12"), "{report}");
 }
