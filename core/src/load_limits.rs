@@ -50,6 +50,13 @@ pub const MAX_DATA_DEPTH: usize = crate::request::MAX_DEPTH;
 /// after trying it as a comprehension.
 pub const MAX_REGO_PARSE_WORK: u64 = 1 << 22;
 
+/// Most operators one Cedar policy (or schema declaration) may hold: each of
+/// the characters `.` `+` `-` `*` `<` `>` `=` `!` `&` `|` outside strings and
+/// comments, and each of the words `in` `has` `like` `is` `if`. A chain of
+/// operators (`context.a.a.…`, `1 + 1 + …`) is a syntax tree as deep as it is
+/// long, which Cedar walks recursively on the native stack.
+pub const MAX_CEDAR_OPERATORS: usize = 1000;
+
 /// Most Cedar policies a bundle may hold (counted as the `;` that end them).
 pub const MAX_CEDAR_POLICIES: usize = 10_000;
 
@@ -70,6 +77,8 @@ pub enum LoadLimit {
     Depth,
     /// The Cedar files hold more than [`MAX_CEDAR_POLICIES`] policies.
     CedarPolicies,
+    /// A Cedar policy holds more than [`MAX_CEDAR_OPERATORS`] operators.
+    CedarOperators,
     /// Nested literals in the Rego modules would take the parser more than
     /// [`MAX_REGO_PARSE_WORK`].
     RegoParseWork,
@@ -86,6 +95,7 @@ impl LoadLimit {
             LoadLimit::Depth => "depth",
             LoadLimit::CedarPolicies => "cedar_policies",
             LoadLimit::RegoParseWork => "rego_parse_work",
+            LoadLimit::CedarOperators => "cedar_operators",
         }
     }
 }
@@ -196,6 +206,19 @@ fn scan_within(
     let mut work = 0u64;
     let mut counted = 0usize;
     let rego = language == Language::Rego;
+    let cedar = language == Language::Cedar;
+    // Operators of the Cedar statement being scanned.
+    let mut operators = 0usize;
+    let operator_error = |line| {
+        limit_error(
+            file,
+            line,
+            LoadLimit::CedarOperators,
+            format!(
+                "a Cedar policy holds more than {MAX_CEDAR_OPERATORS} operators; the limit protects the loader's stack"
+            ),
+        )
+    };
     let work_error = |line| {
         limit_error(
             file,
@@ -293,7 +316,30 @@ fn scan_within(
                 }
                 literals = literals.saturating_sub(1);
             }
+            b'.' | b'+' | b'-' | b'*' | b'<' | b'>' | b'=' | b'!' | b'&' | b'|' if cedar => {
+                operators += 1;
+                if operators > MAX_CEDAR_OPERATORS {
+                    return Err(operator_error(line));
+                }
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' if cedar => {
+                let start = i;
+                while bytes
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
+                    i += 1;
+                }
+                let word = bytes.get(start..=i).unwrap_or(&[]);
+                if [&b"in"[..], b"has", b"like", b"is", b"if"].contains(&word) {
+                    operators += 1;
+                    if operators > MAX_CEDAR_OPERATORS {
+                        return Err(operator_error(line));
+                    }
+                }
+            }
             b';' if depth == 0 => {
+                operators = 0;
                 statements += 1;
                 if statements == room.statements.saturating_add(1) {
                     marked = Some(line);
@@ -571,6 +617,30 @@ mod tests {
         assert!(!after_body_keyword(b"x := {", 5));
         assert!(!after_body_keyword(b"motif {", 6));
         assert!(!after_body_keyword(b"{", 0));
+    }
+
+    #[test]
+    fn cedar_operators_are_limited_per_policy() {
+        let chain = |n: usize| {
+            format!(
+                "permit (principal, action, resource) when {{ context{} }};\n",
+                ".a".repeat(n)
+            )
+        };
+        let cedar = |t: &str| scan(Path::new("p.cedar"), t, Language::Cedar);
+        assert!(cedar(&chain(MAX_CEDAR_OPERATORS)).is_ok());
+        let e = cedar(&format!("\n{}", chain(MAX_CEDAR_OPERATORS + 1))).unwrap_err();
+        assert_eq!(e.limit(), Some(LoadLimit::CedarOperators));
+        assert_eq!(e.line(), Some(2));
+        // Per policy: many policies of many operators are fine.
+        assert!(cedar(&chain(MAX_CEDAR_OPERATORS).repeat(20)).is_ok());
+        // Keywords count, identifiers containing them do not.
+        let words = |w: &str, n: usize| format!("when {{ {} }};", vec![w; n].join(" "));
+        assert!(cedar(&words("in", MAX_CEDAR_OPERATORS + 1)).is_err());
+        assert!(cedar(&words("inside", MAX_CEDAR_OPERATORS + 1)).is_ok());
+        assert!(cedar(&words("\"in\"", MAX_CEDAR_OPERATORS + 1)).is_ok());
+        // Rego and JSON do not count operators.
+        assert!(scan(Path::new("m.rego"), &chain(5000), Language::Rego).is_ok());
     }
 
     #[test]

@@ -309,3 +309,27 @@ fn check_reports_each_limit_with_file_and_line_and_returns() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn cedar_operator_chains_are_refused_before_parsing() {
+    for expr in [
+        format!("context{}", ".a".repeat(50_000)),
+        format!("{} == 0", vec!["1"; 50_000].join(" + ")),
+    ] {
+        let dir = bundle(&[
+            ("bundle.toml", CEDAR_MANIFEST),
+            ("cedar/p.cedar", &cedar_when(&expr)),
+        ]);
+        refused(dir.path(), "cedar/p.cedar", 3, LoadLimit::CedarOperators);
+    }
+    // A chain as long as the limit allows loads on a 2 MiB stack.
+    let expr = format!(
+        "context{} == 1",
+        ".a".repeat(agentriage::MAX_CEDAR_OPERATORS - 2)
+    );
+    let dir = bundle(&[
+        ("bundle.toml", CEDAR_MANIFEST),
+        ("cedar/p.cedar", &cedar_when(&expr)),
+    ]);
+    load(dir.path()).unwrap();
+}
