@@ -79,6 +79,11 @@ def main() -> None:
     )
     write(
         "policy_text",
+        "hostile-cedar-chain",
+        b"\x00\x00permit (principal, action, resource) when { context" + b".a" * 50000 + b" };\n",
+    )
+    write(
+        "policy_text",
         "hostile-rego-array",
         b"\x00package agentriage\n\nx := " + b"[" * 5000 + b"1" + b"]" * 5000 + b"\n",
     )
