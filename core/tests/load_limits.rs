@@ -333,3 +333,46 @@ fn cedar_operator_chains_are_refused_before_parsing() {
     ]);
     load(dir.path()).unwrap();
 }
+
+#[test]
+fn check_keeps_the_totals_across_files() {
+    // Many modules, each within the parse-work limit, together beyond it.
+    let one = format!("x := {}\n", nested(MAX_REGO_DEPTH, "[", "1", "]"));
+    let module = format!("{REGO_HEADER}{}", one.repeat(150));
+    let mut files = vec![("data/d.json".to_owned(), "{}".to_owned())];
+    let mut names = Vec::new();
+    for i in 0..40 {
+        files.push((
+            format!("rego/m{i}.rego"),
+            module.replace("package agentriage", &format!("package m{i}")),
+        ));
+        names.push(format!("\"rego/m{i}.rego\""));
+    }
+    let manifest = format!(
+        "name = \"hostile\"\nrevision = \"1\"\n[rego]\nmodules = [{}]\ndata = [\"data/d.json\"]\n",
+        names.join(", ")
+    );
+    files.push(("bundle.toml".to_owned(), manifest));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = bundle(&refs);
+    let path = dir.path().to_path_buf();
+    let problems = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || agentriage::testing::check_bundle(path))
+        .unwrap()
+        .join()
+        .unwrap();
+    let work: Vec<_> = problems
+        .iter()
+        .filter(|p| p.kind == "limit" && p.message.contains("Rego parser"))
+        .collect();
+    // The first modules fit; every later one is reported, unparsed.
+    assert!(!work.is_empty() && work.len() < 40, "{problems:#?}");
+    assert!(
+        work.iter()
+            .all(|p| p.file != dir.path().join("rego/m0.rego"))
+    );
+}

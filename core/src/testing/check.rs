@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{BundleError, line_of};
-use crate::load_limits::{Language, scan};
+use crate::load_limits::{Language, Totals};
 
 /// One problem [`check_bundle`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +65,15 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let cedar_files = manifest_list(manifest.as_ref(), "cedar", "policies");
 
     // Each file on its own first: a broken module does not hide the next.
+    // The bundle's totals are kept across them, so that many files each
+    // within the limits cannot add up to a slow check.
+    let mut totals = Totals::default();
     for rel in &rego_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
         };
         // Text beyond the load limits never reaches the parser.
-        if let Err(e) = scan(&dir.join(rel), &text, Language::Rego) {
+        if let Err(e) = totals.add(&dir.join(rel), &text, Language::Rego, false) {
             problems.push(Problem::from_bundle(&e));
             continue;
         }
@@ -95,7 +98,7 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
         };
-        if let Err(e) = scan(&dir.join(rel), &text, Language::Cedar) {
+        if let Err(e) = totals.add(&dir.join(rel), &text, Language::Cedar, true) {
             problems.push(Problem::from_bundle(&e));
             continue;
         }
