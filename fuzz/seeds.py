@@ -55,6 +55,41 @@ def main() -> None:
         write("bundle", name.replace("/", "-"), name.encode() + b"\n" + (PACK / name).read_bytes())
     write("bundle", "signature", b'.signature.json\n{"payloadType":"","payload":"","signatures":[]}')
 
+    # policy_text: a byte k, a Rego module, NUL, Cedar policies. `valid-`
+    # seeds load; `hostile-` ones are the load-limit attacks (k without
+    # 0x40), refused before any parser runs.
+    small_rego = (
+        b"package agentriage\n\nreject contains r if {\n\tinput.action.name == \"x\"\n"
+        b"\tr := {\"id\": \"R1\", \"message\": [1, {\"a\": (2 + 3)}]}\n}\n"
+    )
+    small_cedar = (
+        b'@id("C1")\nforbid (principal, action, resource) when { context has a && (true || [1, 2].contains(1)) };\n'
+    )
+    write("policy_text", "valid-small", b"\x00" + small_rego + b"\x00" + small_cedar)
+    write("policy_text", "valid-rego", b"\x00" + small_rego)
+    write("policy_text", "valid-cedar", b"\x00\x00" + small_cedar)
+    write("policy_text", "valid-pack-cedar", b"\x00\x00" + (PACK / "cedar" / "pack.cedar").read_bytes())
+    write("policy_text", "valid-pack-runtime", b"\x00" + (PACK / "rego" / "runtime.rego").read_bytes())
+    write("policy_text", "nesting-8", b"\x48" + small_rego + b"\x00" + small_cedar)
+    write("policy_text", "nesting-63", b"\x7f" + small_rego + b"\x00" + small_cedar)
+    write(
+        "policy_text",
+        "hostile-cedar-parens",
+        b"\x00\x00permit (principal, action, resource) when { " + b"(" * 1000 + b"true" + b")" * 1000 + b" };\n",
+    )
+    write(
+        "policy_text",
+        "hostile-cedar-chain",
+        b"\x00\x00permit (principal, action, resource) when { context" + b".a" * 50000 + b" };\n",
+    )
+    write(
+        "policy_text",
+        "hostile-rego-array",
+        b"\x00package agentriage\n\nx := " + b"[" * 5000 + b"1" + b"]" * 5000 + b"\n",
+    )
+    wide = b"".join(b"x%d := " % i + b"[" * 12 + b"1" + b"]" * 12 + b"\n" for i in range(2000))
+    write("policy_text", "hostile-rego-wide", b"\x00package agentriage\n\n" + wide)
+
     for name in ["tiny.json"]:
         assert (SEEDS / "anomaly_model" / name).exists()
     write(

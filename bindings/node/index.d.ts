@@ -217,7 +217,7 @@ export declare class InvalidRequestError extends AgentriageError {
 }
 
 /** What is wrong with a bundle. */
-export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data' | 'model' | 'signature'
+export type BundleErrorKind = 'io' | 'manifest' | 'rego' | 'cedar' | 'validation' | 'data' | 'model' | 'signature' | 'limit'
 
 /** The bundle could not be loaded; `file` and `line` say where. */
 export declare class BundleError extends AgentriageError {

@@ -20,6 +20,7 @@ use crate::anomaly::decision::ManifestAnomaly;
 use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
+use crate::load_limits::{Language, Totals};
 use crate::rego::{RegoEvaluator, RegoProgram};
 use crate::signing::TrustedKeys;
 
@@ -416,8 +417,11 @@ impl Bundle {
             }
         }
 
+        // Every policy and data text is checked against the load limits
+        // before any of it reaches a parser.
+        let mut totals = Totals::default();
         let rego = match &manifest.rego {
-            Some(r) if !r.modules.is_empty() => Some(load_rego(files, r)?),
+            Some(r) if !r.modules.is_empty() => Some(load_rego(files, r, &mut totals)?),
             Some(r) if !r.data.is_empty() => {
                 return Err(files.manifest_error(
                     r.data.first().map_or(0..0, |d| d.span()),
@@ -427,7 +431,7 @@ impl Bundle {
             _ => None,
         };
         let cedar = match &manifest.cedar {
-            Some(c) if !c.policies.is_empty() => Some(load_cedar(files, c)?),
+            Some(c) if !c.policies.is_empty() => Some(load_cedar(files, c, &mut totals)?),
             _ => None,
         };
         let intents = match &manifest.intents {
@@ -517,7 +521,11 @@ fn load_anomaly(files: &BundleFiles, m: &ManifestAnomaly) -> Result<IsolationFor
     })
 }
 
-fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, BundleError> {
+fn load_rego(
+    files: &BundleFiles,
+    m: &ManifestRego,
+    totals: &mut Totals,
+) -> Result<RegoProgram, BundleError> {
     let package = m
         .package
         .as_ref()
@@ -538,11 +546,14 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
                 files.manifest_error(name.span(), format!("`{}` is listed twice", name.get_ref()))
             );
         }
+        totals.add(&files.root.join(&path), &text, Language::Rego, false)?;
         modules.push((path, text));
     }
     let mut data = Vec::new();
     for name in &m.data {
-        data.push(files.text(name)?);
+        let (path, text) = files.text(name)?;
+        totals.add(&files.root.join(&path), &text, Language::Json, false)?;
+        data.push((path, text));
     }
     let evaluator = match &m.evaluator {
         None => RegoEvaluator::Interpreter,
@@ -590,18 +601,35 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
     .map(|p| p.with_time_limit(std::time::Duration::from_millis(max_eval_ms)))
 }
 
-fn load_cedar(files: &BundleFiles, m: &ManifestCedar) -> Result<CedarPolicies, BundleError> {
+fn load_cedar(
+    files: &BundleFiles,
+    m: &ManifestCedar,
+    totals: &mut Totals,
+) -> Result<CedarPolicies, BundleError> {
     let schema = match &m.schema {
-        Some(s) => Some(files.text(s)?),
+        Some(s) => {
+            let (path, text) = files.text(s)?;
+            let language = if path.extension().is_some_and(|e| e == "json") {
+                Language::Json
+            } else {
+                Language::Cedar
+            };
+            totals.add(&files.root.join(&path), &text, language, false)?;
+            Some((path, text))
+        }
         None => None,
     };
     let mut policies = Vec::new();
     for name in &m.policies {
-        policies.push(files.text(name)?);
+        let (path, text) = files.text(name)?;
+        totals.add(&files.root.join(&path), &text, Language::Cedar, true)?;
+        policies.push((path, text));
     }
     let mut entities = Vec::new();
     for name in &m.entities {
-        entities.push(files.text(name)?);
+        let (path, text) = files.text(name)?;
+        totals.add(&files.root.join(&path), &text, Language::Json, false)?;
+        entities.push((path, text));
     }
     let type_name =
         |v: &Option<Spanned<String>>, default: &str| -> (String, std::ops::Range<usize>) {

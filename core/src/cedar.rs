@@ -92,10 +92,29 @@ fn diagnostic_message(diag: &dyn Diagnostic, error: &dyn std::fmt::Display) -> S
     message
 }
 
-/// Where `@id("…")` of a policy appears in its file.
-fn id_line(text: &str, id: &str) -> Option<u32> {
-    let needle = format!("@id(\"{id}\")");
-    text.find(&needle).map(|at| line_of(text, at))
+/// The line of the first `@id("…")` of each id in a file, found in one
+/// pass: looking each policy's id up in the whole text would take time
+/// quadratic in the number of policies.
+fn id_lines(text: &str) -> HashMap<&str, u32> {
+    const OPEN: &str = "@id(\"";
+    let mut lines = HashMap::new();
+    let mut line = 1u32;
+    let mut counted = 0;
+    let mut from = 0;
+    while let Some(found) = text.get(from..).and_then(|t| t.find(OPEN)) {
+        let at = from + found;
+        let start = at + OPEN.len();
+        let Some(len) = text.get(start..).and_then(|t| t.find("\")")) else {
+            break;
+        };
+        line = line.saturating_add(line_of(text.get(counted..at).unwrap_or(""), usize::MAX) - 1);
+        counted = at;
+        if let Some(id) = text.get(start..start + len) {
+            lines.entry(id).or_insert(line);
+        }
+        from = start;
+    }
+    lines
 }
 
 impl CedarPolicies {
@@ -125,11 +144,13 @@ impl CedarPolicies {
                     diagnostic_message(&e, &e),
                 )
             })?;
+            let lines = id_lines(text);
+            let id_line = |id: &str| lines.get(id).copied();
             if let Some(t) = set.templates().next() {
                 return Err(BundleError::new(
                     BundleErrorKind::Cedar,
                     &file,
-                    t.annotation("id").and_then(|id| id_line(text, id)),
+                    t.annotation("id").and_then(id_line),
                     "policy templates are not supported; write static policies",
                 ));
             }
@@ -137,7 +158,7 @@ impl CedarPolicies {
                 let id = policy
                     .annotation("id")
                     .map_or_else(|| format!("{}#{n}", path.to_string_lossy()), str::to_owned);
-                let line = id_line(text, &id);
+                let line = id_line(&id);
                 let err = |message: String| {
                     BundleError::new(BundleErrorKind::Cedar, &file, line, message)
                 };
@@ -592,6 +613,16 @@ fn facts_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_lines_finds_the_first_line_of_each_id() {
+        let text = "@id(\"a\")\npermit (principal, action, resource);\n\n@id(\"b\") @reason(\"x\")\nforbid (principal, action, resource);\n@id(\"a\")\n";
+        let lines = id_lines(text);
+        assert_eq!(lines.get("a"), Some(&1));
+        assert_eq!(lines.get("b"), Some(&4));
+        assert_eq!(lines.len(), 2);
+        assert!(id_lines("@id(\"unterminated").is_empty());
+    }
 
     #[test]
     fn whole_seconds_rounds_toward_the_strict_side() {

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::load_limits::LoadLimit;
+
 /// Any error of the engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -137,6 +139,10 @@ pub enum BundleErrorKind {
     Signature,
     /// The anomaly model file is not valid.
     Model,
+    /// A file is larger or nests deeper than the loader accepts, or the
+    /// bundle holds more than it accepts; [`BundleError::limit`] says which
+    /// limit.
+    Limit,
 }
 
 impl BundleErrorKind {
@@ -151,6 +157,7 @@ impl BundleErrorKind {
             BundleErrorKind::Data => "data",
             BundleErrorKind::Signature => "signature",
             BundleErrorKind::Model => "model",
+            BundleErrorKind::Limit => "limit",
         }
     }
 }
@@ -162,6 +169,7 @@ pub struct BundleError {
     file: PathBuf,
     line: Option<u32>,
     message: String,
+    limit: Option<LoadLimit>,
 }
 
 impl BundleError {
@@ -176,7 +184,18 @@ impl BundleError {
             file: file.into(),
             line,
             message: message.into(),
+            limit: None,
         }
+    }
+
+    pub(crate) fn with_limit(mut self, limit: LoadLimit) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The load limit crossed, for a [`BundleErrorKind::Limit`] error.
+    pub fn limit(&self) -> Option<LoadLimit> {
+        self.limit
     }
 
     /// What kind of problem this is.

@@ -41,6 +41,7 @@ mod error;
 mod facts;
 mod hooks;
 pub mod intent;
+mod load_limits;
 mod metrics;
 mod rego;
 mod rego_calls;
@@ -60,6 +61,11 @@ pub use engine::Engine;
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
 pub use facts::UNKNOWN_RISK_CLASS;
 pub use hooks::LOG_FAILURE_POLICY;
+pub use load_limits::{
+    LoadLimit, MAX_CEDAR_DEPTH, MAX_CEDAR_OPERATORS, MAX_CEDAR_POLICIES, MAX_DATA_BYTES,
+    MAX_DATA_DEPTH, MAX_DATA_FILE_BYTES, MAX_POLICY_BYTES, MAX_POLICY_FILE_BYTES, MAX_REGO_DEPTH,
+    MAX_REGO_PARSE_WORK,
+};
 pub use metrics::{MAX_RULE_LABELS, Metrics};
 pub use rego::RegoEvaluator;
 pub use request::{

@@ -185,6 +185,12 @@ fn bundle_target() {
     assert!(exercise("bundle", 60, &|data| target.run(data)) > 60);
 }
 
+#[test]
+fn policy_text_target() {
+    let target = targets::PolicyTextTarget::new();
+    assert!(exercise("policy_text", 400, &|data| target.run(data)) > 400);
+}
+
 /// The seeds reach the targets' interesting paths: a seed that no longer
 /// parsed (after a contract change) would leave the fuzzer at the front door.
 #[test]
@@ -233,6 +239,42 @@ fn seeds_are_accepted_where_they_should_be() {
             agentriage::anomaly::IsolationForest::from_json(text).is_ok(),
             "{name}"
         );
+    }
+
+    // The `policy_text` seeds named `valid-` load, and those named `hostile-`
+    // are refused by a load limit.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data) in inputs("seeds", "policy_text") {
+        let rest = &data[1..];
+        let at = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        let (rego, cedar) = (&rest[..at], rest.get(at + 1..).unwrap_or(&[]));
+        let mut manifest = String::from("name = \"s\"\nrevision = \"1\"\n");
+        for (rel, text, section) in [
+            ("p.rego", rego, "[rego]\nmodules = [\"p.rego\"]\n"),
+            ("p.cedar", cedar, "[cedar]\npolicies = [\"p.cedar\"]\n"),
+        ] {
+            let _ = std::fs::remove_file(dir.path().join(rel));
+            if !text.is_empty() {
+                std::fs::write(dir.path().join(rel), text).unwrap();
+                manifest.push_str(section);
+            }
+        }
+        std::fs::write(dir.path().join("bundle.toml"), manifest).unwrap();
+        let loaded = std::thread::Builder::new()
+            .stack_size(targets::POLICY_TEXT_STACK)
+            .spawn({
+                let dir = dir.path().to_path_buf();
+                move || agentriage::Bundle::load(dir).map(|_| ())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        if name.starts_with("seeds/policy_text/valid-") {
+            assert!(loaded.is_ok(), "{name}: {loaded:?}");
+        } else if name.starts_with("seeds/policy_text/hostile-") && data[0] & 0x40 == 0 {
+            let e = loaded.unwrap_err();
+            assert_eq!(e.kind(), agentriage::BundleErrorKind::Limit, "{name}: {e}");
+        }
     }
 
     // Every pack file the bundle target can replace has a seed holding its

@@ -337,3 +337,129 @@ pub fn anomaly_model(data: &[u8]) {
     let row = vec![0.25; n];
     assert_eq!(model.score(&row).ok(), again.score(&row).ok());
 }
+
+// --- policy_text -----------------------------------------------------------
+
+/// Longest a `policy_text` load may take before the target reports a hang:
+/// a watchdog far above the slowest load the limits allow, not a speed test.
+pub const POLICY_TEXT_WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Stack of the thread a `policy_text` bundle loads and decides on: an
+/// ordinary thread's, as a host's worker thread would have.
+pub const POLICY_TEXT_STACK: usize = 2 << 20;
+
+/// A private temporary directory that [`PolicyTextTarget::run`] writes a
+/// bundle of the input's Rego and Cedar text into, removed on drop.
+pub struct PolicyTextTarget {
+    dir: PathBuf,
+    request: String,
+}
+
+impl PolicyTextTarget {
+    /// Makes the directory.
+    pub fn new() -> PolicyTextTarget {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
+            "agentriage-fuzz-policy-text-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        PolicyTextTarget {
+            dir,
+            request: sample_request(),
+        }
+    }
+
+    /// The input is a byte `k`, then a Rego module, a NUL byte and Cedar
+    /// policies (either may be empty; the bundle has what is not). With bit
+    /// 0x40 of `k` set, the first `1` of the module becomes `k & 0x3f`
+    /// nested arrays around it and the first `true` of the Cedar text as
+    /// many nested parentheses, so that nesting is one byte away for the
+    /// fuzzer. The bundle loads on a thread with [`POLICY_TEXT_STACK`] and
+    /// must return (a bundle or a typed error) within
+    /// [`POLICY_TEXT_WATCHDOG`]; a bundle that loads decides a request
+    /// without panicking, and a decision that does not execute has a reason.
+    pub fn run(&self, data: &[u8]) {
+        let Some((&k, rest)) = data.split_first() else {
+            return;
+        };
+        let (rego, cedar) = match rest.iter().position(|&b| b == 0) {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, &[][..]),
+        };
+        if rego.is_empty() && cedar.is_empty() {
+            return;
+        }
+        let (mut rego, mut cedar) = (rego.to_vec(), cedar.to_vec());
+        if k & 0x40 != 0 {
+            let d = usize::from(k & 0x3f);
+            let deep = format!("{}1{}", "[".repeat(d), "]".repeat(d));
+            replace_first(&mut rego, b"1", deep.as_bytes());
+            let deep = format!("{}true{}", "(".repeat(d), ")".repeat(d));
+            replace_first(&mut cedar, b"true", deep.as_bytes());
+        }
+        let mut manifest = String::from("name = \"fuzz\"\nrevision = \"1\"\n");
+        for (rel, text, section) in [
+            ("p.rego", &rego, "[rego]\nmodules = [\"p.rego\"]\n"),
+            ("p.cedar", &cedar, "[cedar]\npolicies = [\"p.cedar\"]\n"),
+        ] {
+            let path = self.dir.join(rel);
+            if text.is_empty() {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                std::fs::write(&path, text).expect("write the policy");
+                manifest.push_str(section);
+            }
+        }
+        std::fs::write(self.dir.join("bundle.toml"), manifest).expect("write the manifest");
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = self.dir.clone();
+        let request = self.request.clone();
+        let worker = std::thread::Builder::new()
+            .stack_size(POLICY_TEXT_STACK)
+            .spawn(move || {
+                if let Ok(bundle) = Bundle::load(&dir) {
+                    check_decision(&Engine::new(bundle), &request);
+                }
+                let _ = tx.send(());
+            })
+            .expect("spawn the loader");
+        match rx.recv_timeout(POLICY_TEXT_WATCHDOG) {
+            // The worker finished, or panicked (its sender dropped): join
+            // re-raises a panic here.
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("loading did not return within {POLICY_TEXT_WATCHDOG:?}")
+            }
+        }
+    }
+}
+
+impl Default for PolicyTextTarget {
+    fn default() -> PolicyTextTarget {
+        PolicyTextTarget::new()
+    }
+}
+
+impl Drop for PolicyTextTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn replace_first(text: &mut Vec<u8>, from: &[u8], to: &[u8]) {
+    if let Some(at) = text.windows(from.len()).position(|w| w == from) {
+        text.splice(at..at + from.len(), to.iter().copied());
+    }
+}

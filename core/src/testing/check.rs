@@ -6,12 +6,13 @@ use std::str::FromStr;
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{BundleError, line_of};
+use crate::load_limits::{Language, Totals};
 
 /// One problem [`check_bundle`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// A stable, machine-readable kind: the [`BundleErrorKind`](crate::BundleErrorKind)
-    /// names (`manifest`, `rego`, `cedar`, `validation`, `data`, `io`), plus
+    /// names (`manifest`, `rego`, `cedar`, `validation`, `data`, `io`, `limit`), plus
     /// `unknown_action`, `unused_rule` and `suite`.
     pub kind: String,
     /// The file at fault.
@@ -49,7 +50,9 @@ impl std::fmt::Display for Problem {
 /// - the bundle loads: the manifest is valid, every Rego module parses and
 ///   compiles, every Cedar policy parses and validates against the schema,
 ///   the entities and data are valid (each Rego module and Cedar file is
-///   also parsed on its own, so a problem in one does not hide another);
+///   also parsed on its own, so a problem in one does not hide another), and
+///   every file is within the load limits (a file beyond them is reported
+///   and not parsed);
 /// - every action the policies name — a string compared with
 ///   `input.action.name` in Rego, an `Action::"…"` in Cedar — is in the
 ///   bundle's risk table (an action missing from it has risk class `unknown`);
@@ -66,10 +69,18 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let cedar_files = manifest_list(manifest.as_ref(), "cedar", "policies");
 
     // Each file on its own first: a broken module does not hide the next.
+    // The bundle's totals are kept across them, so that many files each
+    // within the limits cannot add up to a slow check.
+    let mut totals = Totals::default();
     for rel in &rego_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
         };
+        // Text beyond the load limits never reaches the parser.
+        if let Err(e) = totals.add(&dir.join(rel), &text, Language::Rego, false) {
+            problems.push(Problem::from_bundle(&e));
+            continue;
+        }
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(false);
         if let Err(e) = engine.add_policy(rel.clone(), text) {
@@ -87,11 +98,19 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
             });
         }
     }
-    problems.extend(unused_decision_rules(dir, manifest.as_ref(), &rego_files));
+    // The analysis parses every module again: only when all parsed within
+    // the limits above.
+    if problems.is_empty() {
+        problems.extend(unused_decision_rules(dir, manifest.as_ref(), &rego_files));
+    }
     for rel in &cedar_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
         };
+        if let Err(e) = totals.add(&dir.join(rel), &text, Language::Cedar, true) {
+            problems.push(Problem::from_bundle(&e));
+            continue;
+        }
         if let Err(e) = cedar_policy::PolicySet::from_str(&text) {
             use miette::Diagnostic;
             let line = e

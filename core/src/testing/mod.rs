@@ -422,6 +422,14 @@ fn run_rego_tests(
     let mut added = Vec::new();
     for (file, text) in modules {
         let name = file.to_string_lossy().into_owned();
+        // Test modules meet the bundle's load limits before the parser.
+        if let Err(e) = crate::load_limits::scan(file, text, crate::load_limits::Language::Rego) {
+            results.push(file_failure(
+                file,
+                &SuiteError::new(file, e.line(), format!("Rego test module: {}", e.message())),
+            ));
+            continue;
+        }
         match interpreter.add_policy(name.clone(), text.clone()) {
             Ok(_) => added.push(name),
             Err(e) => {

@@ -48,8 +48,9 @@ class BundleError(Error):
     """A policy bundle that could not be loaded.
 
     Attributes:
-        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data``, ``model``
-            or ``signature`` (a signature required by ``trusted_keys`` is missing or fails).
+        kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data``, ``model``,
+            ``signature`` (a signature required by ``trusted_keys`` is missing or fails)
+            or ``limit`` (a file is larger or nests deeper than the loader accepts).
         file: the file at fault.
         line: the 1-based line in ``file``, where one is known, else None.
         message: what is wrong, without file and line.
