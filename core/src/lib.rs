@@ -43,6 +43,7 @@ mod hooks;
 pub mod intent;
 mod metrics;
 mod rego;
+mod rego_builtins;
 mod rego_calls;
 mod request;
 mod shadow;

@@ -107,7 +107,7 @@ fn join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// `a.b["c"].d` → `["a", "b", "c", "d"]`; `None` for anything else.
-fn path_of(expr: &Expr) -> Option<Vec<String>> {
+pub(crate) fn path_of(expr: &Expr) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut at = expr;
     loop {
@@ -136,7 +136,7 @@ fn path_of(expr: &Expr) -> Option<Vec<String>> {
 
 /// Import aliases of a module: `import data.lib.x` → `x` ↦ `data.lib.x`,
 /// `import data.lib.x as y` → `y` ↦ `data.lib.x`.
-fn imports_of(module: &Module) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn imports_of(module: &Module) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for import in &module.imports {
         let Some(path) = path_of(&import.refr) else {
@@ -176,7 +176,7 @@ fn resolve(
 
 /// Calls `found` with the callee of every call in `exprs` and `queries`,
 /// however deeply nested (iteratively: no recursion on the native stack).
-fn collect_calls<'a>(
+pub(crate) fn collect_calls<'a>(
     mut exprs: Vec<&'a Expr>,
     mut queries: Vec<&'a Query>,
     found: &mut dyn FnMut(&'a Expr),
@@ -270,6 +270,33 @@ fn collect_calls<'a>(
             _ => {}
         }
     }
+}
+
+/// The expressions and queries of a rule: head values and keys, bodies,
+/// a default's value.
+pub(crate) fn rule_exprs(rule: &Rule) -> (Vec<&Expr>, Vec<&Query>) {
+    let mut exprs: Vec<&Expr> = Vec::new();
+    let mut queries: Vec<&Query> = Vec::new();
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                    if let Some(a) = assign {
+                        exprs.push(&a.value);
+                    }
+                }
+                RuleHead::Set { key, .. } => exprs.extend(key.iter().map(|k| k.as_ref())),
+            }
+            for body in bodies {
+                if let Some(a) = &body.assign {
+                    exprs.push(&a.value);
+                }
+                queries.push(&body.query);
+            }
+        }
+        Rule::Default { value, .. } => exprs.push(value),
+    }
+    (exprs, queries)
 }
 
 /// A cycle of function names (first name repeated at the end), if any:
