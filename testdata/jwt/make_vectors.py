@@ -10,8 +10,9 @@ Run with a Python that has `pyjwt`, `cryptography` and
 
 Each case is `{"name", "call", "args", "opa"}`: `call` is the builtin,
 `args` its arguments, `opa` the value OPA returns, or the string
-`"<error>"` when OPA's call fails (OPA leaves the rule undefined; agentriage
-fails the evaluation, so the decision fails closed).
+`"<error>"` when OPA's call fails (agentriage then fails the evaluation, so
+the decision fails closed). A case with an `agentriage` member is one where
+agentriage knowingly answers otherwise; that answer is always `"<error>"`.
 """
 
 import base64
@@ -161,6 +162,21 @@ case("HS256 keyed with the public key's PEM, verify_rs256", "io.jwt.verify_rs256
 case("HS256 keyed with the public key's PEM, verify_hs256 with the PEM", "io.jwt.verify_hs256", hs_with_pem, rs_pem)
 case("RS256 token, verify_es256", "io.jwt.verify_es256", rs_token, rs_pem)
 case("ES256 token, verify_eddsa", "io.jwt.verify_eddsa", es_token, ed_pem)
+
+case("ES256 token, decode_verify with an RSA key", "io.jwt.decode_verify", es_token, {**base, "cert": rs_pem})
+case("EdDSA token, decode_verify with a P-256 JWK", "io.jwt.decode_verify", ed_token, {**base, "cert": jwk(ECAlgorithm(ECAlgorithm.SHA256), p256)})
+case("no time constraint: the clock decides", "io.jwt.decode_verify", jwt.encode({"iss": base["iss"], "aud": "pdp", "exp": 4_102_444_800}, ed, algorithm="EdDSA"), {"cert": ed_pem, "iss": base["iss"], "aud": "pdp"})
+case("no time constraint, expired long ago", "io.jwt.decode_verify", jwt.encode({"iss": base["iss"], "aud": "pdp", "exp": 1_000_000_000}, ed, algorithm="EdDSA"), {"cert": ed_pem, "iss": base["iss"], "aud": "pdp"})
+
+# Where agentriage knowingly answers differently: always an error (the
+# decision fails closed), never a more permissive value.
+p521 = ec.generate_private_key(ec.SECP521R1())
+es512 = jwt.encode(claims, p521, algorithm="ES512")
+case("ES512 (P-521), which ring cannot verify", "io.jwt.decode_verify", es512, {**base, "cert": pem_public(p521)})
+cases[-1]["agentriage"] = "<error>"
+rsa_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+case("RS256 with a 1024-bit key", "io.jwt.decode_verify", jwt.encode(claims, rsa_small, algorithm="RS256"), {**base, "cert": pem_public(rsa_small)})
+cases[-1]["agentriage"] = "<error>"
 
 # Time, audience, issuer.
 def claims_case(name, payload, constraints):

@@ -351,12 +351,11 @@ fn parse_constraints(value: &Value, name: &str) -> Result<Constraints, String> {
             "iss" => iss = Some(text("iss")?),
             "aud" => aud = text("aud")?,
             "time" => {
-                let Value::Number(n) = value else {
+                if !matches!(value, Value::Number(_)) {
                     return Err(format!("{name}: token time constraint: must be a number"));
-                };
-                let ns = n
-                    .as_f64()
-                    .ok_or_else(|| format!("{name}: token time constraint: must be a number"))?;
+                }
+                let ns = lossy_f64(value)
+                    .ok_or_else(|| format!("{name}: token time constraint: out of range"))?;
                 time = Some(ns / 1e9);
             }
             other => {
@@ -385,6 +384,21 @@ fn parse_constraints(value: &Value, name: &str) -> Result<Constraints, String> {
         aud,
         time,
     })
+}
+
+/// A number as the nearest `f64`, as OPA converts times (nanoseconds do not
+/// fit exactly).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "OPA compares times as float64 too"
+)]
+fn lossy_f64(value: &Value) -> Option<f64> {
+    let Value::Number(n) = value else {
+        return None;
+    };
+    n.as_f64()
+        .or_else(|| n.as_i64().map(|i| i as f64))
+        .or_else(|| n.as_u64().map(|u| u as f64))
 }
 
 fn now_seconds() -> Result<f64, String> {
@@ -491,12 +505,11 @@ pub(super) fn decode_verify(args: &[Value]) -> Result<Value, String> {
         ("nbf", |now, at| now >= at),
     ] {
         if let Some(value) = get(&payload, claim) {
-            let Value::Number(n) = value else {
+            if !matches!(value, Value::Number(_)) {
                 return Err(format!("{NAME}: {claim} value must be a number"));
-            };
-            let at = n
-                .as_f64()
-                .ok_or_else(|| format!("{NAME}: {claim} value must be a number"))?;
+            }
+            let at =
+                lossy_f64(value).ok_or_else(|| format!("{NAME}: {claim} value is out of range"))?;
             if !valid(constraints.time, at) {
                 return unverified();
             }
