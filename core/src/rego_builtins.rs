@@ -20,6 +20,7 @@
 
 mod jwt;
 mod keys;
+mod net;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -58,6 +59,8 @@ const EXTENSIONS: &[Builtin] = &[
     ("crypto.hmac.sha256", 2, |a| hmac(ring::hmac::HMAC_SHA256, "crypto.hmac.sha256", a)),
     ("crypto.hmac.sha512", 2, |a| hmac(ring::hmac::HMAC_SHA512, "crypto.hmac.sha512", a)),
     ("crypto.hmac.equal", 2, hmac_equal),
+    ("net.cidr_intersects", 2, net::cidr_intersects),
+    ("net.cidr_contains_matches", 2, net::cidr_contains_matches),
 ];
 
 /// Builtins refused at load, with the reason.
@@ -86,6 +89,11 @@ const MISSING_REASONS: &[(&str, &str)] = &[
     ("json.match_schema", "regorus's `jsonschema` group is not built (build cost)"),
     ("json.verify_schema", "regorus's `jsonschema` group is not built (build cost)"),
     ("rego.metadata", "not implemented by regorus"),
+    (
+        "net.cidr_merge",
+        "not implemented by regorus (OPA widens plain addresses to classful masks)",
+    ),
+    ("net.cidr_overlap", "deprecated in OPA: use `net.cidr_contains`"),
     ("rego.parse_module", "not implemented by regorus"),
 ];
 
