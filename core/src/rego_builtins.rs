@@ -89,6 +89,16 @@ const MISSING_REASONS: &[(&str, &str)] = &[
     ("json.match_schema", "regorus's `jsonschema` group is not built (build cost)"),
     ("json.verify_schema", "regorus's `jsonschema` group is not built (build cost)"),
     ("rego.metadata", "not implemented by regorus"),
+    ("all", DEPRECATED),
+    ("any", DEPRECATED),
+    ("cast_array", DEPRECATED),
+    ("cast_boolean", DEPRECATED),
+    ("cast_null", DEPRECATED),
+    ("cast_object", DEPRECATED),
+    ("cast_set", DEPRECATED),
+    ("cast_string", DEPRECATED),
+    ("re_match", DEPRECATED),
+    ("set_diff", DEPRECATED),
     (
         "net.cidr_merge",
         "not implemented by regorus (OPA widens plain addresses to classful masks)",
@@ -97,8 +107,22 @@ const MISSING_REASONS: &[(&str, &str)] = &[
     ("rego.parse_module", "not implemented by regorus"),
 ];
 
+const DEPRECATED: &str = "deprecated in OPA and not part of Rego v1";
+
 /// Every OPA builtin (from OPA's capabilities, operators left out).
 const OPA_BUILTINS: &str = include_str!("rego_builtins/opa_builtins.txt");
+
+/// The names of [`OPA_BUILTINS`] (its `#` lines are comments).
+fn opa_builtins() -> impl Iterator<Item = &'static str> {
+    OPA_BUILTINS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+fn is_opa_builtin(name: &str) -> bool {
+    opa_builtins().any(|l| l == name)
+}
 
 /// Adds every extension to `engine` (the interpreter).
 pub(crate) fn register(engine: &mut regorus::Engine) -> Result<(), String> {
@@ -178,7 +202,7 @@ pub(crate) fn status(name: &str) -> Option<Status> {
     if name == "print" || regorus::unstable::BUILTINS.contains_key(name) {
         return Some(Status::Regorus);
     }
-    if OPA_BUILTINS.lines().any(|l| l == name) {
+    if is_opa_builtin(name) {
         let reason = MISSING_REASONS
             .iter()
             .find(|(prefix, _)| name == *prefix || name.starts_with(&format!("{prefix}.")))
@@ -291,7 +315,7 @@ pub(crate) fn check_calls(
 /// followed by the builtins regorus adds beyond OPA's.
 pub fn builtins_table() -> String {
     let mut names: BTreeMap<String, Status> = BTreeMap::new();
-    for name in OPA_BUILTINS.lines().filter(|l| !l.is_empty()) {
+    for name in opa_builtins() {
         if let Some(s) = status(name) {
             names.insert(name.to_owned(), s);
         }
@@ -312,7 +336,11 @@ pub fn builtins_table() -> String {
     let mut extra: Vec<&str> = regorus::unstable::BUILTINS
         .keys()
         .copied()
-        .filter(|n| !names.contains_key(*n) && !OPA_BUILTINS.lines().any(|l| l == *n))
+        .filter(|n| {
+            !n.starts_with("__")
+                && !names.contains_key(*n)
+                && !is_opa_builtin(n)
+        })
         .collect();
     extra.sort_unstable();
     if !extra.is_empty() {
