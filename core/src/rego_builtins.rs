@@ -39,25 +39,61 @@ type Builtin = (&'static str, u8, fn(&[Value]) -> Result<Value, String>);
 const EXTENSIONS: &[Builtin] = &[
     ("io.jwt.decode", 1, jwt::decode),
     ("io.jwt.decode_verify", 2, jwt::decode_verify),
-    ("io.jwt.verify_eddsa", 2, |a| jwt::verify_asymmetric("EdDSA", "io.jwt.verify_eddsa", a)),
-    ("io.jwt.verify_es256", 2, |a| jwt::verify_asymmetric("ES256", "io.jwt.verify_es256", a)),
-    ("io.jwt.verify_es384", 2, |a| jwt::verify_asymmetric("ES384", "io.jwt.verify_es384", a)),
-    ("io.jwt.verify_rs256", 2, |a| jwt::verify_asymmetric("RS256", "io.jwt.verify_rs256", a)),
-    ("io.jwt.verify_rs384", 2, |a| jwt::verify_asymmetric("RS384", "io.jwt.verify_rs384", a)),
-    ("io.jwt.verify_rs512", 2, |a| jwt::verify_asymmetric("RS512", "io.jwt.verify_rs512", a)),
-    ("io.jwt.verify_ps256", 2, |a| jwt::verify_asymmetric("PS256", "io.jwt.verify_ps256", a)),
-    ("io.jwt.verify_ps384", 2, |a| jwt::verify_asymmetric("PS384", "io.jwt.verify_ps384", a)),
-    ("io.jwt.verify_ps512", 2, |a| jwt::verify_asymmetric("PS512", "io.jwt.verify_ps512", a)),
-    ("io.jwt.verify_hs256", 2, |a| jwt::verify_hs("HS256", "io.jwt.verify_hs256", a)),
-    ("io.jwt.verify_hs384", 2, |a| jwt::verify_hs("HS384", "io.jwt.verify_hs384", a)),
-    ("io.jwt.verify_hs512", 2, |a| jwt::verify_hs("HS512", "io.jwt.verify_hs512", a)),
-    ("crypto.sha256", 1, |a| digest(&ring::digest::SHA256, "crypto.sha256", a)),
-    ("crypto.sha1", 1, |a| digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, "crypto.sha1", a)),
-    ("crypto.hmac.sha1", 2, |a| {
-        hmac(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, "crypto.hmac.sha1", a)
+    ("io.jwt.verify_eddsa", 2, |a| {
+        jwt::verify_asymmetric("EdDSA", "io.jwt.verify_eddsa", a)
     }),
-    ("crypto.hmac.sha256", 2, |a| hmac(ring::hmac::HMAC_SHA256, "crypto.hmac.sha256", a)),
-    ("crypto.hmac.sha512", 2, |a| hmac(ring::hmac::HMAC_SHA512, "crypto.hmac.sha512", a)),
+    ("io.jwt.verify_es256", 2, |a| {
+        jwt::verify_asymmetric("ES256", "io.jwt.verify_es256", a)
+    }),
+    ("io.jwt.verify_es384", 2, |a| {
+        jwt::verify_asymmetric("ES384", "io.jwt.verify_es384", a)
+    }),
+    ("io.jwt.verify_rs256", 2, |a| {
+        jwt::verify_asymmetric("RS256", "io.jwt.verify_rs256", a)
+    }),
+    ("io.jwt.verify_rs384", 2, |a| {
+        jwt::verify_asymmetric("RS384", "io.jwt.verify_rs384", a)
+    }),
+    ("io.jwt.verify_rs512", 2, |a| {
+        jwt::verify_asymmetric("RS512", "io.jwt.verify_rs512", a)
+    }),
+    ("io.jwt.verify_ps256", 2, |a| {
+        jwt::verify_asymmetric("PS256", "io.jwt.verify_ps256", a)
+    }),
+    ("io.jwt.verify_ps384", 2, |a| {
+        jwt::verify_asymmetric("PS384", "io.jwt.verify_ps384", a)
+    }),
+    ("io.jwt.verify_ps512", 2, |a| {
+        jwt::verify_asymmetric("PS512", "io.jwt.verify_ps512", a)
+    }),
+    ("io.jwt.verify_hs256", 2, |a| {
+        jwt::verify_hs("HS256", "io.jwt.verify_hs256", a)
+    }),
+    ("io.jwt.verify_hs384", 2, |a| {
+        jwt::verify_hs("HS384", "io.jwt.verify_hs384", a)
+    }),
+    ("io.jwt.verify_hs512", 2, |a| {
+        jwt::verify_hs("HS512", "io.jwt.verify_hs512", a)
+    }),
+    ("crypto.sha256", 1, |a| {
+        digest(&ring::digest::SHA256, "crypto.sha256", a)
+    }),
+    ("crypto.sha1", 1, |a| {
+        digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, "crypto.sha1", a)
+    }),
+    ("crypto.hmac.sha1", 2, |a| {
+        hmac(
+            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            "crypto.hmac.sha1",
+            a,
+        )
+    }),
+    ("crypto.hmac.sha256", 2, |a| {
+        hmac(ring::hmac::HMAC_SHA256, "crypto.hmac.sha256", a)
+    }),
+    ("crypto.hmac.sha512", 2, |a| {
+        hmac(ring::hmac::HMAC_SHA512, "crypto.hmac.sha512", a)
+    }),
     ("crypto.hmac.equal", 2, hmac_equal),
     ("net.cidr_intersects", 2, net::cidr_intersects),
     ("net.cidr_contains_matches", 2, net::cidr_contains_matches),
@@ -79,15 +115,36 @@ const NO_NETWORK: &str = "a policy decision point does not call the network";
 /// OPA builtins neither regorus nor agentriage provides, with the reason.
 const MISSING_REASONS: &[(&str, &str)] = &[
     ("crypto.md5", "no MD5 implementation among the dependencies"),
-    ("crypto.hmac.md5", "no MD5 implementation among the dependencies"),
-    ("io.jwt.verify_es512", "`ring` does not verify P-521 signatures"),
-    ("io.jwt.encode_sign", "a decision point verifies tokens, it does not issue them"),
-    ("io.jwt.encode_sign_raw", "a decision point verifies tokens, it does not issue them"),
+    (
+        "crypto.hmac.md5",
+        "no MD5 implementation among the dependencies",
+    ),
+    (
+        "io.jwt.verify_es512",
+        "`ring` does not verify P-521 signatures",
+    ),
+    (
+        "io.jwt.encode_sign",
+        "a decision point verifies tokens, it does not issue them",
+    ),
+    (
+        "io.jwt.encode_sign_raw",
+        "a decision point verifies tokens, it does not issue them",
+    ),
     ("crypto.x509", "no X.509 parser among the dependencies"),
-    ("crypto.parse_private_keys", "a decision point holds no private keys"),
+    (
+        "crypto.parse_private_keys",
+        "a decision point holds no private keys",
+    ),
     ("graphql", "no GraphQL parser among the dependencies"),
-    ("json.match_schema", "regorus's `jsonschema` group is not built (build cost)"),
-    ("json.verify_schema", "regorus's `jsonschema` group is not built (build cost)"),
+    (
+        "json.match_schema",
+        "regorus's `jsonschema` group is not built (build cost)",
+    ),
+    (
+        "json.verify_schema",
+        "regorus's `jsonschema` group is not built (build cost)",
+    ),
     ("rego.metadata", "not implemented by regorus"),
     ("all", DEPRECATED),
     ("any", DEPRECATED),
@@ -103,7 +160,10 @@ const MISSING_REASONS: &[(&str, &str)] = &[
         "net.cidr_merge",
         "not implemented by regorus (OPA widens plain addresses to classful masks)",
     ),
-    ("net.cidr_overlap", "deprecated in OPA: use `net.cidr_contains`"),
+    (
+        "net.cidr_overlap",
+        "deprecated in OPA: use `net.cidr_contains`",
+    ),
     ("rego.parse_module", "not implemented by regorus"),
 ];
 
@@ -241,7 +301,14 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
                     Rule::Default { refr, .. } => refr,
                 };
                 if let Some(name) = path_of(refr) {
-                    defined.insert(package.iter().chain(name.iter()).cloned().collect::<Vec<_>>().join("."));
+                    defined.insert(
+                        package
+                            .iter()
+                            .chain(name.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("."),
+                    );
                 }
             }
         }
@@ -260,7 +327,12 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
                 if head == "data" || imports.contains_key(head) {
                     return;
                 }
-                let local = package.iter().chain(path.iter()).cloned().collect::<Vec<_>>().join(".");
+                let local = package
+                    .iter()
+                    .chain(path.iter())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(".");
                 if defined.contains(&local) {
                     return;
                 }
@@ -336,11 +408,7 @@ pub fn builtins_table() -> String {
     let mut extra: Vec<&str> = regorus::unstable::BUILTINS
         .keys()
         .copied()
-        .filter(|n| {
-            !n.starts_with("__")
-                && !names.contains_key(*n)
-                && !is_opa_builtin(n)
-        })
+        .filter(|n| !n.starts_with("__") && !names.contains_key(*n) && !is_opa_builtin(n))
         .collect();
     extra.sort_unstable();
     if !extra.is_empty() {

@@ -161,8 +161,14 @@ fn every_builtin_group_decides_as_opa_does() {
         ("regex.replace(\"a-b-c\", \"-\", \"+\")", json!("a+b+c")),
         ("regex.split(\",\", \"a,b\")", json!(["a", "b"])),
         ("regex.is_valid(\"(\")", json!(false)),
-        ("glob.match(\"*.example.com\", [\".\"], \"api.example.com\")", json!(true)),
-        ("glob.match(\"*.example.com\", [\".\"], \"a.b.example.com\")", json!(false)),
+        (
+            "glob.match(\"*.example.com\", [\".\"], \"api.example.com\")",
+            json!(true),
+        ),
+        (
+            "glob.match(\"*.example.com\", [\".\"], \"a.b.example.com\")",
+            json!(false),
+        ),
         ("glob.quote_meta(\"*.x\")", json!("\\*.x")),
         (
             "time.parse_rfc3339_ns(\"2026-11-21T14:05:00Z\")",
@@ -174,19 +180,40 @@ fn every_builtin_group_decides_as_opa_does() {
         ),
         ("time.weekday(1795269900000000000)", json!("Saturday")),
         ("time.clock(1795269900000000000)", json!([14, 5, 0])),
-        ("time.clock([1795269900000000000, \"Europe/Paris\"])", json!([15, 5, 0])),
+        (
+            "time.clock([1795269900000000000, \"Europe/Paris\"])",
+            json!([15, 5, 0]),
+        ),
         ("time.date(1795269900000000000)", json!([2026, 11, 21])),
-        ("time.add_date(0, 0, 1, 1)", json!(2_764_800_000_000_000_i64)),
-        ("time.parse_duration_ns(\"1h30m\")", json!(5_400_000_000_000_i64)),
+        (
+            "time.add_date(0, 0, 1, 1)",
+            json!(2_764_800_000_000_000_i64),
+        ),
+        (
+            "time.parse_duration_ns(\"1h30m\")",
+            json!(5_400_000_000_000_i64),
+        ),
         (
             "time.diff(1795269900000000000, 1700000000000000000)",
             json!([3, 0, 6, 15, 51, 40]),
         ),
-        ("net.cidr_contains(\"10.0.0.0/8\", \"10.1.2.3\")", json!(true)),
-        ("net.cidr_contains(\"10.0.0.0/8\", \"11.1.2.3\")", json!(false)),
-        ("net.cidr_intersects(\"10.0.0.0/8\", \"10.1.0.0/16\")", json!(true)),
+        (
+            "net.cidr_contains(\"10.0.0.0/8\", \"10.1.2.3\")",
+            json!(true),
+        ),
+        (
+            "net.cidr_contains(\"10.0.0.0/8\", \"11.1.2.3\")",
+            json!(false),
+        ),
+        (
+            "net.cidr_intersects(\"10.0.0.0/8\", \"10.1.0.0/16\")",
+            json!(true),
+        ),
         ("net.cidr_is_valid(\"10.0.0.0/33\")", json!(false)),
-        ("net.cidr_expand(\"192.168.0.0/31\")", json!(["192.168.0.0", "192.168.0.1"])),
+        (
+            "net.cidr_expand(\"192.168.0.0/31\")",
+            json!(["192.168.0.0", "192.168.0.1"]),
+        ),
         (
             "net.cidr_contains_matches([\"10.0.0.0/8\"], [\"10.1.1.1\", \"1.1.1.1\"])",
             json!([[0, 0]]),
@@ -199,18 +226,45 @@ fn every_builtin_group_decides_as_opa_does() {
             "net.cidr_contains_matches({\"10.0.0.0/8\"}, [\"10.1.1.1\", [\"10.2.0.0/16\", \"z\"]])",
             json!([["10.0.0.0/8", 0], ["10.0.0.0/8", 1]]),
         ),
-        ("net.cidr_contains_matches(\"::/0\", \"10.0.0.1\")", json!([])),
-        ("net.cidr_contains_matches(\"10.0.0.0/8\", \"10.1.1.1\")", json!([["10.0.0.0/8", "10.1.1.1"]])),
-        ("net.cidr_intersects(\"10.0.0.0/8\", \"fd00::/8\")", json!(false)),
-        ("net.cidr_intersects(\"10.1.2.3/8\", \"10.200.0.0/16\")", json!(true)),
-        ("net.cidr_intersects(\"10.200.0.0/16\", \"10.1.2.3/8\")", json!(true)),
-        ("net.cidr_intersects(\"10.1.0.0/16\", \"10.2.0.0/16\")", json!(false)),
-        ("net.cidr_intersects(\"::ffff:10.0.0.0/104\", \"10.0.0.0/8\")", json!(true)),
-        ("net.cidr_intersects(\"fd00::/8\", \"fdff:1::/32\")", json!(true)),
+        (
+            "net.cidr_contains_matches(\"::/0\", \"10.0.0.1\")",
+            json!([]),
+        ),
+        (
+            "net.cidr_contains_matches(\"10.0.0.0/8\", \"10.1.1.1\")",
+            json!([["10.0.0.0/8", "10.1.1.1"]]),
+        ),
+        (
+            "net.cidr_intersects(\"10.0.0.0/8\", \"fd00::/8\")",
+            json!(false),
+        ),
+        (
+            "net.cidr_intersects(\"10.1.2.3/8\", \"10.200.0.0/16\")",
+            json!(true),
+        ),
+        (
+            "net.cidr_intersects(\"10.200.0.0/16\", \"10.1.2.3/8\")",
+            json!(true),
+        ),
+        (
+            "net.cidr_intersects(\"10.1.0.0/16\", \"10.2.0.0/16\")",
+            json!(false),
+        ),
+        (
+            "net.cidr_intersects(\"::ffff:10.0.0.0/104\", \"10.0.0.0/8\")",
+            json!(true),
+        ),
+        (
+            "net.cidr_intersects(\"fd00::/8\", \"fdff:1::/32\")",
+            json!(true),
+        ),
         ("base64.encode(\"agent\")", json!("YWdlbnQ=")),
         ("base64.decode(\"YWdlbnQ=\")", json!("agent")),
         ("base64.is_valid(\"YWdlbnQ\")", json!(false)),
-        ("base64url.encode_no_pad(\"\\u00ff\\u00fe\")", json!("w7_Dvg")),
+        (
+            "base64url.encode_no_pad(\"\\u00ff\\u00fe\")",
+            json!("w7_Dvg"),
+        ),
         ("hex.encode(\"ab\")", json!("6162")),
         ("hex.decode(\"6162\")", json!("ab")),
         ("semver.compare(\"1.2.3\", \"1.10.0\")", json!(-1)),
@@ -222,13 +276,22 @@ fn every_builtin_group_decides_as_opa_does() {
         ("yaml.unmarshal(\"a: [1, x]\")", json!({"a": [1, "x"]})),
         ("yaml.is_valid(\"a: [\")", json!(false)),
         ("urlquery.encode(\"a b&c\")", json!("a+b%26c")),
-        ("urlquery.decode_object(\"a=1&a=2&b=x\")", json!({"a": ["1", "2"], "b": ["x"]})),
+        (
+            "urlquery.decode_object(\"a=1&a=2&b=x\")",
+            json!({"a": ["1", "2"], "b": ["x"]}),
+        ),
         ("urlquery.encode_object({\"a\": \"1 2\"})", json!("a=1+2")),
         ("units.parse(\"10K\")", json!(10000)),
         ("units.parse_bytes(\"1KiB\")", json!(1024)),
         ("units.parse(\"100m\")", json!(0.1)),
-        ("json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}])", json!({"a": 1, "b": 2})),
-        ("graph.reachable({\"a\": [\"b\"], \"b\": [\"c\"], \"c\": [], \"d\": []}, [\"a\"])", json!(["a", "b", "c"])),
+        (
+            "json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}])",
+            json!({"a": 1, "b": 2}),
+        ),
+        (
+            "graph.reachable({\"a\": [\"b\"], \"b\": [\"c\"], \"c\": [], \"d\": []}, [\"a\"])",
+            json!(["a", "b", "c"]),
+        ),
     ];
     for evaluator in ["interpreter", "vm"] {
         let mut policy = String::from("package agentriage\nimport rego.v1\nallow if true\n");
@@ -245,7 +308,11 @@ fn every_builtin_group_decides_as_opa_does() {
         let decision = engine
             .decide_json(r#"{"principal":{"id":"alice"},"action":{"name":"doc.read"}}"#)
             .unwrap();
-        assert_eq!(decision.outcome, Outcome::Execute, "{evaluator}: {decision:?}");
+        assert_eq!(
+            decision.outcome,
+            Outcome::Execute,
+            "{evaluator}: {decision:?}"
+        );
         for (i, (expr, want)) in cases.iter().enumerate() {
             if evaluator == "vm" && is_extension(expr) {
                 continue;
@@ -305,9 +372,16 @@ fn unknown_and_missing_builtins_are_named_with_file_and_line() {
         "interpreter",
         "package agentriage\nimport rego.v1\nallow if true\nreject contains \"x\" if frobnicate.now(1) > 0\n",
     );
-    assert_eq!((e.kind(), e.line()), (BundleErrorKind::Rego, Some(4)), "{e}");
+    assert_eq!(
+        (e.kind(), e.line()),
+        (BundleErrorKind::Rego, Some(4)),
+        "{e}"
+    );
     assert!(e.file().ends_with("p.rego"), "{e}");
-    assert!(e.message().contains("unknown function `frobnicate.now`"), "{e}");
+    assert!(
+        e.message().contains("unknown function `frobnicate.now`"),
+        "{e}"
+    );
 
     let e = load_error(
         "interpreter",
@@ -363,7 +437,11 @@ fn extensions_under_the_vm_are_refused_naming_the_interpreter() {
     assert_eq!(e.kind(), BundleErrorKind::Rego);
     assert_eq!(e.line(), Some(5), "{e}");
     assert!(e.message().contains("`io.jwt.decode_verify`"), "{e}");
-    assert!(e.message().contains("evaluator = \\\"interpreter\\\"") || e.message().contains("evaluator = \"interpreter\""), "{e}");
+    assert!(
+        e.message().contains("evaluator = \\\"interpreter\\\"")
+            || e.message().contains("evaluator = \"interpreter\""),
+        "{e}"
+    );
     // The same bundle loads on the interpreter.
     let dir = bundle(&[
         ("bundle.toml", &manifest("interpreter")),

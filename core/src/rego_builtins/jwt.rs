@@ -21,7 +21,9 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
 );
 
 pub(super) fn b64url(text: &str) -> Result<Vec<u8>, String> {
-    B64URL.decode(text).map_err(|e| format!("invalid base64url: {e}"))
+    B64URL
+        .decode(text)
+        .map_err(|e| format!("invalid base64url: {e}"))
 }
 
 /// The three dot-separated sections of a compact JWS.
@@ -84,14 +86,16 @@ fn json_object(bytes: &[u8], name: &str, what: &str) -> Result<Value, String> {
     let value =
         Value::from_json_str(text).map_err(|e| format!("{name}: {what}: invalid JSON: {e}"))?;
     if value.as_object().is_err() {
-        return Err(format!("{name}: {what}: decoded JSON type was not an object"));
+        return Err(format!(
+            "{name}: {what}: decoded JSON type was not an object"
+        ));
     }
     Ok(value)
 }
 
 fn decode_header(token: &Token<'_>, name: &str) -> Result<Value, String> {
-    let bytes =
-        b64url(token.header).map_err(|e| format!("{name}: JWT header had invalid encoding: {e}"))?;
+    let bytes = b64url(token.header)
+        .map_err(|e| format!("{name}: JWT header had invalid encoding: {e}"))?;
     let header = json_object(&bytes, name, "bad JWT header")?;
     if get(&header, "enc").is_some() {
         return Err(format!(
@@ -182,7 +186,9 @@ pub(super) fn decode(args: &[Value]) -> Result<Value, String> {
             Value::from(hex(&signature).as_str()),
         ]));
     }
-    Err(format!("{NAME}: JWT nests deeper than {MAX_NESTING} levels"))
+    Err(format!(
+        "{NAME}: JWT nests deeper than {MAX_NESTING} levels"
+    ))
 }
 
 /// Tokens nested deeper than this are refused (OPA has no limit; a limit
@@ -190,11 +196,10 @@ pub(super) fn decode(args: &[Value]) -> Result<Value, String> {
 const MAX_NESTING: usize = 16;
 
 pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
@@ -260,7 +265,12 @@ fn hmac_algorithm(alg: &str) -> Option<ring::hmac::Algorithm> {
     }
 }
 
-fn verify_hmac(algorithm: ring::hmac::Algorithm, secret: &[u8], message: &[u8], sig: &[u8]) -> bool {
+fn verify_hmac(
+    algorithm: ring::hmac::Algorithm,
+    secret: &[u8],
+    message: &[u8],
+    sig: &[u8],
+) -> bool {
     let key = ring::hmac::Key::new(algorithm, secret);
     ring::hmac::verify(&key, message, sig).is_ok()
 }
@@ -277,7 +287,11 @@ fn verify_with_keys(alg: &str, kid: &str, keys: &[PublicKey], message: &[u8], si
 
 /// `io.jwt.verify_<alg>(token, certificate)`: whether the signature
 /// verifies with one of the keys (the header's `alg` is not consulted).
-pub(super) fn verify_asymmetric(alg: &'static str, name: &str, args: &[Value]) -> Result<Value, String> {
+pub(super) fn verify_asymmetric(
+    alg: &'static str,
+    name: &str,
+    args: &[Value],
+) -> Result<Value, String> {
     let text = split(args.first().unwrap_or(&Value::Undefined), name)?;
     let token = sections(&text);
     let cert = string_arg(args.get(1).unwrap_or(&Value::Undefined), name, 2)?;
@@ -445,9 +459,13 @@ pub(super) fn decode_verify(args: &[Value]) -> Result<Value, String> {
         let signature = b64url(token.signature).map_err(|e| format!("{NAME}: {e}"))?;
         let message = format!("{}.{}", token.header, token.payload);
         let verified = match &constraints.trusted {
-            Trusted::Keys(keys) => {
-                verify_with_keys(&fields.alg, &fields.kid, keys, message.as_bytes(), &signature)
-            }
+            Trusted::Keys(keys) => verify_with_keys(
+                &fields.alg,
+                &fields.kid,
+                keys,
+                message.as_bytes(),
+                &signature,
+            ),
             Trusted::Secret(secret) => hmac_algorithm(&fields.alg)
                 .is_some_and(|a| verify_hmac(a, secret, message.as_bytes(), &signature)),
         };
@@ -459,7 +477,9 @@ pub(super) fn decode_verify(args: &[Value]) -> Result<Value, String> {
         if fields.cty.eq_ignore_ascii_case("JWT") {
             nesting += 1;
             if nesting >= MAX_NESTING {
-                return Err(format!("{NAME}: JWT nests deeper than {MAX_NESTING} levels"));
+                return Err(format!(
+                    "{NAME}: JWT nests deeper than {MAX_NESTING} levels"
+                ));
             }
             text = String::from_utf8(payload)
                 .map_err(|_| format!("{NAME}: nested JWT is not UTF-8"))?;
@@ -501,7 +521,10 @@ pub(super) fn decode_verify(args: &[Value]) -> Result<Value, String> {
         }
     }
     for (claim, valid) in [
-        ("exp", (|now: f64, at: f64| now < at) as fn(f64, f64) -> bool),
+        (
+            "exp",
+            (|now: f64, at: f64| now < at) as fn(f64, f64) -> bool,
+        ),
         ("nbf", |now, at| now >= at),
     ] {
         if let Some(value) = get(&payload, claim) {

@@ -19,9 +19,20 @@ pub(super) enum Curve {
 /// A public key, with the `kid` a JWK gave it.
 #[derive(Debug, Clone)]
 pub(super) enum PublicKey {
-    Ed25519 { x: Vec<u8>, kid: Option<String> },
-    Ec { curve: Curve, point: Vec<u8>, kid: Option<String> },
-    Rsa { n: Vec<u8>, e: Vec<u8>, kid: Option<String> },
+    Ed25519 {
+        x: Vec<u8>,
+        kid: Option<String>,
+    },
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+        kid: Option<String>,
+    },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+        kid: Option<String>,
+    },
 }
 
 impl PublicKey {
@@ -56,8 +67,8 @@ pub(super) fn parse_keys(text: &str) -> Result<Vec<PublicKey>, String> {
         };
         return Ok(vec![key]);
     }
-    let value = Value::from_json_str(text)
-        .map_err(|e| format!("failed to parse a JWK key (set): {e}"))?;
+    let value =
+        Value::from_json_str(text).map_err(|e| format!("failed to parse a JWK key (set): {e}"))?;
     if value.as_object().is_err() {
         return Err("failed to parse a JWK key (set): not a JSON object".into());
     }
@@ -180,7 +191,9 @@ fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
         }
         let (bytes, after) = rest.split_at_checked(count).ok_or_else(bad)?;
         rest = after;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     let (content, after) = rest.split_at_checked(len).ok_or_else(bad)?;
     Ok((Tlv { tag, content }, after))
@@ -282,6 +295,8 @@ fn spki(der: &[u8]) -> Result<PublicKey, String> {
                 _ => Err(bad("malformed RSA key")),
             }
         }
-        _ => Err(bad("key algorithm not supported (Ed25519, ECDSA and RSA are)")),
+        _ => Err(bad(
+            "key algorithm not supported (Ed25519, ECDSA and RSA are)",
+        )),
     }
 }

@@ -30,7 +30,11 @@ impl Net {
         if p == 0 {
             return 0;
         }
-        let ones = if p == 128 { u128::MAX } else { (1u128 << p) - 1 };
+        let ones = if p == 128 {
+            u128::MAX
+        } else {
+            (1u128 << p) - 1
+        };
         ones << (bits - p)
     }
 

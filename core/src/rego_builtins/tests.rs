@@ -101,13 +101,20 @@ fn hmac_equal_compares_whole_strings() {
 fn digests_match_known_answers() {
     let sha = |f: &str, t: &str| {
         let (_, _, call) = EXTENSIONS.iter().find(|(n, _, _)| *n == f).unwrap();
-        call(&[s(t), s("key")]).unwrap().as_string().unwrap().to_string()
+        call(&[s(t), s("key")])
+            .unwrap()
+            .as_string()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(
         sha("crypto.sha256", "abc"),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
-    assert_eq!(sha("crypto.sha1", "abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(
+        sha("crypto.sha1", "abc"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
     // RFC 4231 is keyed differently; this value is from OPA's crypto.hmac.sha256("abc", "key").
     assert_eq!(
         sha("crypto.hmac.sha256", "abc"),
@@ -163,9 +170,19 @@ fn decode_verify_checks_the_signature_before_any_claim() {
     let constraints = |secret: &str, time: i64| {
         Value::from_json_str(&format!(r#"{{"secret": "{secret}", "time": {time}}}"#)).unwrap()
     };
-    let valid = |c: Value| jwt::decode_verify(&[s(&token), c]).unwrap().as_array().unwrap()[0].clone();
+    let valid = |c: Value| {
+        jwt::decode_verify(&[s(&token), c])
+            .unwrap()
+            .as_array()
+            .unwrap()[0]
+            .clone()
+    };
     assert_eq!(valid(constraints("k", 0)), Value::from(true));
-    assert_eq!(valid(constraints("k", 1_000_000_000)), Value::from(false), "exp == time");
+    assert_eq!(
+        valid(constraints("k", 1_000_000_000)),
+        Value::from(false),
+        "exp == time"
+    );
     assert_eq!(valid(constraints("x", 0)), Value::from(false));
     let unsigned = format!("{header}.{payload}.");
     let r = jwt::decode_verify(&[s(&unsigned), constraints("k", 0)]).unwrap();
@@ -181,11 +198,26 @@ fn b64(bytes: &[u8]) -> String {
 fn keys_refuse_what_cannot_be_verified() {
     for (text, needle) in [
         ("garbage", "JWK"),
-        ("{\"kty\": \"oct\", \"k\": \"AA\"}", "`oct` is not supported"),
-        ("{\"kty\": \"EC\", \"crv\": \"P-521\", \"x\": \"AA\", \"y\": \"AA\"}", "`P-521`"),
-        ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "PEM public key"),
-        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "holds no public key"),
-        ("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\nmore", "extra data"),
+        (
+            "{\"kty\": \"oct\", \"k\": \"AA\"}",
+            "`oct` is not supported",
+        ),
+        (
+            "{\"kty\": \"EC\", \"crv\": \"P-521\", \"x\": \"AA\", \"y\": \"AA\"}",
+            "`P-521`",
+        ),
+        (
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+            "PEM public key",
+        ),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "holds no public key",
+        ),
+        (
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\nmore",
+            "extra data",
+        ),
     ] {
         let e = keys::parse_keys(text).unwrap_err();
         assert!(e.contains(needle), "{text}: {e}");
@@ -214,7 +246,11 @@ fn der_lengths_beyond_the_input_are_errors() {
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
         base64::engine::general_purpose::STANDARD.encode(der)
     );
-    assert!(keys::parse_keys(&pem).unwrap_err().contains("malformed DER"));
+    assert!(
+        keys::parse_keys(&pem)
+            .unwrap_err()
+            .contains("malformed DER")
+    );
     let cert = pem.replace("PUBLIC KEY", "CERTIFICATE");
     assert!(keys::parse_keys(&cert).is_err());
 }

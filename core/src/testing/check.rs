@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{BundleError, line_of};
+use crate::rego::RegoEvaluator;
 
 /// One problem [`check_bundle`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,10 @@ impl std::fmt::Display for Problem {
 /// - every action the policies name — a string compared with
 ///   `input.action.name` in Rego, an `Action::"…"` in Cedar — is in the
 ///   bundle's risk table (an action missing from it has risk class `unknown`);
+/// - every call in the Rego modules is to a function of the bundle or to a
+///   supported builtin: a call to a network builtin, an unknown function, or
+///   (with `evaluator = "vm"`) an agentriage extension is reported with its
+///   file and line;
 /// - every suite under `tests/` parses.
 pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let dir = dir.as_ref();
@@ -62,13 +67,15 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let cedar_files = manifest_list(manifest.as_ref(), "cedar", "policies");
 
     // Each file on its own first: a broken module does not hide the next.
+    let mut bundle_modules = regorus::Engine::new();
+    bundle_modules.set_rego_v0(false);
     for rel in &rego_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
         };
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(false);
-        if let Err(e) = engine.add_policy(rel.clone(), text) {
+        if let Err(e) = engine.add_policy(rel.clone(), text.clone()) {
             let message = format!("{e:#}");
             let line = message
                 .find(&format!("{rel}:"))
@@ -81,7 +88,31 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
                 line,
                 message: message.trim().to_owned(),
             });
+        } else {
+            // Parsed on its own, so it parses here too.
+            let _ = bundle_modules.add_policy(rel.clone(), text);
         }
+    }
+    // Every call that cannot be made, across the modules that parse (a call
+    // into another module of the same package must resolve). Without an
+    // explicit `vm`, only what no evaluator can call is reported here; the
+    // load below reports an extension the default evaluator cannot call.
+    let evaluator = match manifest
+        .as_ref()
+        .and_then(|m| m.get("rego"))
+        .and_then(|r| r.get("evaluator"))
+        .and_then(|e| e.as_str())
+    {
+        Some("vm") => RegoEvaluator::Vm,
+        _ => RegoEvaluator::Interpreter,
+    };
+    for p in crate::rego_builtins::call_problems(bundle_modules.get_modules(), evaluator) {
+        problems.push(Problem {
+            kind: "rego".into(),
+            file: dir.join(&p.file),
+            line: Some(p.line),
+            message: p.message,
+        });
     }
     for rel in &cedar_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {

@@ -38,8 +38,8 @@ use std::time::Instant;
 
 use regorus::Value as RegoValue;
 
-pub use check::{Problem, check_bundle};
 pub use crate::rego_builtins::builtins_table;
+pub use check::{Problem, check_bundle};
 pub use coverage::{Coverage, CoverageItem, CoverageKind};
 pub use suite::{
     Case, Expectation, MAX_SUITE_BYTES, Match, Suite, SuiteError, SuiteFileKind, load_suite,
