@@ -167,6 +167,9 @@ impl RegoProgram {
         }
         crate::rego_calls::check_no_recursive_functions(root, engine.get_modules())?;
         crate::rego_builtins::check_calls(root, engine.get_modules(), mode)?;
+        // The bytecode compiler refuses extensions; without them, the
+        // interpreter's bundle is compiled too, for its load-time checks.
+        let uses_extensions = crate::rego_builtins::uses_extensions(engine.get_modules());
         crate::rego_builtins::register(&mut engine)
             .map_err(|e| BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e))?;
         let mut merged = Value::new_object();
@@ -226,7 +229,7 @@ impl RegoProgram {
             let (file, line, message) = locate(root, modules, &format!("{e:#}"));
             BundleError::new(BundleErrorKind::Rego, file, line, message)
         })?;
-        let program = if mode == RegoEvaluator::Vm {
+        let program = if mode == RegoEvaluator::Vm || !uses_extensions {
             let program =
                 Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]).map_err(|e| {
                     let (file, line, message) = locate(root, modules, &format!("{e:#}"));

@@ -277,6 +277,8 @@ pub(crate) struct CallProblem {
     pub file: String,
     pub line: u32,
     pub message: String,
+    /// The call is to an extension, and the evaluator is the VM.
+    pub extension_under_vm: bool,
 }
 
 /// Every call of `modules` that cannot be evaluated by `mode`.
@@ -358,12 +360,20 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
                     file: span.source.get_path().clone(),
                     line: span.line,
                     message,
+                    extension_under_vm: status(&name) == Some(Status::Extension),
                 });
             });
         }
     }
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     problems
+}
+
+/// Whether `modules` call an extension (which only the interpreter can).
+pub(crate) fn uses_extensions(modules: &[Ref<Module>]) -> bool {
+    call_problems(modules, RegoEvaluator::Vm)
+        .iter()
+        .any(|p| p.extension_under_vm)
 }
 
 /// Refuses `modules` at the first call `mode` cannot evaluate.
