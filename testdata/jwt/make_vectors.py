@@ -136,6 +136,21 @@ for alg, (key, other, algo) in keys.items():
     case(f"{verify} malformed key", verify, token, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
     case(f"{verify} not a key", verify, token, "hello")
 
+# PEM text as OPA (Go's PEM decoder) reads it.
+ed_pem_text = pem_public(ed)
+ed_signed = jwt.encode(claims, ed, algorithm="EdDSA")
+for name, text in [
+    ("two trailing newlines", ed_pem_text + "\n"),
+    ("trailing spaces", ed_pem_text + "   "),
+    ("no final newline", ed_pem_text.rstrip("\n")),
+    ("leading newlines", "\n\n" + ed_pem_text),
+    ("leading text", "a key:\n" + ed_pem_text),
+    ("indented", "  " + ed_pem_text),
+    ("CRLF line ends", ed_pem_text.replace("\n", "\r\n")),
+    ("two blocks", ed_pem_text + ed_pem_text),
+]:
+    case(f"verify_eddsa, PEM with {name}", "io.jwt.verify_eddsa", ed_signed, text)
+
 rs_token = jwt.encode(claims, rsa_key, algorithm="RS256")
 rs_pem = pem_public(rsa_key)
 ed_token = jwt.encode(claims, ed, algorithm="EdDSA")

@@ -57,9 +57,15 @@ const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// Reads the keys of `text` (PEM or JWK / JWK set).
 pub(super) fn parse_keys(text: &str) -> Result<Vec<PublicKey>, String> {
-    let trimmed = text.trim();
-    if trimmed.starts_with("-----BEGIN ") {
-        let (label, der) = pem(trimmed)?;
+    // As Go's PEM decoder: a block starts at the beginning of a line, and
+    // text before it is ignored.
+    let start = if text.starts_with("-----BEGIN ") {
+        Some(0)
+    } else {
+        text.find("\n-----BEGIN ").map(|at| at + 1)
+    };
+    if let Some(start) = start {
+        let (label, der) = pem(text.get(start..).unwrap_or(""))?;
         let key = match label {
             "CERTIFICATE" => spki(certificate_spki(&der)?)?,
             "PUBLIC KEY" => spki(&der)?,
@@ -161,7 +167,8 @@ fn pem(text: &str) -> Result<(&str, Vec<u8>), String> {
     let (body, after) = rest
         .split_once(&end)
         .ok_or_else(|| format!("failed to parse a PEM block: no `{end}` line"))?;
-    if !after.trim().is_empty() {
+    // OPA refuses anything after the block but its line end.
+    if !matches!(after, "" | "\n" | "\r\n") {
         return Err("extra data after a PEM certificate block".into());
     }
     let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
