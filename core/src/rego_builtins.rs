@@ -322,7 +322,7 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
         let imports = imports_of(module);
         for rule in &module.policy {
             let (exprs, queries) = rule_exprs(rule);
-            collect_calls(exprs, queries, &mut |callee| {
+            collect_calls(exprs, queries, &mut |callee, nargs| {
                 let Some(path) = path_of(callee) else { return };
                 let Some(head) = path.first() else { return };
                 // Calls into `data` or through an import are the bundle's own.
@@ -340,8 +340,21 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
                 }
                 let name = path.join(".");
                 let span = callee.span();
+                let expected = EXTENSIONS
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map(|(_, n, _)| usize::from(*n));
                 let message = match status(&name) {
                     Some(Status::Regorus) => return,
+                    Some(Status::Extension) if expected.is_some_and(|e| e != nargs) => {
+                        let takes = match expected.unwrap_or_default() {
+                            1 => "1 argument".to_owned(),
+                            n => format!("{n} arguments"),
+                        };
+                        format!(
+                            "builtin `{name}` takes {takes}, not {nargs} (agentriage's extensions return their value: write `x := {name}(…)`)"
+                        )
+                    }
                     Some(Status::Extension) if mode == RegoEvaluator::Interpreter => return,
                     Some(Status::Extension) => format!(
                         "builtin `{name}` is provided by agentriage to the interpreter only: set `evaluator = \"interpreter\"` in the `[rego]` section of the manifest"

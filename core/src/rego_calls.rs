@@ -63,7 +63,7 @@ pub(crate) fn check_no_recursive_functions(
                 queries.push(&body.query);
             }
             let mut calls = Vec::new();
-            collect_calls(exprs, queries, &mut |callee| {
+            collect_calls(exprs, queries, &mut |callee, _| {
                 if let Some(full) = resolve(callee, &package_path, &imports) {
                     calls.push(full);
                 }
@@ -174,12 +174,12 @@ fn resolve(
     Some(join(package.iter().chain(path.iter())))
 }
 
-/// Calls `found` with the callee of every call in `exprs` and `queries`,
+/// Calls `found` with the callee and the number of arguments of every call in `exprs` and `queries`,
 /// however deeply nested (iteratively: no recursion on the native stack).
 pub(crate) fn collect_calls<'a>(
     mut exprs: Vec<&'a Expr>,
     mut queries: Vec<&'a Query>,
-    found: &mut dyn FnMut(&'a Expr),
+    found: &mut dyn FnMut(&'a Expr, usize),
 ) {
     loop {
         if let Some(query) = queries.pop() {
@@ -240,7 +240,7 @@ pub(crate) fn collect_calls<'a>(
                 queries.push(query);
             }
             Expr::Call { fcn, params, .. } => {
-                found(fcn);
+                found(fcn, params.len());
                 exprs.extend(params.iter().map(|p| p.as_ref()));
             }
             Expr::UnaryExpr { expr, .. } => exprs.push(expr),

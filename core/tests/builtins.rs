@@ -383,6 +383,14 @@ fn unknown_and_missing_builtins_are_named_with_file_and_line() {
         "{e}"
     );
 
+    // The output-argument form of a call is not available to extensions.
+    let e = load_error(
+        "interpreter",
+        "package agentriage\nimport rego.v1\nallow if {\n  crypto.sha256(\"x\", h)\n  h != \"\"\n}\n",
+    );
+    assert_eq!(e.line(), Some(4), "{e}");
+    assert!(e.message().contains("takes 1 argument, not 2"), "{e}");
+
     let e = load_error(
         "interpreter",
         "package agentriage\nimport rego.v1\nallow if crypto.md5(\"x\") == \"y\"\n",
