@@ -394,3 +394,40 @@ fn check_names_a_misspelled_decision_rule_and_rules_nothing_uses() {
     // The bundle itself still loads: the typo is not a load error.
     assert!(agentriage::Bundle::load(dir.path()).is_ok());
 }
+
+#[test]
+fn check_names_unsupported_builtins_with_file_and_line() {
+    let dir = pack_copy();
+    edit(
+        &dir.path().join("rego/thresholds.rego"),
+        "\tis_number(v)\n",
+        "\tis_number(v)\n\thttp.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:1\"})\n\tcrypto.md5(\"x\") != \"\"\n",
+    );
+    let (code, out, err) = agentriage(&["check", "--bundle", s(dir.path()), "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    let at = |needle: &str| {
+        problems
+            .iter()
+            .find(|p| p["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {problems:#?}"))
+    };
+    let network = at("`http.send`");
+    assert!(
+        network["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("rego/thresholds.rego")
+    );
+    assert_eq!(network["line"], 14);
+    assert!(
+        network["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not call the network")
+    );
+    let md5 = at("`crypto.md5`");
+    assert_eq!(md5["line"], 15);
+    assert_eq!(md5["kind"], "rego");
+}

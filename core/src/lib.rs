@@ -44,6 +44,7 @@ pub mod intent;
 mod load_limits;
 mod metrics;
 mod rego;
+mod rego_builtins;
 mod rego_calls;
 mod rego_rewrite;
 mod request;

@@ -65,7 +65,9 @@ enum Evaluator {
 /// The compiled Rego half of a bundle.
 pub(crate) struct RegoProgram {
     mode: RegoEvaluator,
-    program: Arc<Program>,
+    /// The bytecode program; `None` in interpreter mode (regorus's compiler
+    /// refuses extensions, and the interpreter does not need it).
+    program: Option<Arc<Program>>,
     data: Value,
     package: String,
     max_instructions: usize,
@@ -201,6 +203,12 @@ impl RegoProgram {
             })?;
         }
         crate::rego_calls::check_no_recursive_functions(root, engine.get_modules())?;
+        crate::rego_builtins::check_calls(root, engine.get_modules(), mode)?;
+        // The bytecode compiler refuses extensions; without them, the
+        // interpreter's bundle is compiled too, for its load-time checks.
+        let uses_extensions = crate::rego_builtins::uses_extensions(engine.get_modules());
+        crate::rego_builtins::register(&mut engine)
+            .map_err(|e| BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e))?;
         let mut merged = Value::new_object();
         for (path, text) in data {
             let value = Value::from_json_str(text).map_err(|e| {
@@ -258,26 +266,32 @@ impl RegoProgram {
             let (file, line, message) = locate(root, modules, &format!("{e:#}"));
             BundleError::new(BundleErrorKind::Rego, file, line, message)
         })?;
-        let program = Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]).map_err(|e| {
-            let (file, line, message) = locate(root, modules, &format!("{e:#}"));
-            BundleError::new(
-                BundleErrorKind::Rego,
-                file,
-                line,
-                format!("cannot compile to bytecode: {message}"),
-            )
-        })?;
-        // Data must not collide with rules; find out now rather than per decision.
-        let mut probe = RegoVM::new();
-        probe.load_program(program.clone());
-        probe.set_data(merged.clone()).map_err(|e| {
-            BundleError::new(
-                BundleErrorKind::Data,
-                root.to_path_buf(),
-                None,
-                format!("{e}"),
-            )
-        })?;
+        let program = if mode == RegoEvaluator::Vm || !uses_extensions {
+            let program =
+                Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]).map_err(|e| {
+                    let (file, line, message) = locate(root, modules, &format!("{e:#}"));
+                    BundleError::new(
+                        BundleErrorKind::Rego,
+                        file,
+                        line,
+                        format!("cannot compile to bytecode: {message}"),
+                    )
+                })?;
+            // Data must not collide with rules; find out now rather than per decision.
+            let mut probe = RegoVM::new();
+            probe.load_program(program.clone());
+            probe.set_data(merged.clone()).map_err(|e| {
+                BundleError::new(
+                    BundleErrorKind::Data,
+                    root.to_path_buf(),
+                    None,
+                    format!("{e}"),
+                )
+            })?;
+            Some(program)
+        } else {
+            None
+        };
         // `compile_with_entrypoint` above prepared the interpreter's view
         // (analysis, scheduling), so per-thread clones start ready. Nothing is
         // evaluated at load: a policy that runs away must meet its limits in a
@@ -316,8 +330,12 @@ impl RegoProgram {
     fn new_evaluator(&self) -> Result<Evaluator, String> {
         Ok(match self.mode {
             RegoEvaluator::Vm => {
+                let program = self
+                    .program
+                    .clone()
+                    .ok_or("rego bytecode program missing")?;
                 let mut vm = RegoVM::new();
-                vm.load_program(self.program.clone());
+                vm.load_program(program);
                 vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
                 vm.set_max_instructions(self.max_instructions);
                 vm.set_execution_timer_config(self.time_limit);

@@ -63,7 +63,7 @@ pub(crate) fn check_no_recursive_functions(
                 queries.push(&body.query);
             }
             let mut calls = Vec::new();
-            collect_calls(exprs, queries, &mut |callee| {
+            collect_calls(exprs, queries, &mut |callee, _| {
                 if let Some(full) = resolve(callee, &package_path, &imports) {
                     calls.push(full);
                 }
@@ -107,7 +107,7 @@ fn join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// `a.b["c"].d` → `["a", "b", "c", "d"]`; `None` for anything else.
-fn path_of(expr: &Expr) -> Option<Vec<String>> {
+pub(crate) fn path_of(expr: &Expr) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut at = expr;
     loop {
@@ -136,7 +136,7 @@ fn path_of(expr: &Expr) -> Option<Vec<String>> {
 
 /// Import aliases of a module: `import data.lib.x` → `x` ↦ `data.lib.x`,
 /// `import data.lib.x as y` → `y` ↦ `data.lib.x`.
-fn imports_of(module: &Module) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn imports_of(module: &Module) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for import in &module.imports {
         let Some(path) = path_of(&import.refr) else {
@@ -174,16 +174,16 @@ fn resolve(
     Some(join(package.iter().chain(path.iter())))
 }
 
-/// Calls `found` with the callee of every call in `exprs` and `queries`,
-/// however deeply nested.
-fn collect_calls<'a>(
+/// Calls `found` with the callee and the number of arguments of every call
+/// in `exprs` and `queries`, however deeply nested.
+pub(crate) fn collect_calls<'a>(
     exprs: Vec<&'a Expr>,
     queries: Vec<&'a Query>,
-    found: &mut dyn FnMut(&'a Expr),
+    found: &mut dyn FnMut(&'a Expr, usize),
 ) {
     visit_exprs(exprs, queries, &mut |e| {
-        if let Expr::Call { fcn, .. } = e {
-            found(fcn);
+        if let Expr::Call { fcn, params, .. } = e {
+            found(fcn, params.len());
         }
     });
 }
@@ -285,6 +285,33 @@ fn visit_exprs<'a>(
             _ => {}
         }
     }
+}
+
+/// The expressions and queries of a rule: head values and keys, bodies,
+/// a default's value.
+pub(crate) fn rule_exprs(rule: &Rule) -> (Vec<&Expr>, Vec<&Query>) {
+    let mut exprs: Vec<&Expr> = Vec::new();
+    let mut queries: Vec<&Query> = Vec::new();
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                    if let Some(a) = assign {
+                        exprs.push(&a.value);
+                    }
+                }
+                RuleHead::Set { key, .. } => exprs.extend(key.iter().map(|k| k.as_ref())),
+            }
+            for body in bodies {
+                if let Some(a) = &body.assign {
+                    exprs.push(&a.value);
+                }
+                queries.push(&body.query);
+            }
+        }
+        Rule::Default { value, .. } => exprs.push(value),
+    }
+    (exprs, queries)
 }
 
 /// A cycle of function names (first name repeated at the end), if any:

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{BundleError, line_of};
 use crate::load_limits::{Language, Totals};
+use crate::rego::RegoEvaluator;
 
 /// One problem [`check_bundle`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,10 @@ impl std::fmt::Display for Problem {
 ///   (`reject`, `escalate`, `allow`, `obligations`) or used by one: a rule
 ///   that is neither never affects a decision (a misspelled `escalte`), and
 ///   the problem names the nearest decision rule;
+/// - every call in the Rego modules is to a function of the bundle or to a
+///   supported builtin: a call to a network builtin, an unknown function, or
+///   (with `evaluator = "vm"`) an agentriage extension is reported with its
+///   file and line;
 /// - every suite under `tests/` parses.
 pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     let dir = dir.as_ref();
@@ -72,6 +77,8 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
     // The bundle's totals are kept across them, so that many files each
     // within the limits cannot add up to a slow check.
     let mut totals = Totals::default();
+    let mut bundle_modules = regorus::Engine::new();
+    bundle_modules.set_rego_v0(false);
     for rel in &rego_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
             continue;
@@ -83,7 +90,7 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
         }
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(false);
-        if let Err(e) = engine.add_policy(rel.clone(), text) {
+        if let Err(e) = engine.add_policy(rel.clone(), text.clone()) {
             let message = format!("{e:#}");
             let line = message
                 .find(&format!("{rel}:"))
@@ -96,12 +103,39 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
                 line,
                 message: message.trim().to_owned(),
             });
+        } else {
+            // Parsed on its own, so it parses here too.
+            let _ = bundle_modules.add_policy(rel.clone(), text);
         }
     }
-    // The analysis parses every module again: only when all parsed within
-    // the limits above.
+    // Every call that cannot be made, across the modules that parse (a call
+    // into another module of the same package must resolve). Without an
+    // explicit `vm`, only what no evaluator can call is reported here; the
+    // load below reports an extension the default evaluator cannot call.
+    let evaluator = match manifest
+        .as_ref()
+        .and_then(|m| m.get("rego"))
+        .and_then(|r| r.get("evaluator"))
+        .and_then(|e| e.as_str())
+    {
+        Some("vm") => RegoEvaluator::Vm,
+        _ => RegoEvaluator::Interpreter,
+    };
+    for p in crate::rego_builtins::call_problems(bundle_modules.get_modules(), evaluator) {
+        problems.push(Problem {
+            kind: "rego".into(),
+            file: dir.join(&p.file),
+            line: Some(p.line),
+            message: p.message,
+        });
+    }
+    // Rules no decision rule uses, when every module parsed within the limits.
     if problems.is_empty() {
-        problems.extend(unused_decision_rules(dir, manifest.as_ref(), &rego_files));
+        problems.extend(unused_decision_rules(
+            dir,
+            manifest.as_ref(),
+            bundle_modules.get_modules(),
+        ));
     }
     for rel in &cedar_files {
         let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
@@ -216,25 +250,14 @@ fn risk_table(manifest: &toml::Table) -> HashSet<String> {
 fn unused_decision_rules(
     dir: &Path,
     manifest: Option<&toml::Table>,
-    rego_files: &[String],
+    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
 ) -> Vec<Problem> {
     let package = manifest
         .and_then(|m| m.get("rego"))
         .and_then(|r| r.get("package"))
         .and_then(|p| p.as_str())
         .unwrap_or("agentriage");
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(false);
-    for rel in rego_files {
-        let Ok(text) = std::fs::read_to_string(dir.join(rel)) else {
-            return Vec::new();
-        };
-        if engine.add_policy(rel.clone(), text).is_err() {
-            // Reported above; the analysis needs every module.
-            return Vec::new();
-        }
-    }
-    crate::rego_calls::unused_decision_rules(engine.get_modules(), package)
+    crate::rego_calls::unused_decision_rules(modules, package)
         .into_iter()
         .map(|rule| Problem {
             kind: "unused_rule".into(),

@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use regorus::Value as RegoValue;
 
+pub use crate::rego_builtins::builtins_table;
 pub use check::{Problem, check_bundle};
 pub use coverage::{Coverage, CoverageItem, CoverageKind};
 pub use suite::{
