@@ -21,6 +21,7 @@ use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
 use crate::rego::{RegoEvaluator, RegoProgram};
+use crate::rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES};
 use crate::signing::TrustedKeys;
 
 /// Name of the manifest file at the root of a bundle.
@@ -119,6 +120,10 @@ struct ManifestRego {
     max_eval_ms: Option<Spanned<u64>>,
     #[serde(default)]
     evaluator: Option<Spanned<String>>,
+    #[serde(default)]
+    max_builtin_output_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    max_eval_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -568,6 +573,14 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
             "max_eval_ms",
             m.max_eval_ms.as_ref().map(|v| (v.span(), *v.get_ref())),
         ),
+        (
+            "max_builtin_output_bytes",
+            m.max_builtin_output_bytes.as_ref().map(|v| (v.span(), *v.get_ref())),
+        ),
+        (
+            "max_eval_bytes",
+            m.max_eval_bytes.as_ref().map(|v| (v.span(), *v.get_ref())),
+        ),
     ] {
         if let Some((span, 0)) = limit {
             return Err(files.manifest_error(span, format!("`rego.{name}` must be at least 1")));
@@ -587,7 +600,17 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
             .map_or(DEFAULT_MAX_INSTRUCTIONS, |v| *v.get_ref()),
         evaluator,
     )
-    .map(|p| p.with_time_limit(std::time::Duration::from_millis(max_eval_ms)))
+    .map(|p| {
+        p.with_time_limit(std::time::Duration::from_millis(max_eval_ms))
+            .with_output_limits(
+                m.max_builtin_output_bytes
+                    .as_ref()
+                    .map_or(DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, |v| *v.get_ref()),
+                m.max_eval_bytes
+                    .as_ref()
+                    .map_or(DEFAULT_MAX_EVAL_BYTES, |v| *v.get_ref()),
+            )
+    })
 }
 
 fn load_cedar(files: &BundleFiles, m: &ManifestCedar) -> Result<CedarPolicies, BundleError> {

@@ -31,6 +31,7 @@
 //! # Ok::<(), agentriage::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod anomaly;
 pub mod audit;
 mod bundle;
@@ -44,6 +45,7 @@ pub mod intent;
 mod metrics;
 mod rego;
 mod rego_calls;
+mod rego_limits;
 mod request;
 mod shadow;
 pub mod signing;
@@ -61,6 +63,7 @@ pub use facts::UNKNOWN_RISK_CLASS;
 pub use hooks::LOG_FAILURE_POLICY;
 pub use metrics::{MAX_RULE_LABELS, Metrics};
 pub use rego::RegoEvaluator;
+pub use rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES, ELEMENT_BYTES};
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
     Resource, Timestamp,
