@@ -575,7 +575,9 @@ fn load_rego(files: &BundleFiles, m: &ManifestRego) -> Result<RegoProgram, Bundl
         ),
         (
             "max_builtin_output_bytes",
-            m.max_builtin_output_bytes.as_ref().map(|v| (v.span(), *v.get_ref())),
+            m.max_builtin_output_bytes
+                .as_ref()
+                .map(|v| (v.span(), *v.get_ref())),
         ),
         (
             "max_eval_bytes",

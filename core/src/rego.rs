@@ -234,9 +234,8 @@ impl RegoProgram {
         })?;
         // Amplifying builtins go through their output limits (crate::rego_limits).
         let program = crate::rego_limits::guard_program(program);
-        crate::rego_limits::install(&mut engine).map_err(|e| {
-            BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e)
-        })?;
+        crate::rego_limits::install(&mut engine)
+            .map_err(|e| BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e))?;
         // Data must not collide with rules; find out now rather than per decision.
         let mut probe = RegoVM::new();
         probe.load_program(program.clone());
@@ -325,23 +324,23 @@ impl RegoProgram {
             return Err("rego evaluator unavailable".into());
         };
         let (outcome, limit) = crate::rego_limits::within(self.output_limits, || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
-            Evaluator::Vm(vm) => {
-                vm.set_input(input);
-                let result = vm.execute().map_err(|e| e.to_string());
-                // Release the input now rather than at the next decision.
-                vm.set_input(Value::Undefined);
-                result
-            }
-            Evaluator::Interpreter(engine) => {
-                engine.set_input(input);
-                let result = engine
-                    .eval_rule(ENTRY_POINT.to_owned())
-                    .map_err(|e| format!("{e:#}"));
-                engine.set_input(Value::new_object());
-                result
-            }
-        }))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
+                Evaluator::Vm(vm) => {
+                    vm.set_input(input);
+                    let result = vm.execute().map_err(|e| e.to_string());
+                    // Release the input now rather than at the next decision.
+                    vm.set_input(Value::Undefined);
+                    result
+                }
+                Evaluator::Interpreter(engine) => {
+                    engine.set_input(input);
+                    let result = engine
+                        .eval_rule(ENTRY_POINT.to_owned())
+                        .map_err(|e| format!("{e:#}"));
+                    engine.set_input(Value::new_object());
+                    result
+                }
+            }))
         });
         if let Some(e) = limit {
             if outcome.is_err() {

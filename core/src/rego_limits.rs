@@ -367,6 +367,7 @@ guarded! {
 }
 
 /// The names of the builtins whose output is limited.
+#[cfg(test)]
 pub(crate) fn guarded_builtins() -> impl Iterator<Item = &'static str> {
     GUARDED.iter().map(|(name, _)| *name)
 }
@@ -510,9 +511,7 @@ mod project {
                 Value::String(s) => len(s.len()),
                 _ => 0,
             };
-            total = total
-                .saturating_add(item_len)
-                .saturating_add(delimiter);
+            total = total.saturating_add(item_len).saturating_add(delimiter);
         }
         total
     }
@@ -525,7 +524,7 @@ mod project {
         let body = match v {
             Value::Null | Value::Undefined => 4,
             Value::Bool(_) => 5,
-            Value::Number(n) => len(n.format_decimal().len()),
+            v @ Value::Number(_) => number_size(v),
             Value::String(s) => string_size(s),
             Value::Array(a) => items(a.iter(), layout, depth, cap),
             Value::Set(s) => items(s.iter(), layout, depth, cap),
@@ -562,6 +561,21 @@ mod project {
             }
         }
         total
+    }
+
+    /// Bytes of a number written out: 20 for a 64-bit integer, 24 for a
+    /// float (the shortest round-trip form), the digits of a big integer.
+    fn number_size(v: &Value) -> u64 {
+        let Ok(n) = v.as_number() else {
+            return 0;
+        };
+        if n.as_i64().is_some() || n.as_u64().is_some() {
+            20
+        } else if n.is_integer() {
+            len(n.format_decimal().len())
+        } else {
+            24
+        }
     }
 
     /// A JSON string's bytes: quotes, escapes (`\u00XX` for control and
@@ -609,8 +623,13 @@ mod project {
             return 0;
         };
         let newlines = newlines_weighted(v, 0, cap);
-        json_size(v, &|depth| 4u64.saturating_add(depth.saturating_mul(2)), 0, cap)
-            .saturating_add(newlines)
+        json_size(
+            v,
+            &|depth| 4u64.saturating_add(depth.saturating_mul(2)),
+            0,
+            cap,
+        )
+        .saturating_add(newlines)
     }
 
     fn newlines_weighted(v: &Value, depth: u64, cap: u64) -> u64 {
@@ -627,7 +646,11 @@ mod project {
     fn sum<'a>(items: impl Iterator<Item = &'a Value>, depth: u64, cap: u64) -> u64 {
         let mut total = 0u64;
         for item in items {
-            total = total.saturating_add(newlines_weighted(item, depth + 1, cap));
+            // One byte per value besides: the walk stops past `cap` even
+            // over a value without strings (a value may share its parts).
+            total = total
+                .saturating_add(newlines_weighted(item, depth + 1, cap))
+                .saturating_add(1);
             if total > cap {
                 break;
             }
@@ -645,7 +668,7 @@ mod project {
         let mut widest = 0u64;
         for item in collection(arg(args, 1)) {
             let rendered = match item {
-                Value::Number(n) => len(n.format_decimal().len()).saturating_mul(4),
+                v @ Value::Number(_) => number_size(v).saturating_mul(4),
                 other => json_size(other, &|_| 0, 0, cap).saturating_mul(2),
             };
             widest = widest.max(rendered);
@@ -793,7 +816,7 @@ mod project {
     pub(super) fn format_int(args: &[Value], _cap: u64) -> u64 {
         match arg(args, 0) {
             // Base 2 takes about 3.3 digits per decimal digit.
-            Some(Value::Number(n)) => len(n.format_decimal().len()).saturating_mul(4),
+            Some(v @ Value::Number(_)) => number_size(v).saturating_mul(4),
             _ => 0,
         }
     }
@@ -871,7 +894,7 @@ mod project {
     /// The shifted number takes about `digits / 2 + shift / 8` bytes.
     pub(super) fn lsh(args: &[Value], _cap: u64) -> u64 {
         let digits = match arg(args, 0) {
-            Some(Value::Number(n)) => len(n.format_decimal().len()),
+            Some(v @ Value::Number(_)) => number_size(v),
             _ => return 0,
         };
         match number(args, 1) {
