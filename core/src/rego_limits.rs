@@ -126,15 +126,17 @@ struct State {
 }
 
 thread_local! {
-    static STATE: State = State {
-        active: Cell::new(false),
-        limits: Cell::new(OutputLimits {
-            max_builtin_output_bytes: DEFAULT_MAX_BUILTIN_OUTPUT_BYTES,
-            max_eval_bytes: DEFAULT_MAX_EVAL_BYTES,
-        }),
-        used: Cell::new(0),
-        heap_base: Cell::new((0, 0)),
-        tripped: RefCell::new(None),
+    static STATE: State = const {
+        State {
+            active: Cell::new(false),
+            limits: Cell::new(OutputLimits {
+                max_builtin_output_bytes: DEFAULT_MAX_BUILTIN_OUTPUT_BYTES,
+                max_eval_bytes: DEFAULT_MAX_EVAL_BYTES,
+            }),
+            used: Cell::new(0),
+            heap_base: Cell::new((0, 0)),
+            tripped: RefCell::new(None),
+        }
     };
 }
 
@@ -720,10 +722,9 @@ mod project {
     /// (`chars` characters) by `new`, at most: an empty `old` matches before
     /// every character and at the end.
     fn replaced(length: u64, chars: u64, old: u64, new: u64) -> u64 {
-        if old == 0 {
-            length.saturating_add(chars.saturating_add(1).saturating_mul(new))
-        } else {
-            length.saturating_add((length / old).saturating_mul(new.saturating_sub(old)))
+        match length.checked_div(old) {
+            None => length.saturating_add(chars.saturating_add(1).saturating_mul(new)),
+            Some(matches) => length.saturating_add(matches.saturating_mul(new.saturating_sub(old))),
         }
     }
 
@@ -903,5 +904,233 @@ mod project {
             }
             _ => digits,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn v(json: &str) -> Value {
+        Value::from_json_str(json).unwrap()
+    }
+
+    /// Ordinary calls of every guarded builtin, as JSON argument lists.
+    const SAMPLES: &[(&str, &str)] = &[
+        ("numbers.range", "[1, 50]"),
+        ("numbers.range", "[10, -3]"),
+        ("numbers.range_step", "[0, 100, 7]"),
+        ("concat", r#"["--", ["a", "bc", "def"]]"#),
+        ("concat", r#"["", []]"#),
+        (
+            "sprintf",
+            r#"["%s:%05d:%v:%x:%b:%.3f", ["ab", 42, {"k": [1, 2]}, "hi", 1023, 3.14159]]"#,
+        ),
+        ("sprintf", r#"["%10s|%4d|%%", ["x", 7]]"#),
+        (
+            "json.marshal",
+            r#"[{"a": [1, "x<y>&\"", null, true], "b": {"c": 1.5e300}}]"#,
+        ),
+        (
+            "json.marshal_with_options",
+            r#"[{"a": [1, {"b": "c"}]}, {"pretty": true, "indent": "\t", "prefix": ">>"}]"#,
+        ),
+        (
+            "json.marshal_with_options",
+            r#"[[1, [2, [3]]], {"pretty": true}]"#,
+        ),
+        (
+            "yaml.marshal",
+            r#"[{"a": [1, {"b": "line\nline\nline"}], "c": "x: y"}]"#,
+        ),
+        ("array.concat", "[[1, 2], [3]]"),
+        ("array.slice", "[[1, 2, 3, 4], 1, 3]"),
+        (
+            "strings.replace_n",
+            r#"[{"a": "xyz", "b": "", "": "-"}, "abcab"]"#,
+        ),
+        ("replace", r#"["aaaa", "a", "bcd"]"#),
+        ("replace", r#"["héllo", "", "--"]"#),
+        ("regex.replace", r#"["a1b22c333", "[0-9]+", "<$0$0>"]"#),
+        ("split", r#"["a,b,,c", ","]"#),
+        ("split", r#"["héllo", ""]"#),
+        ("regex.split", r#"["[,;]", "a,b;c"]"#),
+        ("regex.find_n", r#"["[0-9]", "a1b2c3", -1]"#),
+        ("format_int", "[255, 2]"),
+        ("format_int", "[-9007199254740993, 2]"),
+        ("union", "[[[1, 2], [2, 3]]]"),
+        (
+            "object.union",
+            r#"[{"a": {"b": 1}}, {"a": {"c": 2}, "d": 3}]"#,
+        ),
+        ("object.union_n", r#"[[{"a": 1}, {"b": 2}, {"a": 3}]]"#),
+        ("base64.encode", r#"["hello world"]"#),
+        ("base64url.encode", r#"["\u00ff\u00fe"]"#),
+        ("base64url.encode_no_pad", r#"["ab"]"#),
+        ("hex.encode", r#"["héllo"]"#),
+        ("urlquery.encode", r#"["a b&c=d/é"]"#),
+        (
+            "urlquery.encode_object",
+            r#"[{"a": "b c", "d": ["e", "f&"]}]"#,
+        ),
+        ("glob.quote_meta", r#"["*.[a-z]?{x}"]"#),
+        ("upper", r#"["straße ǰ"]"#),
+        ("lower", r#"["İSTANBUL"]"#),
+        ("net.cidr_expand", r#"["192.168.1.0/29"]"#),
+        ("net.cidr_expand", r#"["fe80::/125"]"#),
+        ("bits.lsh", "[3, 100]"),
+    ];
+
+    fn args_of(json: &str) -> Vec<Value> {
+        v(json).as_array().unwrap().iter().cloned().collect()
+    }
+
+    /// `union` takes a set of sets, which JSON cannot write.
+    fn fix(name: &str, mut args: Vec<Value>) -> Vec<Value> {
+        if name == "union" {
+            let sets: Vec<Value> = args[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    Value::from(
+                        a.as_array()
+                            .unwrap()
+                            .iter()
+                            .cloned()
+                            .collect::<std::collections::BTreeSet<_>>(),
+                    )
+                })
+                .collect();
+            args[0] = Value::from(sets.into_iter().collect::<std::collections::BTreeSet<_>>());
+        }
+        args
+    }
+
+    /// The full size of a value (elements followed), to compare with the
+    /// projections: a projection bounds the string, or counts elements.
+    fn deep_size(v: &Value) -> u64 {
+        match v {
+            Value::String(s) => len(s.len()),
+            Value::Array(a) => a.iter().map(|i| ELEMENT_BYTES.max(deep_size(i))).sum(),
+            Value::Set(s) => s.iter().map(|i| ELEMENT_BYTES.max(deep_size(i))).sum(),
+            Value::Object(o) => len(o.len()) * ELEMENT_BYTES,
+            _ => 0,
+        }
+    }
+
+    fn projection(name: &str) -> Projection {
+        match name {
+            "numbers.range" => project::range,
+            "numbers.range_step" => project::range_step,
+            "concat" => project::concat,
+            "sprintf" => project::sprintf,
+            "json.marshal" => project::json_marshal,
+            "json.marshal_with_options" => project::json_marshal_with_options,
+            "yaml.marshal" => project::yaml_marshal,
+            "array.concat" => project::array_concat,
+            "array.slice" => project::array_slice,
+            "strings.replace_n" => project::replace_n,
+            "replace" => project::replace,
+            "regex.replace" => project::regex_replace,
+            "split" => project::split,
+            "regex.split" => project::regex_split,
+            "regex.find_n" => project::regex_find_n,
+            "format_int" => project::format_int,
+            "union" => project::union,
+            "object.union" => project::object_union,
+            "object.union_n" => project::object_union_n,
+            "base64.encode" | "base64url.encode" | "base64url.encode_no_pad" => project::base64,
+            "hex.encode" => project::hex,
+            "urlquery.encode" => project::urlquery,
+            "urlquery.encode_object" => project::urlquery_object,
+            "glob.quote_meta" => project::quote_meta,
+            "upper" | "lower" => project::case,
+            "net.cidr_expand" => project::cidr_expand,
+            "bits.lsh" => project::lsh,
+            other => panic!("no projection for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_guarded_builtin_is_a_regorus_builtin_and_sampled() {
+        for name in guarded_builtins() {
+            assert!(BUILTINS.contains_key(name), "{name}");
+            assert!(
+                SAMPLES.iter().any(|(n, _)| *n == name),
+                "{name} has no sample"
+            );
+        }
+    }
+
+    #[test]
+    fn wrappers_return_regorus_results_and_projections_bound_them() {
+        let (span, exprs) = placeholders().unwrap();
+        for (name, json) in SAMPLES {
+            let args = fix(name, args_of(json));
+            let params = &exprs[..args.len()];
+            let original = BUILTINS.get(name).unwrap().0(span, params, &args, true).unwrap();
+            let (guarded, tripped) = within(OutputLimits::default(), || {
+                wrapper(name).unwrap()(span, params, &args, true).unwrap()
+            });
+            assert_eq!(tripped, None, "{name}");
+            assert_eq!(guarded, original, "{name} {json}");
+            let projected = projection(name)(&args, u64::MAX);
+            let actual = match &original {
+                Value::Number(_) => len(original.to_string().len()) / 2,
+                other => deep_size(other),
+            };
+            assert!(
+                actual <= projected,
+                "{name} {json}: {actual} > {projected} ({original})"
+            );
+            // Every sample is small: a projection far above the result
+            // would refuse ordinary policies.
+            assert!(
+                projected <= 64 * actual.max(64),
+                "{name} {json}: {projected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_over_the_limit_is_refused_before_regorus_runs_it() {
+        let (span, exprs) = placeholders().unwrap();
+        let args = vec![Value::from(1u64), Value::from(1_000_000_000_000u64)];
+        let limits = OutputLimits {
+            max_builtin_output_bytes: 1000,
+            max_eval_bytes: 1_000_000,
+        };
+        let (result, tripped) = within(limits, || {
+            wrapper("numbers.range").unwrap()(span, &exprs[..2], &args, true)
+        });
+        let e = result.unwrap_err();
+        assert!(e.downcast_ref::<regorus::LimitError>().is_some(), "{e:#}");
+        let tripped = tripped.unwrap();
+        assert!(
+            matches!(
+                tripped,
+                LimitExceeded::BuiltinOutput {
+                    builtin: "numbers.range",
+                    limit: 1000,
+                    ..
+                }
+            ),
+            "{tripped}"
+        );
+        assert!(
+            tripped
+                .to_string()
+                .contains("`rego.max_builtin_output_bytes`"),
+            "{tripped}"
+        );
+        // The next evaluation starts afresh.
+        let small = vec![Value::from(1u64), Value::from(3u64)];
+        let (ok, tripped) = within(limits, || {
+            wrapper("numbers.range").unwrap()(span, &exprs[..2], &small, true)
+        });
+        assert_eq!(tripped, None);
+        assert_eq!(ok.unwrap(), v("[1, 2, 3]"));
     }
 }
