@@ -323,26 +323,25 @@ impl RegoProgram {
         let Some(evaluator) = slot.as_mut() else {
             return Err("rego evaluator unavailable".into());
         };
-        let (outcome, limit) = crate::rego_limits::within(self.output_limits, || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
-                Evaluator::Vm(vm) => {
-                    vm.set_input(input);
-                    let result = vm.execute().map_err(|e| e.to_string());
-                    // Release the input now rather than at the next decision.
-                    vm.set_input(Value::Undefined);
-                    result
-                }
-                Evaluator::Interpreter(engine) => {
-                    engine.set_input(input);
-                    let result = engine
-                        .eval_rule(ENTRY_POINT.to_owned())
-                        .map_err(|e| format!("{e:#}"));
-                    engine.set_input(Value::new_object());
-                    result
-                }
-            }))
-        });
-        if let Some(e) = limit {
+        let budget = crate::rego_limits::Budget::start(self.output_limits);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
+            Evaluator::Vm(vm) => {
+                vm.set_input(input);
+                let result = vm.execute().map_err(|e| e.to_string());
+                // Release the input now rather than at the next decision.
+                vm.set_input(Value::Undefined);
+                result
+            }
+            Evaluator::Interpreter(engine) => {
+                engine.set_input(input);
+                let result = engine
+                    .eval_rule(ENTRY_POINT.to_owned())
+                    .map_err(|e| format!("{e:#}"));
+                engine.set_input(Value::new_object());
+                result
+            }
+        }));
+        if let Some(e) = budget.finish() {
             if outcome.is_err() {
                 *slot = None;
             }

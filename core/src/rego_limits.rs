@@ -149,36 +149,56 @@ fn heap_growth(base: (u64, u64)) -> u64 {
     grown.saturating_sub(shrunk)
 }
 
-/// Runs `f` as one evaluation under `limits`; the second value is the first
-/// limit the evaluation hit, if any (the heap is checked once more at the end).
-pub(crate) fn within<T>(limits: OutputLimits, f: impl FnOnce() -> T) -> (T, Option<LimitExceeded>) {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let _ = STATE.try_with(|s| {
-                s.active.set(false);
-                s.used.set(0);
-            });
+/// One evaluation's budget, from [`Budget::start`] to [`Budget::finish`]
+/// (or drop) on the evaluating thread.
+pub(crate) struct Budget {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Budget {
+    /// Starts an evaluation under `limits` on this thread.
+    pub(crate) fn start(limits: OutputLimits) -> Budget {
+        let _ = STATE.try_with(|s| {
+            s.active.set(true);
+            s.limits.set(limits);
+            s.used.set(0);
+            s.heap_base.set(crate::alloc::thread_heap_bytes());
+            if let Ok(mut t) = s.tripped.try_borrow_mut() {
+                *t = None;
+            }
+        });
+        Budget {
+            _not_send: std::marker::PhantomData,
         }
     }
-    let _ = STATE.try_with(|s| {
-        s.active.set(true);
-        s.limits.set(limits);
-        s.used.set(0);
-        s.heap_base.set(crate::alloc::thread_heap_bytes());
-        if let Ok(mut t) = s.tripped.try_borrow_mut() {
-            *t = None;
-        }
-    });
-    let reset = Reset;
+
+    /// Ends the evaluation: the first limit it hit, if any (the heap is
+    /// checked once more here).
+    pub(crate) fn finish(self) -> Option<LimitExceeded> {
+        let _ = check_heap("end");
+        STATE
+            .try_with(|s| s.tripped.try_borrow_mut().ok().and_then(|mut t| t.take()))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| {
+            s.active.set(false);
+            s.used.set(0);
+        });
+    }
+}
+
+/// Runs `f` as one evaluation under `limits`; the second value is the first
+/// limit the evaluation hit, if any.
+#[cfg(test)]
+pub(crate) fn within<T>(limits: OutputLimits, f: impl FnOnce() -> T) -> (T, Option<LimitExceeded>) {
+    let budget = Budget::start(limits);
     let out = f();
-    let _ = check_heap("end");
-    let tripped = STATE
-        .try_with(|s| s.tripped.try_borrow_mut().ok().and_then(|mut t| t.take()))
-        .ok()
-        .flatten();
-    drop(reset);
-    (out, tripped)
+    (out, budget.finish())
 }
 
 /// Records `e` (the first one of an evaluation wins) and makes the error
