@@ -22,6 +22,7 @@ use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
 use crate::load_limits::{Language, Totals};
 use crate::rego::{RegoEvaluator, RegoProgram};
+use crate::rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES};
 use crate::signing::TrustedKeys;
 
 /// Name of the manifest file at the root of a bundle.
@@ -120,6 +121,10 @@ struct ManifestRego {
     max_eval_ms: Option<Spanned<u64>>,
     #[serde(default)]
     evaluator: Option<Spanned<String>>,
+    #[serde(default)]
+    max_builtin_output_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    max_eval_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -579,6 +584,16 @@ fn load_rego(
             "max_eval_ms",
             m.max_eval_ms.as_ref().map(|v| (v.span(), *v.get_ref())),
         ),
+        (
+            "max_builtin_output_bytes",
+            m.max_builtin_output_bytes
+                .as_ref()
+                .map(|v| (v.span(), *v.get_ref())),
+        ),
+        (
+            "max_eval_bytes",
+            m.max_eval_bytes.as_ref().map(|v| (v.span(), *v.get_ref())),
+        ),
     ] {
         if let Some((span, 0)) = limit {
             return Err(files.manifest_error(span, format!("`rego.{name}` must be at least 1")));
@@ -598,7 +613,17 @@ fn load_rego(
             .map_or(DEFAULT_MAX_INSTRUCTIONS, |v| *v.get_ref()),
         evaluator,
     )
-    .map(|p| p.with_time_limit(std::time::Duration::from_millis(max_eval_ms)))
+    .map(|p| {
+        p.with_time_limit(std::time::Duration::from_millis(max_eval_ms))
+            .with_output_limits(
+                m.max_builtin_output_bytes
+                    .as_ref()
+                    .map_or(DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, |v| *v.get_ref()),
+                m.max_eval_bytes
+                    .as_ref()
+                    .map_or(DEFAULT_MAX_EVAL_BYTES, |v| *v.get_ref()),
+            )
+    })
 }
 
 fn load_cedar(

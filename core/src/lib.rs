@@ -31,6 +31,7 @@
 //! # Ok::<(), agentriage::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod anomaly;
 pub mod audit;
 mod bundle;
@@ -46,6 +47,7 @@ mod metrics;
 mod rego;
 mod rego_builtins;
 mod rego_calls;
+mod rego_limits;
 mod rego_rewrite;
 mod request;
 mod shadow;
@@ -69,6 +71,7 @@ pub use load_limits::{
 };
 pub use metrics::{MAX_RULE_LABELS, Metrics};
 pub use rego::RegoEvaluator;
+pub use rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES, ELEMENT_BYTES};
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
     Resource, Timestamp,

@@ -73,6 +73,8 @@ pub(crate) struct RegoProgram {
     max_instructions: usize,
     /// Wall-clock budget of one evaluation (both evaluators).
     time_limit: Option<ExecutionTimerConfig>,
+    /// Output limits of builtins (crate::rego_limits).
+    output_limits: crate::rego_limits::OutputLimits,
     evaluators: ThreadLocal<RefCell<Option<Evaluator>>>,
     /// The prepared interpreter (with the entry point module), cloned once
     /// per thread in interpreter mode.
@@ -277,6 +279,8 @@ impl RegoProgram {
                         format!("cannot compile to bytecode: {message}"),
                     )
                 })?;
+            // Amplifying builtins go through their output limits (crate::rego_limits).
+            let program = crate::rego_limits::guard_program(program);
             // Data must not collide with rules; find out now rather than per decision.
             let mut probe = RegoVM::new();
             probe.load_program(program.clone());
@@ -292,6 +296,8 @@ impl RegoProgram {
         } else {
             None
         };
+        crate::rego_limits::install(&mut engine)
+            .map_err(|e| BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e))?;
         // `compile_with_entrypoint` above prepared the interpreter's view
         // (analysis, scheduling), so per-thread clones start ready. Nothing is
         // evaluated at load: a policy that runs away must meet its limits in a
@@ -304,6 +310,7 @@ impl RegoProgram {
             package: package.to_owned(),
             max_instructions,
             time_limit: None,
+            output_limits: crate::rego_limits::OutputLimits::default(),
             evaluators: ThreadLocal::new(),
             prepared,
         })
@@ -318,6 +325,16 @@ impl RegoProgram {
         };
         self.time_limit = Some(config);
         self.prepared.set_execution_timer_config(config);
+        self
+    }
+
+    /// Limits what builtins may produce per call and per evaluation
+    /// (crate::rego_limits); exceeding either fails the decision closed.
+    pub(crate) fn with_output_limits(mut self, per_call: u64, per_evaluation: u64) -> RegoProgram {
+        self.output_limits = crate::rego_limits::OutputLimits {
+            max_builtin_output_bytes: per_call,
+            max_eval_bytes: per_evaluation,
+        };
         self
     }
 
@@ -361,6 +378,7 @@ impl RegoProgram {
         let Some(evaluator) = slot.as_mut() else {
             return Err("rego evaluator unavailable".into());
         };
+        let budget = crate::rego_limits::Budget::start(self.output_limits);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match evaluator {
             Evaluator::Vm(vm) => {
                 vm.set_input(input);
@@ -378,6 +396,12 @@ impl RegoProgram {
                 result
             }
         }));
+        if let Some(e) = budget.finish() {
+            if outcome.is_err() {
+                *slot = None;
+            }
+            return Err(e.to_string());
+        }
         let value = match outcome {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(e),

@@ -400,7 +400,7 @@ fn runaway_rego_hits_the_instruction_limit_and_fails_closed() {
             ("bundle.toml", &manifest),
             (
                 "p.rego",
-                "package agentriage\nimport rego.v1\nallow if true\nreject contains n if { some n in numbers.range(1, 1000000); n < 0 }\n",
+                "package agentriage\nimport rego.v1\nallow if true\nreject contains n if { some n in numbers.range(1, 100000); n < 0 }\n",
             ),
         ]);
         let d = decide(&engine, "doc.read");

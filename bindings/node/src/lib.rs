@@ -29,8 +29,10 @@ pub mod intent;
 /// mimalloc; Node's own heap is untouched.
 pub mod audit;
 
+// Counted, to give each evaluation its heap budget (`rego.max_eval_bytes`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: agentriage::alloc::Counting<mimalloc::MiMalloc> =
+    agentriage::alloc::Counting::new(mimalloc::MiMalloc);
 
 /// Prefix of every error reason this addon produces, followed by JSON.
 const ERROR_PREFIX: &str = "agentriage:";

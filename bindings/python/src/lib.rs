@@ -18,9 +18,11 @@ pub mod text;
 use pyo3::prelude::*;
 
 // Decisions allocate many small values in both policy engines; the module's
-// Rust allocations go to mimalloc (Python's own objects are unaffected).
+// Rust allocations go to mimalloc (Python's own objects are unaffected),
+// counted to give each evaluation its heap budget (`rego.max_eval_bytes`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: agentriage::alloc::Counting<mimalloc::MiMalloc> =
+    agentriage::alloc::Counting::new(mimalloc::MiMalloc);
 
 /// Panics on purpose, so tests can prove a panic surfaces as
 /// `agentriage.InternalError` and never aborts the interpreter.

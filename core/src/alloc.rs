@@ -1,0 +1,110 @@
+//! Heap accounting for the per-evaluation memory budget.
+//!
+//! [`Counting`] wraps any global allocator and counts, per thread, the bytes
+//! the thread allocates and frees. The Rego evaluator reads these counters at
+//! the start of an evaluation and at every guarded builtin call; when the
+//! thread's heap has grown by more than `rego.max_eval_bytes` the evaluation
+//! fails closed (see docs/bundle.md, "Evaluation limits").
+//!
+//! The CLI and the Python and Node modules install it around mimalloc. A Rust
+//! host that wants the memory budget installs it around its own allocator:
+//!
+//! ```
+//! use agentriage::alloc::Counting;
+//!
+//! #[global_allocator]
+//! static GLOBAL: Counting<std::alloc::System> = Counting::new(std::alloc::System);
+//! # fn main() {}
+//! ```
+//!
+//! Without it the counters stay at zero and only the builtin output limits
+//! (which need no allocator support) apply.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+thread_local! {
+    // Constant-initialized and without a destructor: reading them never
+    // allocates and never fails, which an allocator requires.
+    static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+    static FREED: Cell<u64> = const { Cell::new(0) };
+}
+
+fn add(counter: &'static std::thread::LocalKey<Cell<u64>>, bytes: usize) {
+    let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+    // `try_with` rather than `with`: an allocation during thread teardown
+    // must not panic inside the allocator.
+    let _ = counter.try_with(|c| c.set(c.get().wrapping_add(bytes)));
+}
+
+/// A global allocator that forwards to `A` and counts, per thread, the
+/// bytes allocated and freed.
+///
+/// The counting costs two thread-local additions per allocation; the
+/// counters are read by [`thread_heap_bytes`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counting<A> {
+    inner: A,
+}
+
+impl<A> Counting<A> {
+    /// Wraps `inner`.
+    pub const fn new(inner: A) -> Counting<A> {
+        Counting { inner }
+    }
+}
+
+// The one `unsafe` block of the library: `GlobalAlloc` is an unsafe trait.
+// Every method forwards to the wrapped allocator with the caller's own
+// arguments, so the wrapper adds no obligation beyond those `A` already has.
+#[allow(
+    unsafe_code,
+    reason = "a global allocator must implement the unsafe `GlobalAlloc` trait; each method only forwards to the wrapped allocator"
+)]
+// SAFETY: the methods forward to `A` unchanged, and `A: GlobalAlloc`
+// upholds the trait's contract; the counters never allocate.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        let ptr = unsafe { self.inner.alloc(layout) };
+        if !ptr.is_null() {
+            add(&ALLOCATED, layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
+        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            add(&ALLOCATED, layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
+        unsafe { self.inner.dealloc(ptr, layout) };
+        add(&FREED, layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
+        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            add(&FREED, layout.size());
+            add(&ALLOCATED, new_size);
+        }
+        new
+    }
+}
+
+/// Bytes this thread has allocated and freed so far through [`Counting`]
+/// (both zero when [`Counting`] is not the global allocator). Their
+/// difference, taken at two points, is how much the thread's heap grew
+/// between them.
+pub fn thread_heap_bytes() -> (u64, u64) {
+    let allocated = ALLOCATED.try_with(Cell::get).unwrap_or(0);
+    let freed = FREED.try_with(Cell::get).unwrap_or(0);
+    (allocated, freed)
+}
