@@ -388,6 +388,67 @@ guarded! {
     g_bits_lsh => "bits.lsh", project::lsh;
 }
 
+/// Builtins whose arguments regorus reads more loosely than OPA: checked
+/// first, then regorus's own implementation runs (docs/fidelity.md).
+const CHECKED: &[(&str, BuiltinFn)] = &[("to_number", g_to_number)];
+
+/// `to_number` of a string: OPA reads JSON number syntax only (`" 7"`,
+/// `"+7"`, `".5"`, `"0x10"`, `"1_000"` are errors there); regorus accepts
+/// some of them, which could let `allow if to_number(x) < 10` permit what OPA
+/// refuses.
+fn g_to_number(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    if let Some(Value::String(text)) = args.first()
+        && !is_json_number(text)
+    {
+        anyhow::bail!("to_number: `{text}` is not a number in JSON syntax, as OPA requires");
+    }
+    let Some(original) = BUILTINS.get("to_number") else {
+        anyhow::bail!("builtin `to_number` is not available");
+    };
+    (original.0)(span, params, args, strict)
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn is_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(c) if c.is_ascii_digit() => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// The names of the builtins whose output is limited.
 #[cfg(test)]
 pub(crate) fn guarded_builtins() -> impl Iterator<Item = &'static str> {
@@ -395,7 +456,11 @@ pub(crate) fn guarded_builtins() -> impl Iterator<Item = &'static str> {
 }
 
 fn wrapper(name: &str) -> Option<BuiltinFn> {
-    GUARDED.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    GUARDED
+        .iter()
+        .chain(CHECKED)
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
 }
 
 /// The span and argument expressions the interpreter's extensions hand to
@@ -428,7 +493,7 @@ fn placeholders() -> Option<&'static (Span, Vec<Ref<Expr>>)> {
 
 /// Registers the wrappers with an interpreter, under the builtins' names.
 pub(crate) fn install(engine: &mut regorus::Engine) -> Result<(), String> {
-    for &(name, f) in GUARDED {
+    for &(name, f) in GUARDED.iter().chain(CHECKED) {
         let Some(&(_, nargs)) = BUILTINS.get(name) else {
             continue;
         };
@@ -1081,6 +1146,18 @@ mod tests {
                 SAMPLES.iter().any(|(n, _)| *n == name),
                 "{name} has no sample"
             );
+        }
+    }
+
+    #[test]
+    fn to_number_reads_json_number_syntax_only() {
+        for ok in ["0", "-0", "7", "1e3", "1E+2", "-12.5e-3", "10"] {
+            assert!(super::is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            " 7", "7 ", "+7", ".5", "5.", "0x10", "1_000", "Inf", "NaN", "007", "-", "", "1e", "１",
+        ] {
+            assert!(!super::is_json_number(bad), "{bad}");
         }
     }
 

@@ -308,6 +308,7 @@ impl Request {
     /// Validates a request given as a JSON value.
     pub fn from_value(value: &Value) -> Result<Request, RequestError> {
         check_value_depth(value, "$", 0)?;
+        check_numbers(value, "")?;
         parse_request(value)
     }
 
@@ -384,12 +385,14 @@ impl Request {
             ("context", &self.context),
         ] {
             check_map_depth(map, path, 2)?;
+            check_map_numbers(map, path)?;
         }
         if let Some(r) = &self.resource {
             if r.kind.is_empty() {
                 return Err(empty("resource.type"));
             }
             check_map_depth(&r.attributes, "resource.attributes", 3)?;
+            check_map_numbers(&r.attributes, "resource.attributes")?;
         }
         Ok(())
     }
@@ -535,6 +538,76 @@ fn check_value_depth(value: &Value, path: &str, depth: usize) -> Result<(), Requ
 fn check_map_depth(map: &Map<String, Value>, path: &str, depth: usize) -> Result<(), RequestError> {
     map.values()
         .try_for_each(|v| check_value_depth(v, path, depth))
+}
+
+/// The magnitude from which a JSON number is refused: integers beyond 64
+/// bits reach serde_json as binary floats, rounded (`18446744073709551617`
+/// becomes `1.8446744073709552e19`), and an equality with the value written
+/// in a policy would silently fail. Nothing that large is compared exactly
+/// by either engine, so it is refused rather than rounded.
+const MAX_EXACT_MAGNITUDE: f64 = 9_223_372_036_854_775_808.0; // 2^63
+
+/// True when some number in `value` cannot reach the policies exactly.
+fn has_inexact_number(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            n.as_i64().is_none()
+                && n.as_u64().is_none()
+                && n.as_f64()
+                    .is_none_or(|f| !f.is_finite() || f.abs() >= MAX_EXACT_MAGNITUDE)
+        }
+        Value::Array(items) => items.iter().any(has_inexact_number),
+        Value::Object(map) => map.values().any(has_inexact_number),
+        _ => false,
+    }
+}
+
+/// Refuses numbers that cannot reach the policies exactly (see
+/// [`MAX_EXACT_MAGNITUDE`]), naming the path of the first one. The walk that
+/// builds paths runs only once such a number is known to be there.
+fn check_numbers(value: &Value, path: &str) -> Result<(), RequestError> {
+    if !has_inexact_number(value) {
+        return Ok(());
+    }
+    number_paths(value, path)
+}
+
+fn number_paths(value: &Value, path: &str) -> Result<(), RequestError> {
+    match value {
+        Value::Number(n) => {
+            if n.as_i64().is_none()
+                && n.as_u64().is_none()
+                && n.as_f64()
+                    .is_none_or(|f| !f.is_finite() || f.abs() >= MAX_EXACT_MAGNITUDE)
+            {
+                return Err(RequestError::new(
+                    RequestErrorKind::Value,
+                    if path.is_empty() { "$" } else { path },
+                    format!(
+                        "the number `{n}` is beyond 64-bit integers: it cannot be represented exactly, so it is refused rather than rounded (send it as a string)"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| has_inexact_number(v))
+            .try_for_each(|(i, v)| number_paths(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| has_inexact_number(v))
+            .try_for_each(|(k, v)| number_paths(v, &join(path, k))),
+        _ => Ok(()),
+    }
+}
+
+fn check_map_numbers(map: &Map<String, Value>, path: &str) -> Result<(), RequestError> {
+    match map.iter().find(|(_, v)| has_inexact_number(v)) {
+        Some((k, v)) => number_paths(v, &join(path, k)),
+        None => Ok(()),
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -901,6 +974,29 @@ mod tests {
             (e.kind(), e.path()),
             (RequestErrorKind::Unknown, "principal.role")
         );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_rounded() {
+        for (text, path) in [
+            (
+                r#"{"principal":{"id":"a"},"action":{"name":"x"},"resource":{"type":"t","attributes":{"n":18446744073709551617}}}"#,
+                "resource.attributes.n",
+            ),
+            (
+                r#"{"principal":{"id":"a"},"action":{"name":"x"},"context":{"xs":[1, {"big": -1e19}]}}"#,
+                "context.xs[1].big",
+            ),
+        ] {
+            let e = err(text);
+            assert_eq!(e.kind(), RequestErrorKind::Value, "{e}");
+            assert_eq!(e.path(), path, "{e}");
+        }
+        // Exactly representable numbers pass: the 64-bit extremes and floats.
+        let ok = r#"{"principal":{"id":"a"},"action":{"name":"x"},"context":{"a":18446744073709551615,"b":-9223372036854775808,"c":1.5e300,"d":0.1}}"#;
+        assert!(Request::from_json(ok).is_err_and(|e| e.path() == "context.c"));
+        let ok = r#"{"principal":{"id":"a"},"action":{"name":"x"},"context":{"a":18446744073709551615,"b":-9223372036854775808,"d":0.1}}"#;
+        assert!(Request::from_json(ok).is_ok());
     }
 
     #[test]

@@ -237,3 +237,23 @@ fn h_an_undefined_element_does_not_hide_a_total() {
         Outcome::Reject
     );
 }
+
+#[test]
+fn f_numbers_are_never_read_more_loosely_than_opa_reads_them() {
+    // OPA's to_number reads JSON number syntax only; " 7" is an error there.
+    let module = "allow if to_number(input.resource.attributes.s) < 10\n";
+    check("f", module, r#"{"s": " 7"}"#, "{}", Outcome::Reject);
+    check("f", module, r#"{"s": "+7"}"#, "{}", Outcome::Reject);
+    check("f", module, r#"{"s": "7"}"#, "{}", Outcome::Execute);
+    check("f", module, r#"{"s": "-1.5e0"}"#, "{}", Outcome::Execute);
+    // An integer beyond 64 bits would reach the policies rounded: the
+    // request is refused instead, naming the path.
+    let (_dir, engine) = engine(
+        "allow if input.resource.attributes.n == 18446744073709551617\n",
+        DEFAULT,
+    );
+    let e = engine
+        .decide_json(r#"{"principal":{"id":"a"},"action":{"name":"doc.write"},"resource":{"type":"doc","attributes":{"n":18446744073709551617}}}"#)
+        .unwrap_err();
+    assert!(e.to_string().contains("resource.attributes.n"), "{e}");
+}
