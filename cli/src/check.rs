@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use agentriage::testing::{Problem, check_bundle};
+use agentriage::testing::{EvaluatorReport, Problem, check_bundle, compare_evaluators};
 use serde_json::json;
 
 use crate::test_cmd::Format;
@@ -28,18 +28,35 @@ Exit codes:
   2  bad command-line usage
   4  the report could not be written";
 
-/// Runs the command; returns the exit code.
-pub fn check(bundle: &Path, format: Format) -> u8 {
+/// Runs the command; returns the exit code. With `evaluators`, the suites
+/// and mutated copies of their requests are also decided by both Rego
+/// evaluators, and every difference is a problem.
+pub fn check(bundle: &Path, format: Format, evaluators: bool) -> u8 {
     if !bundle.is_dir() {
         eprintln!("error: `{}` is not a directory", bundle.display());
         return exit::USAGE;
     }
-    let problems = check_bundle(bundle);
+    let mut problems = check_bundle(bundle);
+    let mut compared = None;
+    if evaluators && problems.is_empty() {
+        match compare_evaluators(bundle) {
+            Ok(report) => {
+                problems.extend(divergences(bundle, &report));
+                compared = Some(report.requests);
+            }
+            Err(e) => problems.push(Problem {
+                kind: e.kind().as_str().to_owned(),
+                file: e.file().to_path_buf(),
+                line: e.line(),
+                message: e.message().to_owned(),
+            }),
+        }
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = match format {
-        Format::Json => write_json(&mut out, &problems),
-        Format::Human | Format::Junit => write_human(&mut out, bundle, &problems),
+        Format::Json => write_json(&mut out, &problems, compared),
+        Format::Human | Format::Junit => write_human(&mut out, bundle, &problems, compared),
     }
     .and_then(|()| out.flush());
     if let Err(e) = written {
@@ -53,9 +70,40 @@ pub fn check(bundle: &Path, format: Format) -> u8 {
     }
 }
 
-fn write_human(out: &mut dyn Write, bundle: &Path, problems: &[Problem]) -> io::Result<()> {
+/// Each request the evaluators decided differently, as a problem.
+fn divergences(bundle: &Path, report: &EvaluatorReport) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Some(why) = &report.vm_refused {
+        out.push(Problem {
+            kind: "evaluator".into(),
+            file: bundle.to_path_buf(),
+            line: None,
+            message: format!("the VM cannot load this bundle, only the interpreter can: {why}"),
+        });
+    }
+    out.extend(report.divergences.iter().map(|d| Problem {
+        kind: "evaluator_divergence".into(),
+        file: bundle.join(d.case.split(": ").next().unwrap_or_default()),
+        line: None,
+        message: format!(
+            "case `{}`, mutation `{}`: the interpreter decides `{}`, the VM `{}`",
+            d.case, d.mutation, d.interpreter, d.vm
+        ),
+    }));
+    out
+}
+
+fn write_human(
+    out: &mut dyn Write,
+    bundle: &Path,
+    problems: &[Problem],
+    compared: Option<usize>,
+) -> io::Result<()> {
     for p in problems {
         writeln!(out, "{p}")?;
+    }
+    if let Some(n) = compared {
+        writeln!(out, "{n} requests decided by both Rego evaluators")?;
     }
     match problems.len() {
         0 => writeln!(out, "{}: ok, no problems", bundle.display()),
@@ -68,9 +116,14 @@ fn write_human(out: &mut dyn Write, bundle: &Path, problems: &[Problem]) -> io::
     }
 }
 
-fn write_json(out: &mut dyn Write, problems: &[Problem]) -> io::Result<()> {
+fn write_json(
+    out: &mut dyn Write,
+    problems: &[Problem],
+    compared: Option<usize>,
+) -> io::Result<()> {
     let doc = json!({
         "ok": problems.is_empty(),
+        "evaluator_requests": compared,
         "problems": problems.iter().map(|p| json!({
             "kind": p.kind,
             "file": p.file,

@@ -125,6 +125,11 @@ enum Command {
         /// Report format: human or json.
         #[arg(long, value_enum, default_value = "human")]
         format: test_cmd::Format,
+        /// Also decide the suites' requests, and copies with a field dropped
+        /// or retyped, with both Rego evaluators (interpreter and VM): every
+        /// difference is a problem.
+        #[arg(long)]
+        evaluators: bool,
     },
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
@@ -186,7 +191,11 @@ fn main() -> ExitCode {
             coverage,
             threshold,
         })),
-        Command::Check { bundle, format } => ExitCode::from(check::check(&bundle, format)),
+        Command::Check {
+            bundle,
+            format,
+            evaluators,
+        } => ExitCode::from(check::check(&bundle, format, evaluators)),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
         Command::Log { command } => ExitCode::from(log_cmd::log(command)),

@@ -431,3 +431,58 @@ fn check_names_unsupported_builtins_with_file_and_line() {
     assert_eq!(md5["line"], 15);
     assert_eq!(md5["kind"], "rego");
 }
+
+#[test]
+fn check_evaluators_names_every_request_the_vm_decides_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "bundle.toml",
+        "name = \"t\"\nrevision = \"1\"\n[risk_classes]\ntransactional = [\"doc.write\"]\n[rego]\nmodules = [\"p.rego\"]\n",
+    );
+    // Class a of docs/fidelity.md: the VM binds a missing value and goes on.
+    write(
+        "p.rego",
+        "package agentriage\nimport rego.v1\nallow if true\nok if { v := input.resource.attributes.amount; not is_string(v) }\nreject contains \"not_ok\" if not ok\n",
+    );
+    write(
+        "tests/t.yaml",
+        "name: t\ncases:\n  - name: amount given\n    request: {principal: {id: a}, action: {name: doc.write}, resource: {type: doc, attributes: {amount: 5}}, time: \"2026-11-21T14:05:00Z\"}\n    expect: {outcome: execute}\n",
+    );
+    let (code, out, err) = agentriage(&[
+        "check",
+        "--bundle",
+        s(dir.path()),
+        "--evaluators",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["evaluator_requests"].as_u64().unwrap() > 1);
+    let divergence = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["kind"] == "evaluator_divergence"
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("drop resource.attributes.amount")
+        })
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let message = divergence["message"].as_str().unwrap();
+    assert!(
+        message.contains("the interpreter decides `reject [agentriage.reject]`"),
+        "{message}"
+    );
+    assert!(message.contains("the VM `execute"), "{message}");
+    // Without the flag the bundle has no problem.
+    let (code, _, _) = agentriage(&["check", "--bundle", s(dir.path())]);
+    assert_eq!(code, Some(0));
+}

@@ -149,6 +149,9 @@ pub(crate) struct BundleFiles {
     pub(crate) root: PathBuf,
     files: BTreeMap<String, Vec<u8>>,
     manifest_text: String,
+    /// Decides with this Rego evaluator whatever the manifest says (the
+    /// evaluator comparison of `agentriage check --evaluators`).
+    pub(crate) evaluator: Option<RegoEvaluator>,
 }
 
 impl BundleFiles {
@@ -179,6 +182,7 @@ impl BundleFiles {
             root: root.to_path_buf(),
             files,
             manifest_text,
+            evaluator: None,
         })
     }
 
@@ -561,6 +565,7 @@ fn load_rego(
         data.push((path, text));
     }
     let evaluator = match &m.evaluator {
+        _ if files.evaluator.is_some() => files.evaluator.unwrap_or(RegoEvaluator::Interpreter),
         None => RegoEvaluator::Interpreter,
         Some(e) => match e.get_ref().as_str() {
             "interpreter" => RegoEvaluator::Interpreter,

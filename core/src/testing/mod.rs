@@ -30,6 +30,7 @@
 
 mod check;
 mod coverage;
+mod evaluators;
 mod suite;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,7 @@ use regorus::Value as RegoValue;
 pub use crate::rego_builtins::builtins_table;
 pub use check::{Problem, check_bundle};
 pub use coverage::{Coverage, CoverageItem, CoverageKind};
+pub use evaluators::{Divergence, EvaluatorReport, compare_evaluators};
 pub use suite::{
     Case, Expectation, MAX_SUITE_BYTES, Match, Suite, SuiteError, SuiteFileKind, load_suite,
     merge_patch, parse_suite,
