@@ -390,7 +390,33 @@ guarded! {
 
 /// Builtins whose arguments regorus reads more loosely than OPA: checked
 /// first, then regorus's own implementation runs (docs/fidelity.md).
-const CHECKED: &[(&str, BuiltinFn)] = &[("to_number", g_to_number)];
+const CHECKED: &[(&str, BuiltinFn)] = &[
+    ("to_number", g_to_number),
+    ("time.parse_rfc3339_ns", g_parse_rfc3339_ns),
+];
+
+/// `time.parse_rfc3339_ns`: OPA (Go's `time.RFC3339` layout) requires an
+/// upper-case `T` between date and time and an upper-case `Z`; regorus also
+/// accepts `2026-11-21 14:05:00Z`, which could let a malformed deadline
+/// parse where OPA fails the rule.
+fn g_parse_rfc3339_ns(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    if let Some(Value::String(text)) = args.first()
+        && (text.as_bytes().get(10) != Some(&b'T') || text.ends_with('z'))
+    {
+        anyhow::bail!(
+            "time.parse_rfc3339_ns: `{text}` is not RFC 3339 as OPA reads it (`T` between date and time, `Z` in upper case)"
+        );
+    }
+    let Some(original) = BUILTINS.get("time.parse_rfc3339_ns") else {
+        anyhow::bail!("builtin `time.parse_rfc3339_ns` is not available");
+    };
+    (original.0)(span, params, args, strict)
+}
 
 /// `to_number` of a string: OPA reads JSON number syntax only (`" 7"`,
 /// `"+7"`, `".5"`, `"0x10"`, `"1_000"` are errors there); regorus accepts

@@ -257,3 +257,35 @@ fn f_numbers_are_never_read_more_loosely_than_opa_reads_them() {
         .unwrap_err();
     assert!(e.to_string().contains("resource.attributes.n"), "{e}");
 }
+
+#[test]
+fn time_is_parsed_as_strictly_as_opa_parses_it() {
+    let module = "allow if time.parse_rfc3339_ns(input.resource.attributes.t) > 0\n";
+    check(
+        "time",
+        module,
+        r#"{"t": "2026-11-21T14:05:00Z"}"#,
+        "{}",
+        Outcome::Execute,
+    );
+    check(
+        "time",
+        module,
+        r#"{"t": "2026-11-21T14:05:00+01:00"}"#,
+        "{}",
+        Outcome::Execute,
+    );
+    for t in [
+        "2026-11-21 14:05:00Z",
+        "2026-11-21t14:05:00Z",
+        "2026-11-21T14:05:00z",
+    ] {
+        check(
+            "time",
+            module,
+            &format!(r#"{{"t": "{t}"}}"#),
+            "{}",
+            Outcome::Reject,
+        );
+    }
+}

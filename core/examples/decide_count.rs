@@ -1,0 +1,41 @@
+//! Decides one request N times: the instruction count of one decision is
+//! the difference between two runs under `valgrind --tool=callgrind`
+//! divided by the difference in N (exact and independent of machine load).
+//!
+//! ```text
+//! cargo build --release -p agentriage --example decide_count
+//! valgrind --tool=callgrind target/release/examples/decide_count 0 [BUNDLE]
+//! valgrind --tool=callgrind target/release/examples/decide_count 1000 [BUNDLE]
+//! ```
+//!
+//! The request is the `baseline reroute executes` case of the reference
+//! pack's suites (both engines run in full; it executes).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use agentriage::{Engine, Request};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().map_or(1000, |a| a.parse().expect("a count"));
+    let bundle = args
+        .get(1)
+        .map_or("policies/a2a-supply-chain", String::as_str);
+    let suite = agentriage::testing::load_suite("policies/a2a-supply-chain/tests/baseline.yaml")
+        .expect("run from the repository root");
+    let agentriage::testing::SuiteFileKind::Suite(suite) = suite else {
+        panic!("baseline.yaml is a suite");
+    };
+    let case = suite
+        .cases
+        .into_iter()
+        .find(|c| c.name == "baseline reroute executes")
+        .expect("the baseline reroute case");
+    let request = Request::from_value(&case.request).unwrap();
+    let engine = Engine::from_dir(bundle).unwrap();
+    // One decision before counting: per-thread evaluators are created lazily.
+    let first = engine.decide(&request).unwrap();
+    for _ in 0..n {
+        std::hint::black_box(engine.decide(std::hint::black_box(&request)).unwrap());
+    }
+    println!("{n} decisions, outcome {}", first.outcome);
+}
