@@ -10,7 +10,7 @@
 //!
 //! The request is the `baseline reroute executes` case of the reference
 //! pack's suites (both engines run in full; it executes).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use agentriage::{Engine, Request};
 
