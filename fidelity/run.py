@@ -334,10 +334,68 @@ def cedar_json(v: Any, depth: int = 0) -> Any:
     raise Unrepresentable(f"unexpected value {v!r}")
 
 
+def _block_keys(text: str, start: int) -> list[str]:
+    """Top-level keys of the `{ … }` record type opening at text[start]."""
+    depth, keys, item = 0, [], ""
+    for ch in text[start:]:
+        if ch in "{<[":
+            depth += 1
+            if depth == 1:
+                continue
+        elif ch in "}>]":
+            depth -= 1
+            if depth == 0:
+                break
+        if depth == 1 and ch == ",":
+            keys.append(item)
+            item = ""
+        else:
+            item += ch
+    keys.append(item)
+    out = []
+    for k in keys:
+        if ":" in k:
+            out.append(k.split(":", 1)[0].strip().rstrip("?").strip().strip('"'))
+    return out
+
+
+def declared_attributes(schema: str) -> dict:
+    """What a Cedar schema declares, as agentriage reads it: the top-level
+    attributes of `Agent` and `Resource`, and each action's context fields.
+    agentriage leaves undeclared request attributes out of what Cedar sees
+    (strictly validated policies cannot refer to them; docs/fidelity.md), so
+    the reference is given the same request."""
+    schema = re.sub(r"//[^\n]*", "", schema)
+    types = {}
+    for m in re.finditer(r"\btype\s+(\w+)\s*=\s*\{", schema):
+        types[m.group(1)] = _block_keys(schema, m.end() - 1)
+    entities = {}
+    for m in re.finditer(r"\bentity\s+([\w, ]+?)(?:\s+in\s+\[[^\]]*\])?\s*(\{|;)", schema):
+        keys = _block_keys(schema, m.end() - 1) if m.group(2) == "{" else []
+        for name in m.group(1).split(","):
+            entities[name.strip()] = set(keys)
+    contexts = {}
+    for m in re.finditer(r"\baction\s+(.+?)\s+appliesTo\s*\{", schema, re.S):
+        names = re.findall(r'"([^"]+)"', m.group(1)) or [m.group(1).strip()]
+        body_start = m.end() - 1
+        body = schema[body_start: schema.find("};", body_start) + 1]
+        cm = re.search(r"context\s*:\s*(\{|\w+)", body)
+        if cm is None:
+            keys = set()
+        elif cm.group(1) == "{":
+            keys = set(_block_keys(body, cm.end() - 1))
+        else:
+            keys = set(types.get(cm.group(1), []))
+        for n in names:
+            contexts[n] = keys
+    return {"entities": entities, "contexts": contexts}
+
+
 class CedarReference:
     def __init__(self, directory: Path):
         self.policies = (directory / "policies.cedar").read_text()
         self.schema = (directory / "schema.cedarschema").read_text()
+        self.declared = declared_attributes(self.schema)
         self.entities = json.loads((directory / "entities.json").read_text())
         self.static = {(e["uid"]["type"], e["uid"]["id"]) for e in self.entities}
         chunks = self.policies.split('@id("')[1:]
@@ -388,20 +446,28 @@ class CedarReference:
     def _request(self, req: dict) -> tuple[dict, list]:
         entities = list(self.entities)
         p = req["principal"]
+        agent = self.declared["entities"].get("Agent", set())
+        resource = self.declared["entities"].get("Resource", set())
+        context_keys = self.declared["contexts"].get(req["action"]["name"])
         if ("Agent", p["id"]) not in self.static:
-            attrs = cedar_json(p.get("attributes", {}))
+            attrs = cedar_json({k: v for k, v in p.get("attributes", {}).items() if k in agent})
             for key in ("type", "trust_zone"):
-                if key in p:
+                if key in p and key in agent:
                     attrs[key] = p[key]
             entities.append({"uid": {"type": "Agent", "id": p["id"]}, "attrs": attrs, "parents": []})
         res = req.get("resource")
         rid = res.get("id", "") if res else ""
         if res is not None and ("Resource", rid) not in self.static:
-            attrs = cedar_json(res.get("attributes", {}))
-            attrs["type"] = res["type"]
-            attrs["id"] = rid
+            attrs = cedar_json({k: v for k, v in res.get("attributes", {}).items() if k in resource})
+            if "type" in resource:
+                attrs["type"] = res["type"]
+            if "id" in resource:
+                attrs["id"] = rid
             entities.append({"uid": {"type": "Resource", "id": rid}, "attrs": attrs, "parents": []})
-        context = cedar_json(req.get("context", {}))
+        context = req.get("context", {})
+        if context_keys is not None:
+            context = {k: v for k, v in context.items() if k in context_keys}
+        context = cedar_json(context)
         context["delegation"] = list(p.get("delegation", []))
         secs, nanos = parse_time(req["time"])
         millis = nanos // 1_000_000

@@ -331,13 +331,17 @@ impl CedarPolicies {
                     &self.shapes.principal,
                 )?;
             }
-            if let Some(kind) = &p.kind {
+            if let Some(kind) = &p.kind
+                && declared.is_none_or(|d| d.contains("type"))
+            {
                 attrs.insert(
                     "type".to_owned(),
                     RestrictedExpression::new_string(kind.clone()),
                 );
             }
-            if let Some(zone) = &p.trust_zone {
+            if let Some(zone) = &p.trust_zone
+                && declared.is_none_or(|d| d.contains("trust_zone"))
+            {
                 attrs.insert(
                     "trust_zone".to_owned(),
                     RestrictedExpression::new_string(zone.clone()),
@@ -365,14 +369,19 @@ impl CedarPolicies {
                     &self.shapes.resource,
                 )?;
             }
-            attrs.insert(
-                "type".to_owned(),
-                RestrictedExpression::new_string(r.kind.clone()),
-            );
-            attrs.insert(
-                "id".to_owned(),
-                RestrictedExpression::new_string(resource_id.to_owned()),
-            );
+            // The engine's own attributes follow the schema like the rest.
+            if declared.is_none_or(|d| d.contains("type")) {
+                attrs.insert(
+                    "type".to_owned(),
+                    RestrictedExpression::new_string(r.kind.clone()),
+                );
+            }
+            if declared.is_none_or(|d| d.contains("id")) {
+                attrs.insert(
+                    "id".to_owned(),
+                    RestrictedExpression::new_string(resource_id.to_owned()),
+                );
+            }
             extra.push(
                 Entity::new(resource.clone(), attrs, HashSet::new())
                     .map_err(|e| format!("resource entity: {e}"))?,

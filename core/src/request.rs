@@ -584,7 +584,7 @@ fn number_paths(value: &Value, path: &str) -> Result<(), RequestError> {
                     RequestErrorKind::Value,
                     if path.is_empty() { "$" } else { path },
                     format!(
-                        "the number `{n}` is beyond 64-bit integers: it cannot be represented exactly, so it is refused rather than rounded (send it as a string)"
+                        "the number `{n}` is beyond ±2^63, where numbers reach the policies rounded (an integer beyond 64 bits becomes a binary float): refused rather than rounded; send it as a string"
                     ),
                 ));
             }
