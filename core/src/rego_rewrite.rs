@@ -41,8 +41,8 @@ use regorus::unstable::{
 /// one more level of nesting).
 const MAX_PASSES: usize = 32;
 
-/// Prefix of the variables the rewrite introduces; a module using it itself
-/// is refused, so no name can clash.
+/// Prefix of the variables the rewrite introduces (`__ar1_0`, …); a module
+/// using a name of that form itself is refused, so no name can clash.
 pub(crate) const FRESH_PREFIX: &str = "__ar";
 
 /// One text replacement: `start..end` becomes `text`.
@@ -121,7 +121,7 @@ pub(crate) fn rewrite(
     text: &str,
     globals: &BTreeSet<String>,
 ) -> Result<String, RewriteError> {
-    if let Some(index) = text.lines().position(|l| l.contains(FRESH_PREFIX)) {
+    if let Some(index) = text.lines().position(uses_fresh_name) {
         return Err(RewriteError {
             line: u32::try_from(index + 1).ok(),
             message: format!(
@@ -162,6 +162,15 @@ pub(crate) fn rewrite(
         message: format!(
             "nesting too deep: the module still needs rewriting after {MAX_PASSES} passes"
         ),
+    })
+}
+
+/// True when `line` holds a name of the rewrite's form (`__ar` and a digit).
+fn uses_fresh_name(line: &str) -> bool {
+    line.match_indices(FRESH_PREFIX).any(|(at, _)| {
+        line.as_bytes()
+            .get(at + FRESH_PREFIX.len())
+            .is_some_and(u8::is_ascii_digit)
     })
 }
 
@@ -952,5 +961,8 @@ mod tests {
     fn reserved_names_are_refused() {
         let e = rewrite("p.rego", "package p\n\nx := __ar1_0\n", &BTreeSet::new()).unwrap_err();
         assert_eq!(e.line, Some(3));
+        // Other names with the same letters are the author's.
+        let text = "package p\n\n__archive := \"__ar\"\n";
+        assert_eq!(rewrite("p.rego", text, &BTreeSet::new()).unwrap(), text);
     }
 }

@@ -433,7 +433,21 @@ fn run_rego_tests(
             ));
             continue;
         }
-        match interpreter.add_policy(name.clone(), text.clone()) {
+        // Test modules get the same rewrites to OPA's semantics as the
+        // bundle's own (docs/fidelity.md); a module that does not parse is
+        // left as written, so its syntax error is the author's.
+        let globals = crate::rego_rewrite::global_names(&[(name.clone(), text.clone())]);
+        let text = match crate::rego_rewrite::rewrite(&name, text, &globals) {
+            Ok(rewritten) => rewritten,
+            Err(e) => {
+                results.push(file_failure(
+                    file,
+                    &SuiteError::new(file, e.line, format!("Rego test module: {}", e.message)),
+                ));
+                continue;
+            }
+        };
+        match interpreter.add_policy(name.clone(), text) {
             Ok(_) => added.push(name),
             Err(e) => {
                 let message = format!("{e:#}");
