@@ -474,14 +474,28 @@ fn values_cedar_cannot_hold_fail_closed() {
         ("e.json", "[]"),
         ("p.cedar", "permit (principal, action, resource);"),
     ]);
-    // Beyond ±2^63 a number is refused with the request, for both engines.
+    // An integer written beyond 64 bits is refused with the request, for
+    // both engines (it would reach them rounded).
     let e = engine
         .decide_json(
-            r#"{"principal":{"id":"a"},"action":{"name":"doc.read"},"context":{"huge":1e300}}"#,
+            r#"{"principal":{"id":"a"},"action":{"name":"doc.read"},"context":{"huge":18446744073709551617}}"#,
         )
         .unwrap_err();
     assert!(e.to_string().contains("context.huge"), "{e}");
-    // Within it, what Cedar cannot hold exactly fails the decision closed.
+    // A float Cedar cannot hold fails the decision closed.
+    for (key, value) in [("huge", "1e300"), ("fine", "1000.00004")] {
+        let d = engine
+            .decide_json(&format!(
+                r#"{{"principal":{{"id":"a"}},"action":{{"name":"doc.read"}},"context":{{"{key}":{value}}}}}"#
+            ))
+            .unwrap();
+        assert_eq!(d.outcome, Outcome::Reject);
+        assert!(
+            d.reasons[0].message.contains(&format!("context.{key}")),
+            "{:?}",
+            d.reasons
+        );
+    }
     let d = engine
         .decide_json(
             r#"{"principal":{"id":"a"},"action":{"name":"doc.read"},"context":{"fine":1000.00004}}"#,

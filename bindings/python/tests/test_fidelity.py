@@ -83,7 +83,11 @@ def test_the_corpus_is_decided_in_full(tallies):
         # The generators keep to the request contract: nearly every request
         # is decided, so the comparison covers what the spec generates.
         assert t.requests + t.invalid == COUNT, t.module
-        assert t.requests >= 0.9 * COUNT, (t.module, t.evaluator, t.invalid)
+        # The number modules send numbers beyond ±2^63 on purpose, which the
+        # request contract refuses (they would reach the policies rounded):
+        # fewer of their requests are decided, by design.
+        share = 0.3 if t.module in ("f_numbers", "thresholds") else 0.9
+        assert t.requests >= share * COUNT, (t.module, t.evaluator, t.invalid)
     for evaluator in ("vm", "interpreter"):
         found = run.permissive(tallies, evaluator)
         print(f"{evaluator}: more permissive than OPA on {sorted(found)}")
