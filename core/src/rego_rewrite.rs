@@ -323,6 +323,20 @@ impl Rewriter<'_> {
         name
     }
 
+    /// Replaces `term` with a fresh name and returns the binding
+    /// `name = term` for the body it moves to.
+    fn move_term(&mut self, term: &Expr) -> String {
+        let name = self.fresh();
+        let (start, end) = span_of(self.src, term);
+        let binding = format!("{name} = {}", self.text(start, end));
+        self.edits.push(Edit {
+            start,
+            end,
+            text: name,
+        });
+        binding
+    }
+
     fn text(&self, start: usize, end: usize) -> &str {
         self.src.get(start..end).unwrap_or_default()
     }
@@ -416,14 +430,7 @@ impl Rewriter<'_> {
         }
         let mut bindings = Vec::new();
         for term in terms {
-            let name = self.fresh();
-            let (start, end) = span_of(self.src, term);
-            bindings.push(format!("{name} = {}", self.text(start, end)));
-            self.edits.push(Edit {
-                start,
-                end,
-                text: name,
-            });
+            bindings.push(self.move_term(term));
         }
         let bindings = bindings.join("; ");
         for body in bodies {
@@ -569,14 +576,7 @@ impl Rewriter<'_> {
         match expr {
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
                 if may_be_undefined(term) && !query.stmts.is_empty() {
-                    let name = self.fresh();
-                    let (s, e) = span_of(self.src, term);
-                    let binding = format!("{name} = {}", self.text(s, e));
-                    self.edits.push(Edit {
-                        start: s,
-                        end: e,
-                        text: name,
-                    });
+                    let binding = self.move_term(term);
                     self.append_to_query(query, &binding, false);
                 } else {
                     self.expr(term);
@@ -593,14 +593,7 @@ impl Rewriter<'_> {
                 if !terms.is_empty() && !query.stmts.is_empty() {
                     let mut bindings = Vec::new();
                     for term in terms {
-                        let name = self.fresh();
-                        let (s, e) = span_of(self.src, term);
-                        bindings.push(format!("{name} = {}", self.text(s, e)));
-                        self.edits.push(Edit {
-                            start: s,
-                            end: e,
-                            text: name,
-                        });
+                        bindings.push(self.move_term(term));
                     }
                     self.append_to_query(query, &bindings.join("; "), false);
                 } else {
