@@ -178,7 +178,9 @@ impl RegoProgram {
         // errors and line lengths are checked against regorus's own limits;
         // then the rewritten text (same lines, longer ones) is what runs.
         for (path, text) in modules {
-            regorus::Engine::new()
+            let mut as_written = regorus::Engine::new();
+            as_written.set_rego_v0(false);
+            as_written
                 .add_policy(path.to_string_lossy().into_owned(), text.clone())
                 .map_err(|e| {
                     let (file, line, message) = locate(root, modules, &format!("{e:#}"));
@@ -828,6 +830,19 @@ mod tests {
                 vm.reasons.iter().all(|r| r.effect == Effect::Permit),
                 "{rules}"
             );
+        }
+    }
+
+    #[test]
+    fn rego_v1_modules_load_without_the_import() {
+        let module =
+            "package agentriage\nallow if true\nreject contains \"x\" if not is_string(input.x)\n";
+        for mode in [RegoEvaluator::Interpreter, RegoEvaluator::Vm] {
+            let v = run(module, r#"{"x": 1}"#, mode).unwrap();
+            assert!(v.reasons.iter().any(|r| r.effect == Effect::Reject));
+            // `x` missing: undefined, as OPA evaluates the argument first.
+            let v = run(module, "{}", mode).unwrap();
+            assert!(v.reasons.iter().all(|r| r.effect == Effect::Permit));
         }
     }
 
