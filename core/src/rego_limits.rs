@@ -393,7 +393,52 @@ guarded! {
 const CHECKED: &[(&str, BuiltinFn)] = &[
     ("to_number", g_to_number),
     ("time.parse_rfc3339_ns", g_parse_rfc3339_ns),
+    ("net.cidr_contains", g_cidr_contains),
 ];
+
+/// `net.cidr_contains`: OPA (Go's `net` package) reads an IPv4-mapped IPv6
+/// address or network (`::ffff:10.1.2.3`, `::ffff:10.0.0.0/104`) as the IPv4
+/// one it maps; regorus compares them as IPv6, so `10.0.0.0/8` would not
+/// contain `::ffff:10.1.2.3` and a `reject if net.cidr_contains(…)` would not
+/// fire. The arguments are mapped to IPv4 first, then regorus decides.
+fn g_cidr_contains(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    let args: Vec<Value> = args.iter().map(ipv4_mapped_as_ipv4).collect();
+    let Some(original) = BUILTINS.get("net.cidr_contains") else {
+        anyhow::bail!("builtin `net.cidr_contains` is not available");
+    };
+    (original.0)(span, params, &args, strict)
+}
+
+/// `::ffff:a.b.c.d` → `a.b.c.d`, `::ffff:a.b.c.d/p` → `a.b.c.d/(p - 96)`;
+/// anything else unchanged.
+fn ipv4_mapped_as_ipv4(value: &Value) -> Value {
+    let Value::String(text) = value else {
+        return value.clone();
+    };
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text.as_ref(), None),
+    };
+    let Some(v4) = address
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .and_then(|a| a.to_ipv4_mapped())
+    else {
+        return value.clone();
+    };
+    match prefix {
+        None => Value::from(v4.to_string()),
+        Some(p) => match p.parse::<u8>() {
+            Ok(bits) if (96..=128).contains(&bits) => Value::from(format!("{v4}/{}", bits - 96)),
+            _ => value.clone(),
+        },
+    }
+}
 
 /// `time.parse_rfc3339_ns`: OPA (Go's `time.RFC3339` layout) requires an
 /// upper-case `T` between date and time and an upper-case `Z`; regorus also
@@ -1171,6 +1216,25 @@ mod tests {
             assert!(
                 SAMPLES.iter().any(|(n, _)| *n == name),
                 "{name} has no sample"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_read_as_ipv4() {
+        for (from, to) in [
+            ("::ffff:10.1.2.3", "10.1.2.3"),
+            ("::ffff:a01:203", "10.1.2.3"),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("::10.1.2.3", "::10.1.2.3"),
+            ("fe80::1", "fe80::1"),
+            ("::ffff:10.0.0.0/64", "::ffff:10.0.0.0/64"),
+        ] {
+            assert_eq!(
+                super::ipv4_mapped_as_ipv4(&Value::from(from)),
+                Value::from(to),
+                "{from}"
             );
         }
     }

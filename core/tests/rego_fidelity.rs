@@ -289,3 +289,18 @@ fn time_is_parsed_as_strictly_as_opa_parses_it() {
         );
     }
 }
+
+#[test]
+fn ipv4_mapped_addresses_are_contained_as_opa_contains_them() {
+    // OPA (Go's net package) reads `::ffff:10.1.2.3` as `10.1.2.3`.
+    let module = "allow if true\nreject contains \"internal\" if net.cidr_contains(\"10.0.0.0/8\", input.resource.attributes.ip)\n";
+    for (ip, opa) in [
+        ("10.1.2.3", Outcome::Reject),
+        ("::ffff:10.1.2.3", Outcome::Reject),
+        ("::ffff:a01:203", Outcome::Reject),
+        ("::10.1.2.3", Outcome::Execute),
+        ("192.168.0.1", Outcome::Execute),
+    ] {
+        check("net", module, &format!(r#"{{"ip": "{ip}"}}"#), "{}", opa);
+    }
+}
