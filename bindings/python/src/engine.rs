@@ -180,6 +180,10 @@ fn trusted_keys_from(keys: &Bound<'_, PyAny>) -> PyResult<agentriage::signing::T
     Ok(trusted)
 }
 
+/// The most requests one `decide_many` call takes: every request of a batch
+/// is converted before any is decided, so a batch is bounded like a request.
+const MAX_BATCH: usize = 100_000;
+
 /// Decides requests against one policy bundle.
 ///
 /// Load once with `Engine.from_bundle(path)` and share the engine across
@@ -289,7 +293,20 @@ impl Engine {
                 .try_iter()
                 .map_err(|_| not_a_batch("a value that is not iterable"))?;
             // Kept alive (and so the texts borrowed from them) until decided.
-            let requests = iter.collect::<PyResult<Vec<_>>>()?;
+            // One more than the limit is read, to know it was crossed; an
+            // endless iterable stops there.
+            let requests = iter.take(MAX_BATCH + 1).collect::<PyResult<Vec<_>>>()?;
+            if requests.len() > MAX_BATCH {
+                return Err(errors::invalid_request(
+                    py,
+                    "too_large",
+                    "$",
+                    &format!(
+                        "a batch holds at most {MAX_BATCH} requests; split it into several calls"
+                    ),
+                    Some(MAX_BATCH),
+                ));
+            }
             let mut inputs = Vec::with_capacity(requests.len());
             for (i, request) in requests.iter().enumerate() {
                 inputs.push(input(py, request, Some(i))?);

@@ -305,3 +305,24 @@ def test_a_batch_of_oversized_requests_names_the_one(echo: agentriage.Engine) ->
     with pytest.raises(agentriage.InvalidRequestError) as caught:
         echo.decide_many([request(), request(context={"m": Endless()})])
     assert (caught.value.kind, caught.value.index) == ("too_large", 1)
+
+
+def test_a_batch_is_bounded_and_an_endless_one_stops(echo: agentriage.Engine) -> None:
+    import itertools
+
+    one = request()
+    # An endless iterable of valid requests: refused once past the limit,
+    # without reading further.
+    read = 0
+
+    def endless() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for _ in itertools.count():
+            read += 1
+            yield one
+
+    with pytest.raises(agentriage.InvalidRequestError) as e:
+        echo.decide_many(endless())
+    assert e.value.kind == "too_large"
+    assert "100000" in str(e.value)
+    assert read == 100_001
