@@ -8,24 +8,15 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
 
-fn agentriage(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_agentriage"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod support;
+
+use support::run as agentriage;
 
 /// The reference pack with its Cedar policies replaced by a ~2 KB policy
 /// nesting 1 000 parentheses, and a Rego literal nesting 5 000 arrays

@@ -9,7 +9,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -20,17 +19,9 @@ fn pack() -> PathBuf {
     common::reference_pack()
 }
 
-fn agentriage(args: &[&str]) -> (Option<i32>, String, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_agentriage"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod support;
+
+use support::run as agentriage;
 
 /// The reference pack copied into a temporary directory.
 fn pack_copy() -> tempfile::TempDir {
