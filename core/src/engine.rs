@@ -14,6 +14,7 @@ use crate::intent::IntentFact;
 use crate::rego;
 use crate::request::{Request, Timestamp};
 use crate::signing::TrustedKeys;
+use crate::state::{MemoryStore, StateStore, StoreReplay};
 
 /// Decides requests against one policy bundle.
 ///
@@ -50,17 +51,59 @@ pub struct Engine {
     /// Set by [`Engine::from_dir_verified`]: every bundle this engine loads
     /// from a directory must be signed by one of these keys.
     pub(crate) trusted: Option<Arc<TrustedKeys>>,
+    /// Where one-time uses (intents, approvals) and quota counters are kept.
+    pub(crate) state: Arc<dyn StateStore>,
 }
 
 impl Engine {
     /// An engine deciding with `bundle`.
     pub fn new(bundle: Bundle) -> Engine {
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
         Engine {
             bundle: ArcSwap::from_pointee(bundle),
             hooks: crate::hooks::Hooks::default(),
-            intents: crate::intent::EngineIntents::default(),
+            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(
+                Arc::clone(&state),
+            ))),
             trusted: None,
+            state,
         }
+    }
+
+    /// This engine, keeping its decision state — intents' `jti`s, used
+    /// approvals, quota counters — in `store` instead of its own in-memory
+    /// store. Engines (in one process or, with a shared store such as
+    /// Redis, in many) that share a store share one view: an intent or
+    /// approval used by one is refused by every other, and a quota counts
+    /// the decisions of all of them.
+    ///
+    /// [`Engine::with_replay_cache`] called afterwards still takes the
+    /// intents' `jti`s elsewhere.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use agentriage::state::{MemoryStore, StateStore};
+    ///
+    /// let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new(10_000));
+    /// let a = agentriage::Engine::from_dir("../policies/a2a-supply-chain")?
+    ///     .with_state(Arc::clone(&store));
+    /// let b = agentriage::Engine::from_dir("../policies/a2a-supply-chain")?.with_state(store);
+    /// assert_eq!(a.state_store().kind(), b.state_store().kind());
+    /// # Ok::<(), agentriage::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_state(mut self, store: Arc<dyn StateStore>) -> Engine {
+        self.intents = crate::intent::EngineIntents {
+            replay: Arc::new(StoreReplay(Arc::clone(&store))),
+            ..self.intents
+        };
+        self.state = store;
+        self
+    }
+
+    /// The store this engine keeps its decision state in.
+    pub fn state_store(&self) -> &Arc<dyn StateStore> {
+        &self.state
     }
 
     /// Loads the bundle in `dir` and returns an engine deciding with it.

@@ -52,6 +52,7 @@ mod rego_rewrite;
 mod request;
 mod shadow;
 pub mod signing;
+pub mod state;
 pub mod testing;
 mod traceparent;
 

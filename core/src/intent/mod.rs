@@ -54,16 +54,14 @@ use crate::request::{Request, Timestamp};
 /// cache that outlives bundle swaps.
 #[derive(Debug)]
 pub(crate) struct EngineIntents {
-    host: Option<IntentConfig>,
-    replay: Arc<dyn ReplayCache>,
+    pub(crate) host: Option<IntentConfig>,
+    pub(crate) replay: Arc<dyn ReplayCache>,
 }
 
-impl Default for EngineIntents {
-    fn default() -> Self {
-        EngineIntents {
-            host: None,
-            replay: Arc::new(MemoryReplayCache::default()),
-        }
+impl EngineIntents {
+    /// No host configuration; `jti`s recorded in `replay`.
+    pub(crate) fn with_replay(replay: Arc<dyn ReplayCache>) -> EngineIntents {
+        EngineIntents { host: None, replay }
     }
 }
 
