@@ -12,6 +12,7 @@ use serde_json::json;
 
 mod bundle_cmd;
 mod check;
+mod approval_cmd;
 mod intent_cmd;
 mod log_cmd;
 mod test_cmd;
@@ -139,6 +140,11 @@ enum Command {
         #[command(subcommand)]
         command: Box<intent_cmd::IntentCommand>,
     },
+    /// Approvals of escalated actions: the action digest, signing.
+    Approval {
+        #[command(subcommand)]
+        command: Box<approval_cmd::ApprovalCommand>,
+    },
     /// Decision logs: verify them, generate a signing key.
     Log {
         #[command(subcommand)]
@@ -198,6 +204,7 @@ fn main() -> ExitCode {
         } => ExitCode::from(check::check(&bundle, format, evaluators)),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
+        Command::Approval { command } => ExitCode::from(approval_cmd::run(*command)),
         Command::Log { command } => ExitCode::from(log_cmd::log(command)),
         Command::Replay {
             log,
