@@ -131,6 +131,13 @@ enum Command {
         /// difference is a problem.
         #[arg(long)]
         evaluators: bool,
+        /// Warn about waivers expiring within this many days (default: the
+        /// bundle's `waivers.expiry_warning_days`, else 14).
+        #[arg(long, value_name = "DAYS")]
+        waiver_horizon_days: Option<u64>,
+        /// The time waivers are judged at (RFC 3339); now when absent.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
     },
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
@@ -201,7 +208,15 @@ fn main() -> ExitCode {
             bundle,
             format,
             evaluators,
-        } => ExitCode::from(check::check(&bundle, format, evaluators)),
+            waiver_horizon_days,
+            now,
+        } => ExitCode::from(check::check(
+            &bundle,
+            format,
+            evaluators,
+            now.as_deref(),
+            waiver_horizon_days,
+        )),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
         Command::Approval { command } => ExitCode::from(approval_cmd::run(*command)),

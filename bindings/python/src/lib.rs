@@ -12,6 +12,7 @@ pub mod convert;
 pub mod decision;
 pub mod engine;
 pub mod errors;
+pub mod approval;
 pub mod intent;
 pub mod text;
 
@@ -59,6 +60,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Obligation>()?;
     m.add_class::<decision::BundleInfo>()?;
     m.add_class::<anomaly::IsolationForest>()?;
+    m.add_function(wrap_pyfunction!(approval::approval_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(approval::approval_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_keygen, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_verify, m)?)?;

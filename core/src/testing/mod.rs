@@ -40,7 +40,7 @@ use std::time::Instant;
 use regorus::Value as RegoValue;
 
 pub use crate::rego_builtins::builtins_table;
-pub use check::{Problem, check_bundle};
+pub use check::{Problem, check_bundle, waiver_warnings};
 pub use coverage::{Coverage, CoverageItem, CoverageKind};
 pub use evaluators::{Divergence, EvaluatorReport, compare_evaluators};
 pub use suite::{
