@@ -23,6 +23,7 @@ BUNDLE_FILES = [
     "rego/intents.rego",
     "data/pack.json",
     "data/intent-keys.json",
+    "data/approver-keys.json",
     "cedar/pack.cedar",
     "cedar/pack.cedarschema",
 ]

@@ -95,7 +95,8 @@ fn read(source: &str) -> Result<String, u8> {
             .map_err(|e| fail(exit::IO, format!("cannot read standard input: {e}")))?;
         return Ok(text);
     }
-    std::fs::read_to_string(source).map_err(|e| fail(exit::IO, format!("cannot read `{source}`: {e}")))
+    std::fs::read_to_string(source)
+        .map_err(|e| fail(exit::IO, format!("cannot read `{source}`: {e}")))
 }
 
 pub fn run(command: ApprovalCommand) -> u8 {
@@ -141,7 +142,10 @@ fn digest(bundle: &Path, request: &str) -> u8 {
         Err(e) => return fail(exit::INPUT, e),
     };
     let Some(config) = bundle.controls().approvals() else {
-        return fail(exit::INPUT, "the bundle accepts no approvals (no `[approvals]` table)");
+        return fail(
+            exit::INPUT,
+            "the bundle accepts no approvals (no `[approvals]` table)",
+        );
     };
     let text = match read(request) {
         Ok(t) => t,
@@ -184,7 +188,12 @@ fn from_decision(source: &str) -> Result<Target, u8> {
     let expires = field("expires_at")?;
     let request_exp = Timestamp::parse(&expires)
         .map(|t| i64::try_from(t.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX))
-        .ok_or_else(|| fail(exit::INPUT, format!("`approval_request.expires_at` `{expires}` is not RFC 3339")))?;
+        .ok_or_else(|| {
+            fail(
+                exit::INPUT,
+                format!("`approval_request.expires_at` `{expires}` is not RFC 3339"),
+            )
+        })?;
     let reasons = request
         .get("reasons")
         .and_then(Value::as_array)
@@ -199,7 +208,10 @@ fn from_decision(source: &str) -> Result<Target, u8> {
         digest: field("action_digest")?,
         aud: field("audience")?,
         reasons,
-        decision_id: decision.get("decision_id").and_then(Value::as_str).map(str::to_owned),
+        decision_id: decision
+            .get("decision_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         request_exp: Some(request_exp),
     })
 }
@@ -231,7 +243,14 @@ fn sign(
         },
     };
     let iat = i64::try_from(now.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX);
-    let mut claims = ApprovalClaims::new(iss, target.aud, target.digest, target.reasons, iat, lifetime_s);
+    let mut claims = ApprovalClaims::new(
+        iss,
+        target.aud,
+        target.digest,
+        target.reasons,
+        iat,
+        lifetime_s,
+    );
     claims.decision_id = target.decision_id;
     claims.request_exp = target.request_exp;
     if let Some(j) = jti {

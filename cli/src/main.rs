@@ -10,9 +10,9 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod approval_cmd;
 mod bundle_cmd;
 mod check;
-mod approval_cmd;
 mod intent_cmd;
 mod log_cmd;
 mod test_cmd;

@@ -68,22 +68,18 @@ fn sample_requests_are_decided_line_by_line() {
 
 #[test]
 fn every_expected_decision_holds_through_the_cli() {
+    // One `eval` process keeps one state across its input lines (used
+    // approvals, quota counters). The cases that depend on state — `prior`
+    // decisions, an approval, an action a quota counts — each get a process
+    // of their own, their request given `prior + 1` times; the others share
+    // one stream.
     let cases = common::decision_cases();
-    let mut input = String::new();
-    for case in &cases {
-        input.push_str(&serde_json::to_string(&case.request).unwrap());
-        input.push('\n');
-    }
-    let out = agentriage(&["eval", "--bundle", &pack()], &input);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decisions = lines(&out);
-    assert_eq!(decisions.len(), cases.len());
-    for (d, case) in decisions.iter().zip(&cases) {
+    let stateful = |c: &common::Case| {
+        c.prior > 0
+            || c.request.get("approval").is_some()
+            || c.request["action"]["name"] == "purchase_order.create"
+    };
+    let check = |d: &Value, case: &common::Case| {
         assert_eq!(d["outcome"], case.outcome.as_str(), "{}", case.name);
         if let Some(want) = &case.reasons {
             let mut got: Vec<&str> = d["reasons"]
@@ -96,6 +92,34 @@ fn every_expected_decision_holds_through_the_cli() {
             got.dedup();
             assert_eq!(got, *want, "{}", case.name);
         }
+    };
+    let run = |input: &str| {
+        let out = agentriage(&["eval", "--bundle", &pack()], input);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+    };
+    let shared: Vec<&common::Case> = cases.iter().filter(|c| !stateful(c)).collect();
+    let mut input = String::new();
+    for case in &shared {
+        input.push_str(&serde_json::to_string(&case.request).unwrap());
+        input.push('\n');
+    }
+    let decisions = run(&input);
+    assert_eq!(decisions.len(), shared.len());
+    for (d, case) in decisions.iter().zip(&shared) {
+        check(d, case);
+    }
+    let own: Vec<&common::Case> = cases.iter().filter(|c| stateful(c)).collect();
+    assert!(own.len() >= 20, "{} cases with state", own.len());
+    for case in own {
+        let line = serde_json::to_string(&case.request).unwrap() + "\n";
+        let decisions = run(&line.repeat(case.prior as usize + 1));
+        check(decisions.last().unwrap(), case);
     }
 }
 

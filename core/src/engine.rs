@@ -62,9 +62,9 @@ impl Engine {
         Engine {
             bundle: ArcSwap::from_pointee(bundle),
             hooks: crate::hooks::Hooks::default(),
-            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(
-                Arc::clone(&state),
-            ))),
+            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(Arc::clone(
+                &state,
+            )))),
             trusted: None,
             state,
         }

@@ -62,10 +62,19 @@ fn reroute(value: u64) -> Value {
 fn digest_of(engine: &Engine, request: &Value) -> String {
     let bundle = engine.bundle();
     let config = bundle.controls().approvals().unwrap();
-    action_digest(&Request::from_value(request).unwrap(), config.context_fields())
+    action_digest(
+        &Request::from_value(request).unwrap(),
+        config.context_fields(),
+    )
 }
 
-fn approval(key: &SigningKey, digest: &str, reasons: &[&str], iat: &str, lifetime_s: u64) -> String {
+fn approval(
+    key: &SigningKey,
+    digest: &str,
+    reasons: &[&str],
+    iat: &str,
+    lifetime_s: u64,
+) -> String {
     let claims = ApprovalClaims::new(
         key.issuer(),
         AUDIENCE,
@@ -103,19 +112,37 @@ fn an_escalation_carries_what_an_approver_needs() {
     assert_eq!(ask.expires_at, "2026-11-21T15:05:00Z");
     assert_eq!(ask.reasons.len(), 1);
     assert_eq!(ask.reasons[0].policy, "R9.value_threshold");
-    assert_eq!(ask.reasons[0].roles, ["finance-approver", "logistics-supervisor"]);
+    assert_eq!(
+        ask.reasons[0].roles,
+        ["finance-approver", "logistics-supervisor"]
+    );
     // The contract's JSON shows it.
     let json: Value = serde_json::from_str(&d.to_json()).unwrap();
-    assert_eq!(json["approval_request"]["action_digest"], ask.action_digest.as_str());
+    assert_eq!(
+        json["approval_request"]["action_digest"],
+        ask.action_digest.as_str()
+    );
     // A decision that executes or rejects carries none.
-    assert!(engine.decide_value(&reroute(10)).unwrap().approval_request.is_none());
+    assert!(
+        engine
+            .decide_value(&reroute(10))
+            .unwrap()
+            .approval_request
+            .is_none()
+    );
 }
 
 #[test]
 fn an_approval_settles_its_escalation_exactly_once() {
     let engine = pack();
     let request = reroute(250_000);
-    let token = approval(&approver("lee"), &digest_of(&engine, &request), &["R9.value_threshold"], "2026-11-21T14:06:00Z", 900);
+    let token = approval(
+        &approver("lee"),
+        &digest_of(&engine, &request),
+        &["R9.value_threshold"],
+        "2026-11-21T14:06:00Z",
+        900,
+    );
     let request = with_approval(request, &token);
     let d = engine.decide_value(&request).unwrap();
     assert_eq!(d.outcome, Outcome::Execute, "{:?}", d.reasons);
@@ -130,7 +157,10 @@ fn an_approval_settles_its_escalation_exactly_once() {
     assert_eq!(d.outcome, Outcome::Reject);
     assert_eq!(ids(&d), ["approval.reused"]);
     assert_eq!(d.approval.as_ref().unwrap().status, ApprovalStatus::Refused);
-    assert_eq!(d.approval.as_ref().unwrap().refused.as_deref(), Some("reused"));
+    assert_eq!(
+        d.approval.as_ref().unwrap().refused.as_deref(),
+        Some("reused")
+    );
 }
 
 #[test]
@@ -140,15 +170,25 @@ fn an_approval_for_anything_else_rejects_naming_the_check() {
     let digest = digest_of(&engine, &request);
     let lee = approver("lee");
     let check = |token: &str, req: &Value, want: &str| {
-        let d = engine.decide_value(&with_approval(req.clone(), token)).unwrap();
+        let d = engine
+            .decide_value(&with_approval(req.clone(), token))
+            .unwrap();
         assert_eq!(d.outcome, Outcome::Reject, "{want}: {:?}", d.reasons);
         assert!(ids(&d).contains(&want), "{want}: {:?}", ids(&d));
         assert!(
-            !d.reasons.iter().any(|r| r.effect == agentriage::Effect::Permit),
+            !d.reasons
+                .iter()
+                .any(|r| r.effect == agentriage::Effect::Permit),
             "{want}"
         );
     };
-    let ok = approval(&lee, &digest, &["R9.value_threshold"], "2026-11-21T14:06:00Z", 900);
+    let ok = approval(
+        &lee,
+        &digest,
+        &["R9.value_threshold"],
+        "2026-11-21T14:06:00Z",
+        900,
+    );
     // Another amount, another resource, another workflow: another action.
     check(&ok, &reroute(250_001), "approval.action_mismatch");
     let mut other = request.clone();
@@ -158,32 +198,122 @@ fn an_approval_for_anything_else_rejects_naming_the_check() {
     other["context"]["workflow_id"] = "wf-2".into();
     check(&ok, &other, "approval.action_mismatch");
     // Expired (beyond the minute of clock skew).
-    check(&approval(&lee, &digest, &["R9.value_threshold"], "2026-11-21T13:40:00Z", 1200), &request, "approval.expired");
+    check(
+        &approval(
+            &lee,
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T13:40:00Z",
+            1200,
+        ),
+        &request,
+        "approval.expired",
+    );
     // Signed in the future.
-    check(&approval(&lee, &digest, &["R9.value_threshold"], "2026-11-21T14:10:00Z", 900), &request, "approval.not_yet_valid");
+    check(
+        &approval(
+            &lee,
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T14:10:00Z",
+            900,
+        ),
+        &request,
+        "approval.not_yet_valid",
+    );
     // Living longer than the bundle allows.
-    check(&approval(&lee, &digest, &["R9.value_threshold"], "2026-11-21T14:00:00Z", 7200), &request, "approval.lifetime");
+    check(
+        &approval(
+            &lee,
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T14:00:00Z",
+            7200,
+        ),
+        &request,
+        "approval.lifetime",
+    );
     // An approver without a role for R9.
-    check(&approval(&approver("sam"), &digest, &["R9.value_threshold"], "2026-11-21T14:06:00Z", 900), &request, "approval.role");
+    check(
+        &approval(
+            &approver("sam"),
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T14:06:00Z",
+            900,
+        ),
+        &request,
+        "approval.role",
+    );
     // Not naming the reason the decision escalates for.
-    check(&approval(&lee, &digest, &["R13.outside_business_hours"], "2026-11-21T14:06:00Z", 900), &request, "approval.reasons");
+    check(
+        &approval(
+            &lee,
+            &digest,
+            &["R13.outside_business_hours"],
+            "2026-11-21T14:06:00Z",
+            900,
+        ),
+        &request,
+        "approval.reasons",
+    );
     // Another audience.
-    let mut claims = ApprovalClaims::new(LEE, "spiffe://elsewhere", digest.clone(), vec!["R9.value_threshold".into()], unix(TIME), 900);
+    let mut claims = ApprovalClaims::new(
+        LEE,
+        "spiffe://elsewhere",
+        digest.clone(),
+        vec!["R9.value_threshold".into()],
+        unix(TIME),
+        900,
+    );
     claims.jti = "aud".into();
-    check(&agentriage::approval::sign(&lee, &claims).unwrap(), &request, "approval.audience");
+    check(
+        &agentriage::approval::sign(&lee, &claims).unwrap(),
+        &request,
+        "approval.audience",
+    );
     // Signed after the request for approval expired.
-    let mut claims = ApprovalClaims::new(LEE, AUDIENCE, digest.clone(), vec!["R9.value_threshold".into()], unix(TIME), 900);
+    let mut claims = ApprovalClaims::new(
+        LEE,
+        AUDIENCE,
+        digest.clone(),
+        vec!["R9.value_threshold".into()],
+        unix(TIME),
+        900,
+    );
     claims.request_exp = Some(unix(TIME) - 1);
     let late = lee.sign_json(&claims.to_json()).unwrap();
     // sign_json writes `typ: JWT`: not an approval token at all.
     check(&late, &request, "approval.token");
     // A key the bundle does not trust for approvals: an intent key.
-    let intent_pem = std::fs::read_to_string(repo().join("testdata/intents/keys/router.pem")).unwrap();
-    let stranger = SigningKey::from_pem(Algorithm::EdDsa, "router-2026-11", LEE, &intent_pem).unwrap();
-    check(&approval(&stranger, &digest, &["R9.value_threshold"], "2026-11-21T14:06:00Z", 900), &request, "approval.unknown_key");
+    let intent_pem =
+        std::fs::read_to_string(repo().join("testdata/intents/keys/router.pem")).unwrap();
+    let stranger =
+        SigningKey::from_pem(Algorithm::EdDsa, "router-2026-11", LEE, &intent_pem).unwrap();
+    check(
+        &approval(
+            &stranger,
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T14:06:00Z",
+            900,
+        ),
+        &request,
+        "approval.unknown_key",
+    );
     // ...and one posing as dana's key.
     let forged = SigningKey::from_pem(Algorithm::EdDsa, "dana-2026-11", DANA, &intent_pem).unwrap();
-    check(&approval(&forged, &digest, &["R9.value_threshold"], "2026-11-21T14:06:00Z", 900), &request, "approval.signature");
+    check(
+        &approval(
+            &forged,
+            &digest,
+            &["R9.value_threshold"],
+            "2026-11-21T14:06:00Z",
+            900,
+        ),
+        &request,
+        "approval.signature",
+    );
     check("not.a.token", &request, "approval.token");
 }
 
@@ -201,12 +331,34 @@ fn approvals_for_money_leaving_need_finance() {
     assert_eq!(ask.reasons[0].roles, ["finance-approver"]);
     assert_eq!(ask.action_digest, digest_of(&pack(), &case.request));
 
-    let lee = approval(&approver("lee"), &ask.action_digest, &["R9.value_threshold"], TIME, 900);
+    let lee = approval(
+        &approver("lee"),
+        &ask.action_digest,
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    );
     let mut request = with_approval(case.request.clone(), &lee);
     let d = pack().decide_value(&request).unwrap();
-    assert_eq!(ids(&d), ["approval.role"], "{:?}", d.reasons);
-    assert!(d.reasons[0].message.contains("finance-approver"), "{}", d.reasons[0].message);
-    request["approval"] = approval(&approver("dana"), &ask.action_digest, &["R9.value_threshold"], TIME, 900).into();
+    assert_eq!(
+        ids(&d),
+        ["approval.role", "R9.value_threshold"],
+        "{:?}",
+        d.reasons
+    );
+    assert!(
+        d.reasons[0].message.contains("finance-approver"),
+        "{}",
+        d.reasons[0].message
+    );
+    request["approval"] = approval(
+        &approver("dana"),
+        &ask.action_digest,
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    )
+    .into();
     let d = pack().decide_value(&request).unwrap();
     assert_eq!(d.outcome, Outcome::Execute, "{:?}", d.reasons);
 }
@@ -215,7 +367,13 @@ fn approvals_for_money_leaving_need_finance() {
 fn an_approval_is_not_used_up_by_a_decision_that_does_not_execute() {
     let engine = pack();
     let request = reroute(250_000);
-    let token = approval(&approver("dana"), &digest_of(&engine, &request), &["R9.value_threshold"], TIME, 900);
+    let token = approval(
+        &approver("dana"),
+        &digest_of(&engine, &request),
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    );
     // An expired credential (R4) rejects whatever the approval says; the
     // credential is not part of the action, so the approval verifies, and
     // stays unused.
@@ -225,7 +383,9 @@ fn an_approval_is_not_used_up_by_a_decision_that_does_not_execute() {
     assert_eq!(d.outcome, Outcome::Reject, "{:?}", d.reasons);
     assert!(ids(&d).contains(&"R4.credential_expired"), "{:?}", ids(&d));
     assert_eq!(d.approval.as_ref().unwrap().status, ApprovalStatus::Unused);
-    let d = engine.decide_value(&with_approval(request, &token)).unwrap();
+    let d = engine
+        .decide_value(&with_approval(request, &token))
+        .unwrap();
     assert_eq!(d.outcome, Outcome::Execute, "{:?}", d.reasons);
     assert_eq!(d.approval.as_ref().unwrap().status, ApprovalStatus::Used);
 }
@@ -236,13 +396,22 @@ fn engines_sharing_a_store_share_one_use() {
     let a = pack().with_state(Arc::clone(&store));
     let b = pack().with_state(store);
     let request = reroute(250_000);
-    let token = approval(&approver("lee"), &digest_of(&a, &request), &["R9.value_threshold"], TIME, 900);
+    let token = approval(
+        &approver("lee"),
+        &digest_of(&a, &request),
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    );
     let request = with_approval(request, &token);
     assert_eq!(a.decide_value(&request).unwrap().outcome, Outcome::Execute);
     let d = b.decide_value(&request).unwrap();
     assert_eq!(ids(&d), ["approval.reused"]);
     // An engine with its own store does not know: the store is the boundary.
-    assert_eq!(pack().decide_value(&request).unwrap().outcome, Outcome::Execute);
+    assert_eq!(
+        pack().decide_value(&request).unwrap().outcome,
+        Outcome::Execute
+    );
 }
 
 fn temp_bundle(extra: &str) -> tempfile::TempDir {
@@ -264,14 +433,26 @@ fn replace_in_manifest(dir: &std::path::Path, from: &str, to: &str) {
 #[test]
 fn the_approval_cap_guards_against_fatigue() {
     let dir = temp_bundle("");
-    replace_in_manifest(dir.path(), "max_per_principal = 10", "max_per_principal = 2");
+    replace_in_manifest(
+        dir.path(),
+        "max_per_principal = 10",
+        "max_per_principal = 2",
+    );
     let engine = Engine::from_dir(dir.path()).unwrap();
     let lee = approver("lee");
     let mut outcomes = Vec::new();
     for value in [250_000, 250_001, 250_002] {
         let request = reroute(value);
-        let token = approval(&lee, &digest_of(&engine, &request), &["R9.value_threshold"], TIME, 900);
-        let d = engine.decide_value(&with_approval(request, &token)).unwrap();
+        let token = approval(
+            &lee,
+            &digest_of(&engine, &request),
+            &["R9.value_threshold"],
+            TIME,
+            900,
+        );
+        let d = engine
+            .decide_value(&with_approval(request, &token))
+            .unwrap();
         outcomes.push((d.outcome, ids(&d).join(",")));
     }
     assert_eq!(outcomes[0].0, Outcome::Execute);
@@ -292,7 +473,9 @@ fn a_bundle_without_approvals_refuses_every_approval() {
     let d = engine.decide_value(&request).unwrap();
     assert_eq!(d.outcome, Outcome::Escalate);
     assert!(d.approval_request.is_none());
-    let d = engine.decide_value(&with_approval(request, "a.b.c")).unwrap();
+    let d = engine
+        .decide_value(&with_approval(request, "a.b.c"))
+        .unwrap();
     assert_eq!(ids(&d), ["approval.unconfigured", "R9.value_threshold"]);
     assert_eq!(d.outcome, Outcome::Reject);
 }
@@ -318,23 +501,45 @@ fn a_sum_quota_counts_executed_amounts_per_window() {
     let engine = pack();
     let at = "2026-11-21T14:05:00Z";
     for _ in 0..2 {
-        assert_eq!(engine.decide_value(&purchase(50_000.0, at)).unwrap().outcome, Outcome::Execute);
+        assert_eq!(
+            engine
+                .decide_value(&purchase(50_000.0, at))
+                .unwrap()
+                .outcome,
+            Outcome::Execute
+        );
     }
     // 100 000 so far: 50 000 more reaches the limit exactly.
-    assert_eq!(engine.decide_value(&purchase(50_000.0, at)).unwrap().outcome, Outcome::Execute);
+    assert_eq!(
+        engine
+            .decide_value(&purchase(50_000.0, at))
+            .unwrap()
+            .outcome,
+        Outcome::Execute
+    );
     // A cent more does not fit.
     let d = engine.decide_value(&purchase(0.01, at)).unwrap();
     assert_eq!(d.outcome, Outcome::Escalate);
     assert_eq!(ids(&d), ["Q1.purchase_usd_per_agent_hour"]);
-    assert!(d.reasons[0].message.contains("150000"), "{}", d.reasons[0].message);
+    assert!(
+        d.reasons[0].message.contains("150000"),
+        "{}",
+        d.reasons[0].message
+    );
     // An escalated action is not counted, and the next window starts anew.
-    let d = engine.decide_value(&purchase(50_000.0, "2026-11-21T15:00:00Z")).unwrap();
+    let d = engine
+        .decide_value(&purchase(50_000.0, "2026-11-21T15:00:00Z"))
+        .unwrap();
     assert_eq!(d.outcome, Outcome::Execute, "{:?}", d.reasons);
     // Another agent has its own counter.
     let mut other = purchase(50_000.0, at);
     other["principal"]["id"] = "spiffe://acme.example/ns/planning/sa/planner".into();
     let d = engine.decide_value(&other).unwrap();
-    assert!(!ids(&d).contains(&"Q1.purchase_usd_per_agent_hour"), "{:?}", ids(&d));
+    assert!(
+        !ids(&d).contains(&"Q1.purchase_usd_per_agent_hour"),
+        "{:?}",
+        ids(&d)
+    );
 }
 
 #[test]
@@ -344,7 +549,11 @@ fn an_amount_that_cannot_be_counted_is_not_executed() {
     r["resource"]["attributes"]["amount_usd"] = (-5).into();
     let d = engine.decide_value(&r).unwrap();
     assert_ne!(d.outcome, Outcome::Execute);
-    assert!(ids(&d).contains(&"Q1.purchase_usd_per_agent_hour"), "{:?}", ids(&d));
+    assert!(
+        ids(&d).contains(&"Q1.purchase_usd_per_agent_hour"),
+        "{:?}",
+        ids(&d)
+    );
 }
 
 #[test]
@@ -381,17 +590,35 @@ fn concurrent_deciders_never_pass_a_count_quota() {
 #[test]
 fn an_approval_may_settle_a_quota_escalation_and_the_action_counts() {
     let dir = temp_bundle("");
-    replace_in_manifest(dir.path(), "\"R9.*\" = [", "\"Q1.*\" = [\"logistics-supervisor\"]\n\"R9.*\" = [");
+    replace_in_manifest(
+        dir.path(),
+        "\"R9.*\" = [",
+        "\"Q1.*\" = [\"logistics-supervisor\"]\n\"R9.*\" = [",
+    );
     let engine = Engine::from_dir(dir.path()).unwrap();
     for _ in 0..3 {
-        assert_eq!(engine.decide_value(&purchase(50_000.0, TIME)).unwrap().outcome, Outcome::Execute);
+        assert_eq!(
+            engine
+                .decide_value(&purchase(50_000.0, TIME))
+                .unwrap()
+                .outcome,
+            Outcome::Execute
+        );
     }
     let request = purchase(1_000.0, TIME);
     let d = engine.decide_value(&request).unwrap();
     assert_eq!(ids(&d), ["Q1.purchase_usd_per_agent_hour"]);
     let ask = d.approval_request.unwrap();
-    let token = approval(&approver("lee"), &ask.action_digest, &["Q1.purchase_usd_per_agent_hour"], TIME, 900);
-    let d = engine.decide_value(&with_approval(request, &token)).unwrap();
+    let token = approval(
+        &approver("lee"),
+        &ask.action_digest,
+        &["Q1.purchase_usd_per_agent_hour"],
+        TIME,
+        900,
+    );
+    let d = engine
+        .decide_value(&with_approval(request, &token))
+        .unwrap();
     assert_eq!(d.outcome, Outcome::Execute, "{:?}", d.reasons);
 }
 
@@ -404,8 +631,20 @@ fn a_waiver_applies_to_what_it_names_until_it_expires() {
     assert_eq!(waivers.len(), 1);
     let w = &waivers[0];
     assert_eq!(w.id, "W-2026-031");
-    assert!(!w.expired_at(Timestamp::parse("2027-01-30T23:59:59Z").unwrap().unix_nanos()));
-    assert!(w.expired_at(Timestamp::parse("2027-01-31T00:00:00Z").unwrap().unix_nanos()));
+    assert!(
+        !w.expired_at(
+            Timestamp::parse("2027-01-30T23:59:59Z")
+                .unwrap()
+                .unix_nanos()
+        )
+    );
+    assert!(
+        w.expired_at(
+            Timestamp::parse("2027-01-31T00:00:00Z")
+                .unwrap()
+                .unix_nanos()
+        )
+    );
 }
 
 fn manifest_error(extra: &str, from: Option<(&str, &str)>) -> String {
@@ -424,11 +663,28 @@ fn bundles_with_unsound_controls_do_not_load() {
         )
     };
     // A rule the bundle does not declare waivable.
-    let e = manifest_error(&waiver("\"R1.unknown_agent\"", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"), None);
+    let e = manifest_error(
+        &waiver(
+            "\"R1.unknown_agent\"",
+            "2026-11-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        ),
+        None,
+    );
     assert!(e.contains("not waivable"), "{e}");
     // Longer than the maximum lifetime.
-    let e = manifest_error(&waiver("\"R13.outside_business_hours\"", "2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z"), None);
-    assert!(e.contains("longer than the bundle's maximum of 120 days"), "{e}");
+    let e = manifest_error(
+        &waiver(
+            "\"R13.outside_business_hours\"",
+            "2026-01-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        ),
+        None,
+    );
+    assert!(
+        e.contains("longer than the bundle's maximum of 120 days"),
+        "{e}"
+    );
     // No expiry.
     let e = manifest_error(
         "[[waivers.waiver]]\nid = \"W-y\"\nrules = [\"R13.outside_business_hours\"]\nactions = [\"a\"]\nowner = \"o\"\nrisk_acceptance = \"r\"\ngranted = \"2026-11-01T00:00:00Z\"\n",
@@ -436,12 +692,21 @@ fn bundles_with_unsound_controls_do_not_load() {
     );
     assert!(e.contains("expires"), "{e}");
     // A quota without a limit, or with an unknown effect.
-    let e = manifest_error("[[quotas]]\nid = \"Q\"\nactions = [\"a\"]\nwindow_s = 60\neffect = \"escalate\"\n", None);
+    let e = manifest_error(
+        "[[quotas]]\nid = \"Q\"\nactions = [\"a\"]\nwindow_s = 60\neffect = \"escalate\"\n",
+        None,
+    );
     assert!(e.contains("give either `count`"), "{e}");
-    let e = manifest_error("[[quotas]]\nid = \"Q\"\nactions = [\"a\"]\nwindow_s = 60\ncount = 1\neffect = \"execute\"\n", None);
+    let e = manifest_error(
+        "[[quotas]]\nid = \"Q\"\nactions = [\"a\"]\nwindow_s = 60\ncount = 1\neffect = \"execute\"\n",
+        None,
+    );
     assert!(e.contains("expected `reject` or `escalate`"), "{e}");
     // An approver key nobody in the approvers table holds.
-    let e = manifest_error("", Some(("\"mailto:sam.ito@acme.example\" = [\"analyst\"]\n", "")));
+    let e = manifest_error(
+        "",
+        Some(("\"mailto:sam.ito@acme.example\" = [\"analyst\"]\n", "")),
+    );
     assert!(e.contains("not in `approvals.approvers`"), "{e}");
 }
 
@@ -489,27 +754,93 @@ impl StateStore for Flaky {
 fn an_unreachable_store_fails_closed_and_decisions_resume_after() {
     let store = Arc::new(Flaky::default());
     let engine = pack().with_state(store.clone());
-    assert_eq!(engine.decide_value(&purchase(10.0, TIME)).unwrap().outcome, Outcome::Execute);
+    assert_eq!(
+        engine.decide_value(&purchase(10.0, TIME)).unwrap().outcome,
+        Outcome::Execute
+    );
     store.down.store(true, Ordering::SeqCst);
     let d = engine.decide_value(&purchase(10.0, TIME)).unwrap();
     assert_eq!(d.outcome, Outcome::Reject);
     assert!(ids(&d).contains(&"state.unavailable"), "{:?}", ids(&d));
     // An approval cannot be used while the store is down.
     let request = reroute(250_000);
-    let token = approval(&approver("lee"), &digest_of(&engine, &request), &["R9.value_threshold"], TIME, 900);
+    let token = approval(
+        &approver("lee"),
+        &digest_of(&engine, &request),
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    );
     let request = with_approval(request, &token);
     let d = engine.decide_value(&request).unwrap();
     assert_eq!(d.outcome, Outcome::Reject, "{:?}", d.reasons);
     store.down.store(false, Ordering::SeqCst);
-    assert_eq!(engine.decide_value(&purchase(10.0, TIME)).unwrap().outcome, Outcome::Execute);
-    assert_eq!(engine.decide_value(&request).unwrap().outcome, Outcome::Execute);
+    assert_eq!(
+        engine.decide_value(&purchase(10.0, TIME)).unwrap().outcome,
+        Outcome::Execute
+    );
+    assert_eq!(
+        engine.decide_value(&request).unwrap().outcome,
+        Outcome::Execute
+    );
 
     // `on_error = "escalate"` makes the failure an escalation instead.
     let dir = temp_bundle("");
-    replace_in_manifest(dir.path(), "on_error = \"reject\"", "on_error = \"escalate\"");
+    replace_in_manifest(
+        dir.path(),
+        "on_error = \"reject\"",
+        "on_error = \"escalate\"",
+    );
     let store = Arc::new(Flaky::default());
     store.down.store(true, Ordering::SeqCst);
     let engine = Engine::from_dir(dir.path()).unwrap().with_state(store);
     let d = engine.decide_value(&purchase(10.0, TIME)).unwrap();
-    assert_eq!((d.outcome, ids(&d)), (Outcome::Escalate, vec!["state.unavailable"]));
+    assert_eq!(
+        (d.outcome, ids(&d)),
+        (Outcome::Escalate, vec!["state.unavailable"])
+    );
+}
+
+#[test]
+fn the_decision_log_records_the_approval_request_and_its_use() {
+    use agentriage::audit::{DecisionLog, DecisionLogConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let log = DecisionLog::open(DecisionLogConfig::new(dir.path())).unwrap();
+    let engine = pack().with_decision_log(log.clone());
+    let request = reroute(250_000);
+    let asked = engine.decide_value(&request).unwrap();
+    let token = approval(
+        &approver("lee"),
+        &asked.approval_request.unwrap().action_digest,
+        &["R9.value_threshold"],
+        TIME,
+        900,
+    );
+    let used = engine
+        .decide_value(&with_approval(request, &token))
+        .unwrap();
+    log.close().unwrap();
+    let mut records = Vec::new();
+    for file in log.segments().unwrap() {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            records.push(serde_json::from_str::<Value>(line).unwrap());
+        }
+    }
+    let find = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["decision"]["decision_id"] == id)
+            .unwrap_or_else(|| panic!("no record of {id}"))
+            .clone()
+    };
+    let first = find(&asked.decision_id);
+    assert_eq!(
+        first["decision"]["approval_request"]["reasons"][0]["policy"],
+        "R9.value_threshold"
+    );
+    let second = find(&used.decision_id);
+    assert_eq!(second["decision"]["approval"]["status"], "used");
+    assert_eq!(second["decision"]["approval"]["approver"], LEE);
+    // The token itself is part of the logged request.
+    assert_eq!(second["request"]["approval"], token.as_str());
 }

@@ -87,7 +87,10 @@ fn typed_and_json_paths_agree() {
 fn decisions_carry_trace_bundle_and_ids() {
     let engine = engine();
     let cases = decision_cases();
-    let base = &cases[0];
+    let base = cases
+        .iter()
+        .find(|c| c.name == "baseline reroute executes")
+        .unwrap();
     let d = engine.decide_value(&base.request).unwrap();
     assert_eq!(d.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(d.bundle.name, "a2a-supply-chain");
@@ -136,8 +139,12 @@ fn non_execute_decisions_name_every_rule_that_fired() {
                 // An action outside the risk table is outside the Cedar
                 // schema too: Cedar refuses the request (an `error` reason).
                 let unknown_action = d.reasons.iter().any(|x| x.policy == "R2.unknown_action");
+                // Rules are `R…`; quotas `Q…`; approvals `approval.<check>`.
                 assert!(
-                    r.policy.starts_with('R') || (r.policy == "error" && unknown_action),
+                    r.policy.starts_with('R')
+                        || r.policy.starts_with('Q')
+                        || r.policy.starts_with("approval.")
+                        || (r.policy == "error" && unknown_action),
                     "{}: {}",
                     case.name,
                     r.policy
@@ -249,7 +256,9 @@ fn the_interpreter_and_the_vm_agree_on_the_reference_pack() {
         text.replace("[rego]\n", "[rego]\nevaluator = \"interpreter\"\n"),
     )
     .unwrap();
-    let strict = Engine::from_dir(dir.path()).unwrap();
+    let strict = Engine::from_dir(dir.path())
+        .unwrap()
+        .with_state(Arc::new(agentriage::state::NoState));
     let fast = engine();
     for case in decision_cases() {
         let a = strict.decide_value(&case.request).unwrap();

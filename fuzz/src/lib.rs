@@ -80,6 +80,7 @@ pub const BUNDLE_FILES: &[&str] = &[
     "rego/intents.rego",
     "data/pack.json",
     "data/intent-keys.json",
+    "data/approver-keys.json",
     "cedar/pack.cedar",
     "cedar/pack.cedarschema",
     agentriage::signing::SIGNATURE_FILE,

@@ -41,9 +41,16 @@ struct SignOptions {
 pub fn approval_sign(options: String) -> napi::Result<String> {
     let o: SignOptions = serde_json::from_str(&options).map_err(invalid)?;
     let alg = o.alg.parse::<Algorithm>().map_err(invalid)?;
-    let key = SigningKey::from_pem(alg, o.kid, o.iss.clone(), &o.private_key_pem).map_err(invalid)?;
-    let mut claims =
-        ApprovalClaims::new(o.iss, o.aud, o.action_digest, o.reasons, o.iat, o.lifetime_s);
+    let key =
+        SigningKey::from_pem(alg, o.kid, o.iss.clone(), &o.private_key_pem).map_err(invalid)?;
+    let mut claims = ApprovalClaims::new(
+        o.iss,
+        o.aud,
+        o.action_digest,
+        o.reasons,
+        o.iat,
+        o.lifetime_s,
+    );
     if let Some(jti) = o.jti {
         claims.jti = jti;
     }

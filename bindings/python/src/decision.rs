@@ -303,7 +303,13 @@ impl Decision {
     /// `audience`, `expires_at`), as a dict; else `None`.
     #[getter]
     fn approval_request<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        optional_dict(py, self.inner.approval_request.as_ref().map(serde_json::to_value))
+        optional_dict(
+            py,
+            self.inner
+                .approval_request
+                .as_ref()
+                .map(serde_json::to_value),
+        )
     }
 
     /// The approval the request carried and what became of it (`status`
@@ -351,6 +357,9 @@ fn optional_dict<'py>(
     match v {
         None => Ok(py.None().into_bound(py)),
         Some(Ok(value)) => to_python(py, &value),
-        Some(Err(e)) => Err(crate::errors::internal(py, &format!("not serializable: {e}"))),
+        Some(Err(e)) => Err(crate::errors::internal(
+            py,
+            &format!("not serializable: {e}"),
+        )),
     }
 }

@@ -7,12 +7,12 @@
 //! enum) is assembled in `python/agentriage/__init__.py`.
 
 pub mod anomaly;
+pub mod approval;
 pub mod audit;
 pub mod convert;
 pub mod decision;
 pub mod engine;
 pub mod errors;
-pub mod approval;
 pub mod intent;
 pub mod text;
 

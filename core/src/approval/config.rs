@@ -106,7 +106,11 @@ impl ApprovalConfig {
             return Vec::new();
         };
         match self.risk_classes.get(risk_class) {
-            Some(class) => roles.iter().filter(|r| class.contains(r)).cloned().collect(),
+            Some(class) => roles
+                .iter()
+                .filter(|r| class.contains(r))
+                .cloned()
+                .collect(),
             None => roles.clone(),
         }
     }
@@ -249,7 +253,8 @@ pub struct Quota {
 
 impl Quota {
     pub(crate) fn applies(&self, action: &str, risk_class: &str) -> bool {
-        self.actions.iter().any(|a| a == action) || self.risk_classes.iter().any(|c| c == risk_class)
+        self.actions.iter().any(|a| a == action)
+            || self.risk_classes.iter().any(|c| c == risk_class)
     }
 }
 
@@ -370,11 +375,19 @@ fn nonempty(files: &BundleFiles, s: &Spanned<String>, what: &str) -> Result<Stri
     Ok(v.to_owned())
 }
 
-fn roles(files: &BundleFiles, list: &[Spanned<String>], what: &str) -> Result<Vec<String>, BundleError> {
+fn roles(
+    files: &BundleFiles,
+    list: &[Spanned<String>],
+    what: &str,
+) -> Result<Vec<String>, BundleError> {
     list.iter().map(|r| nonempty(files, r, what)).collect()
 }
 
-fn pattern(files: &BundleFiles, s: &Spanned<String>, what: &str) -> Result<RulePattern, BundleError> {
+fn pattern(
+    files: &BundleFiles,
+    s: &Spanned<String>,
+    what: &str,
+) -> Result<RulePattern, BundleError> {
     let v = nonempty(files, s, what)?;
     if v == "*" {
         return Ok(RulePattern(v));
@@ -410,12 +423,21 @@ fn rfc3339(files: &BundleFiles, s: &Spanned<String>, what: &str) -> Result<i128,
         })
 }
 
-fn limited(files: &BundleFiles, v: &Option<Spanned<u64>>, what: &str, default: u64, max: u64) -> Result<u64, BundleError> {
+fn limited(
+    files: &BundleFiles,
+    v: &Option<Spanned<u64>>,
+    what: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, BundleError> {
     match v {
         None => Ok(default),
         Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(files.manifest_error(
             s.span(),
-            format!("`{what}` is {}; it must be between 1 and {max}", s.get_ref()),
+            format!(
+                "`{what}` is {}; it must be between 1 and {max}",
+                s.get_ref()
+            ),
         )),
         Some(s) => Ok(*s.get_ref()),
     }
@@ -435,7 +457,10 @@ pub(crate) fn load(files: &BundleFiles, m: &ManifestControls<'_>) -> Result<Cont
     for q in m.quotas {
         let quota = load_quota(files, q)?;
         if !ids.insert(quota.id.clone()) {
-            return Err(files.manifest_error(q.id.span(), format!("quota `{}` is defined twice", quota.id)));
+            return Err(files.manifest_error(
+                q.id.span(),
+                format!("quota `{}` is defined twice", quota.id),
+            ));
         }
         quotas.push(quota);
     }
@@ -446,7 +471,10 @@ pub(crate) fn load(files: &BundleFiles, m: &ManifestControls<'_>) -> Result<Cont
     })
 }
 
-fn load_approvals(files: &BundleFiles, a: &ManifestApprovals) -> Result<ApprovalConfig, BundleError> {
+fn load_approvals(
+    files: &BundleFiles,
+    a: &ManifestApprovals,
+) -> Result<ApprovalConfig, BundleError> {
     let audience = nonempty(files, &a.audience, "approvals.audience")?;
     let (path, text) = files.text(&a.keys)?;
     let keys = TrustedKeys::from_json(&text).map_err(|e| {
@@ -521,8 +549,20 @@ fn load_approvals(files: &BundleFiles, a: &ManifestApprovals) -> Result<Approval
         keys: Arc::new(keys),
         audience,
         context_fields,
-        request_ttl_s: limited(files, &a.request_ttl_s, "approvals.request_ttl_s", 3600, MAX_APPROVAL_LIFETIME_S)?,
-        max_lifetime_s: limited(files, &a.max_lifetime_s, "approvals.max_lifetime_s", 3600, MAX_APPROVAL_LIFETIME_S)?,
+        request_ttl_s: limited(
+            files,
+            &a.request_ttl_s,
+            "approvals.request_ttl_s",
+            3600,
+            MAX_APPROVAL_LIFETIME_S,
+        )?,
+        max_lifetime_s: limited(
+            files,
+            &a.max_lifetime_s,
+            "approvals.max_lifetime_s",
+            3600,
+            MAX_APPROVAL_LIFETIME_S,
+        )?,
         clock_skew_s: match &a.clock_skew_s {
             Some(s) if *s.get_ref() > crate::intent::MAX_CLOCK_SKEW_S => {
                 return Err(files.manifest_error(
@@ -550,16 +590,33 @@ fn load_waivers(files: &BundleFiles, w: &ManifestWaivers) -> Result<WaiverConfig
         .iter()
         .map(|p| pattern(files, p, "waivers.waivable"))
         .collect::<Result<Vec<_>, _>>()?;
-    let max_days = limited(files, &w.max_lifetime_days, "waivers.max_lifetime_days", DEFAULT_WAIVER_LIFETIME_DAYS, 3660)?;
-    let warning_days = limited(files, &w.expiry_warning_days, "waivers.expiry_warning_days", DEFAULT_WAIVER_WARNING_DAYS, 3660)?;
+    let max_days = limited(
+        files,
+        &w.max_lifetime_days,
+        "waivers.max_lifetime_days",
+        DEFAULT_WAIVER_LIFETIME_DAYS,
+        3660,
+    )?;
+    let warning_days = limited(
+        files,
+        &w.expiry_warning_days,
+        "waivers.expiry_warning_days",
+        DEFAULT_WAIVER_WARNING_DAYS,
+        3660,
+    )?;
     let mut waivers = Vec::new();
     let mut ids = HashSet::new();
     for spanned in &w.waiver {
-        let line = Some(crate::error::line_of(files.manifest_text(), spanned.span().start));
+        let line = Some(crate::error::line_of(
+            files.manifest_text(),
+            spanned.span().start,
+        ));
         let m = spanned.get_ref();
         let id = nonempty(files, &m.id, "waivers.waiver.id")?;
         if !ids.insert(id.clone()) {
-            return Err(files.manifest_error(m.id.span(), format!("waiver `{id}` is defined twice")));
+            return Err(
+                files.manifest_error(m.id.span(), format!("waiver `{id}` is defined twice"))
+            );
         }
         if m.rules.is_empty() {
             return Err(files.manifest_error(m.id.span(), format!("waiver `{id}` names no rule")));
@@ -595,7 +652,10 @@ fn load_waivers(files: &BundleFiles, w: &ManifestWaivers) -> Result<WaiverConfig
         let mut resources = Vec::new();
         for r in &m.resources {
             let v = nonempty(files, r, "waivers.waiver.resources")?;
-            if !v.split_once(':').is_some_and(|(k, i)| !k.is_empty() && !i.is_empty()) {
+            if !v
+                .split_once(':')
+                .is_some_and(|(k, i)| !k.is_empty() && !i.is_empty())
+            {
                 return Err(files.manifest_error(
                     r.span(),
                     format!("waiver `{id}`: resource `{v}` is not `type:id` or `type:*`"),
@@ -604,7 +664,8 @@ fn load_waivers(files: &BundleFiles, w: &ManifestWaivers) -> Result<WaiverConfig
             resources.push(v);
         }
         let owner = nonempty(files, &m.owner, "waivers.waiver.owner")?;
-        let risk_acceptance = nonempty(files, &m.risk_acceptance, "waivers.waiver.risk_acceptance")?;
+        let risk_acceptance =
+            nonempty(files, &m.risk_acceptance, "waivers.waiver.risk_acceptance")?;
         let granted = rfc3339(files, &m.granted, "waivers.waiver.granted")?;
         let expires = rfc3339(files, &m.expires, "waivers.waiver.expires")?;
         if expires <= granted {
@@ -643,11 +704,17 @@ fn load_waivers(files: &BundleFiles, w: &ManifestWaivers) -> Result<WaiverConfig
 
 fn load_quota(files: &BundleFiles, q: &ManifestQuota) -> Result<Quota, BundleError> {
     let id = nonempty(files, &q.id, "quotas.id")?;
-    let err = |span: std::ops::Range<usize>, m: String| files.manifest_error(span, format!("quota `{id}`: {m}"));
+    let err = |span: std::ops::Range<usize>, m: String| {
+        files.manifest_error(span, format!("quota `{id}`: {m}"))
+    };
     if q.actions.is_empty() && q.risk_classes.is_empty() {
         return Err(err(q.id.span(), "names no action and no risk class".into()));
     }
-    let actions = q.actions.iter().map(|a| nonempty(files, a, "quotas.actions")).collect::<Result<Vec<_>, _>>()?;
+    let actions = q
+        .actions
+        .iter()
+        .map(|a| nonempty(files, a, "quotas.actions"))
+        .collect::<Result<Vec<_>, _>>()?;
     let risk_classes = q
         .risk_classes
         .iter()
@@ -656,10 +723,18 @@ fn load_quota(files: &BundleFiles, q: &ManifestQuota) -> Result<Quota, BundleErr
     let per = match q.per.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
         None | Some(("principal", _)) => QuotaScope::Principal,
         Some(("global", _)) => QuotaScope::Global,
-        Some((other, span)) => return Err(err(span, format!("`per` is `{other}`; expected `principal` or `global`"))),
+        Some((other, span)) => {
+            return Err(err(
+                span,
+                format!("`per` is `{other}`; expected `principal` or `global`"),
+            ));
+        }
     };
     if *q.window_s.get_ref() == 0 || *q.window_s.get_ref() > 366 * DAY_S {
-        return Err(err(q.window_s.span(), "`window_s` must be between 1 and 31622400".into()));
+        return Err(err(
+            q.window_s.span(),
+            "`window_s` must be between 1 and 31622400".into(),
+        ));
     }
     let measure = match (&q.count, &q.sum, &q.limit) {
         (Some(c), None, None) if *c.get_ref() >= 0 => QuotaMeasure::Count(*c.get_ref()),
@@ -668,7 +743,10 @@ fn load_quota(files: &BundleFiles, q: &ManifestQuota) -> Result<Quota, BundleErr
             let attribute = nonempty(files, attr, "quotas.sum")?;
             let scaled = limit.get_ref() * QUOTA_AMOUNT_SCALE;
             if !scaled.is_finite() || scaled < 0.0 || scaled >= 9.0e18 {
-                return Err(err(limit.span(), "`limit` must be a number between 0 and 9e12".into()));
+                return Err(err(
+                    limit.span(),
+                    "`limit` must be a number between 0 and 9e12".into(),
+                ));
             }
             #[allow(clippy::cast_possible_truncation, reason = "range checked above")]
             let limit = scaled.floor() as i64;
@@ -684,7 +762,12 @@ fn load_quota(files: &BundleFiles, q: &ManifestQuota) -> Result<Quota, BundleErr
     let effect = match q.effect.get_ref().as_str() {
         "reject" => Effect::Reject,
         "escalate" => Effect::Escalate,
-        other => return Err(err(q.effect.span(), format!("`effect` is `{other}`; expected `reject` or `escalate`"))),
+        other => {
+            return Err(err(
+                q.effect.span(),
+                format!("`effect` is `{other}`; expected `reject` or `escalate`"),
+            ));
+        }
     };
     Ok(Quota {
         id,

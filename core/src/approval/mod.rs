@@ -34,9 +34,13 @@ pub use config::{
     MAX_APPROVAL_LIFETIME_S, QUOTA_AMOUNT_SCALE, Quota, QuotaMeasure, QuotaScope, Waiver,
     WaiverConfig,
 };
-pub(crate) use config::{ManifestApprovals, ManifestControls, ManifestQuota, ManifestWaivers, load};
+pub(crate) use config::{
+    ManifestApprovals, ManifestControls, ManifestQuota, ManifestWaivers, load,
+};
 pub use digest::{action_digest, canonical_action};
-pub use settle::{ApprovableReason, ApprovalRequest, ApprovalStatus, ApprovalUse, STATE_FAILURE_POLICY};
+pub use settle::{
+    ApprovableReason, ApprovalRequest, ApprovalStatus, ApprovalUse, STATE_FAILURE_POLICY,
+};
 pub use token::{
     APPROVAL_TYP, ApprovalCheck, ApprovalClaims, ApprovalError, VerifiedApproval, sign,
 };

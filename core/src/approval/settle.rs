@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{Controls, Quota, QuotaMeasure, QuotaScope, QUOTA_AMOUNT_SCALE};
+use super::config::{Controls, QUOTA_AMOUNT_SCALE, Quota, QuotaMeasure, QuotaScope};
 use super::token::{self, ApprovalCheck, ApprovalError};
 use crate::decision::{Effect, Outcome, Reason, Source};
 use crate::facts::Facts;
@@ -117,7 +117,11 @@ fn refused(e: &ApprovalError) -> Reason {
 
 /// The outcome the reasons give (the bundle's defaults aside).
 fn tentative(reasons: &[Reason], failures: &[Reason], permitted: bool) -> Option<Outcome> {
-    if reasons.iter().chain(failures).any(|r| r.effect == Effect::Reject) {
+    if reasons
+        .iter()
+        .chain(failures)
+        .any(|r| r.effect == Effect::Reject)
+    {
         Some(Outcome::Reject)
     } else if !reasons.is_empty() || !failures.is_empty() {
         Some(Outcome::Escalate)
@@ -235,7 +239,10 @@ fn state_failure(op: &str, e: &StateError, on_error: Effect) -> Reason {
 /// (rejects and escalations, failures included), the permits, whether
 /// some policy permits, and what the decision records (the waivers that
 /// applied among it, listed whatever the outcome).
-#[allow(clippy::too_many_lines, reason = "one pass, in the order the contract states")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass, in the order the contract states"
+)]
 pub(crate) fn settle(
     controls: &Controls,
     state: &dyn StateStore,
@@ -261,7 +268,10 @@ pub(crate) fn settle(
         failures.push(agentriage(
             STATE_FAILURE_POLICY,
             on_error,
-            format!("the state store could not record the intent's jti: {}", e.message()),
+            format!(
+                "the state store could not record the intent's jti: {}",
+                e.message()
+            ),
         ));
     }
 
@@ -299,7 +309,9 @@ pub(crate) fn settle(
     reasons.extend(problems);
     for c in &counts {
         match state.counter(&c.key, now) {
-            Ok(total) if total.saturating_add(c.amount) > c.limit => reasons.push(exceeded(c, total)),
+            Ok(total) if total.saturating_add(c.amount) > c.limit => {
+                reasons.push(exceeded(c, total))
+            }
             Ok(_) => {}
             Err(e) => failures.push(state_failure("read a quota counter", &e, on_error)),
         }
@@ -388,7 +400,11 @@ pub(crate) fn settle(
         let mut taken: Vec<&Count<'_>> = Vec::new();
         let mut blocked = None;
         for c in &counts {
-            let limit = if approved.contains(&c.quota.id) { i64::MAX } else { c.limit };
+            let limit = if approved.contains(&c.quota.id) {
+                i64::MAX
+            } else {
+                c.limit
+            };
             match state.add_within(&c.key, c.amount, limit, c.expires, now) {
                 Ok(Added::Added(_)) => taken.push(c),
                 Ok(Added::Exceeded(total)) => {
@@ -396,7 +412,11 @@ pub(crate) fn settle(
                     break;
                 }
                 Err(e) => {
-                    blocked = Some(state_failure("count the action against a quota", &e, on_error));
+                    blocked = Some(state_failure(
+                        "count the action against a quota",
+                        &e,
+                        on_error,
+                    ));
                     break;
                 }
             }
@@ -411,7 +431,10 @@ pub(crate) fn settle(
                 Ok(false) => {
                     blocked = Some(refused(&ApprovalError::new(
                         ApprovalCheck::Reused,
-                        format!("approval `{}` of `{}` was already used", v.claims.jti, v.claims.iss),
+                        format!(
+                            "approval `{}` of `{}` was already used",
+                            v.claims.jti, v.claims.iss
+                        ),
                     )));
                 }
                 Err(e) => {
@@ -427,7 +450,13 @@ pub(crate) fn settle(
                 let window = i128::from(window_s) * NANOS;
                 let bucket = now.div_euclid(window);
                 let key = key3("approvals", &request.principal.id, &bucket.to_string());
-                match state.add_within(&key, 1, i64::from(max), (bucket + 1) * window + 60 * NANOS, now) {
+                match state.add_within(
+                    &key,
+                    1,
+                    i64::from(max),
+                    (bucket + 1) * window + 60 * NANOS,
+                    now,
+                ) {
                     Ok(Added::Added(_)) => {}
                     Ok(Added::Exceeded(_)) => {
                         blocked = Some(refused(&ApprovalError::new(
@@ -459,7 +488,11 @@ pub(crate) fn settle(
                                 "approved by `{}` (approval `{}`) for {}",
                                 v.claims.iss,
                                 v.claims.jti,
-                                approved.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                                approved
+                                    .iter()
+                                    .map(|a| format!("`{a}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         ));
                     }
@@ -506,9 +539,7 @@ pub(crate) fn settle(
         approvable.sort_by(|a, b| a.policy.cmp(&b.policy));
         approvable.dedup();
         let ttl = i128::from(config.request_ttl_s) * NANOS;
-        if all
-            && let Some(expires) = Timestamp::from_unix_nanos(now.saturating_add(ttl))
-        {
+        if all && let Some(expires) = Timestamp::from_unix_nanos(now.saturating_add(ttl)) {
             settled.approval_request = Some(ApprovalRequest {
                 action_digest: super::action_digest(request, &config.context_fields),
                 reasons: approvable,

@@ -216,7 +216,11 @@ pub fn sign(key: &SigningKey, claims: &ApprovalClaims) -> Result<String, SignErr
     if claims.iss != key.issuer() {
         return Err(SignError::Claim {
             claim: "iss",
-            message: format!("`{}` is not this key's issuer `{}`", claims.iss, key.issuer()),
+            message: format!(
+                "`{}` is not this key's issuer `{}`",
+                claims.iss,
+                key.issuer()
+            ),
         });
     }
     if claims.exp <= claims.iat {
@@ -232,10 +236,16 @@ pub fn sign(key: &SigningKey, claims: &ApprovalClaims) -> Result<String, SignErr
         return Err(claim("action_digest", "is not a `sha256:` digest"));
     }
     if claims.reasons.is_empty() || claims.reasons.iter().any(String::is_empty) {
-        return Err(claim("reasons", "must name at least one rule id, none empty"));
+        return Err(claim(
+            "reasons",
+            "must name at least one rule id, none empty",
+        ));
     }
     if claims.request_exp.is_some_and(|r| claims.iat > r) {
-        return Err(claim("iat", "is after `request_exp`: the request for approval has expired"));
+        return Err(claim(
+            "iat",
+            "is after `request_exp`: the request for approval has expired",
+        ));
     }
     key.sign_json_typed(&claims.to_json(), APPROVAL_TYP)
 }
@@ -287,7 +297,9 @@ fn strings(o: &Members<'_, 10>, i: usize) -> Result<Vec<String>, ApprovalError> 
             .iter()
             .map(|m| match m {
                 Member::Str(s) if !s.is_empty() => Ok(s.to_string()),
-                _ => Err(claims_error(format!("claim `{name}` must hold only non-empty strings"))),
+                _ => Err(claims_error(format!(
+                    "claim `{name}` must hold only non-empty strings"
+                ))),
             })
             .collect(),
         None => Err(claims_error(format!("claim `{name}` is required"))),
@@ -305,8 +317,14 @@ fn seconds(o: &Members<'_, 10>, i: usize, required: bool) -> Result<Option<i64>,
             .as_i64()
             .filter(|v| v.unsigned_abs() < 1 << 40)
             .map(Some)
-            .ok_or_else(|| claims_error(format!("claim `{name}` must be whole seconds since the epoch"))),
-        Some(_) => Err(claims_error(format!("claim `{name}` must be a number of seconds"))),
+            .ok_or_else(|| {
+                claims_error(format!(
+                    "claim `{name}` must be whole seconds since the epoch"
+                ))
+            }),
+        Some(_) => Err(claims_error(format!(
+            "claim `{name}` must be a number of seconds"
+        ))),
         None if required => Err(claims_error(format!("claim `{name}` is required"))),
         None => Ok(None),
     }
@@ -334,9 +352,15 @@ pub(crate) fn verify(
     let payload = jws_json::object(&parsed.payload, &CLAIMS).map_err(|e| {
         let m = e.to_string();
         if m.starts_with(strict_json::DUPLICATE_KEY) {
-            ApprovalError::new(ApprovalCheck::Token, format!("the payload repeats a key: {e}"))
+            ApprovalError::new(
+                ApprovalCheck::Token,
+                format!("the payload repeats a key: {e}"),
+            )
         } else {
-            ApprovalError::new(ApprovalCheck::Token, format!("the payload is not a JSON object: {e}"))
+            ApprovalError::new(
+                ApprovalCheck::Token,
+                format!("the payload is not a JSON object: {e}"),
+            )
         }
     })?;
     let key = config.keys.get(&parsed.kid).ok_or_else(|| {
@@ -364,7 +388,9 @@ pub(crate) fn verify(
         request_exp: seconds(&payload, 9, false)?,
     };
     if claims.jti.len() > MAX_JTI_BYTES {
-        return Err(claims_error(format!("claim `jti` is longer than {MAX_JTI_BYTES} bytes")));
+        return Err(claims_error(format!(
+            "claim `jti` is longer than {MAX_JTI_BYTES} bytes"
+        )));
     }
     if key.issuer() != claims.iss {
         return Err(ApprovalError::new(
@@ -394,7 +420,10 @@ pub(crate) fn verify(
     }
     let t = now.unix_nanos();
     let skew = i128::from(config.clock_skew_s) * NANOS;
-    let (iat, exp) = (i128::from(claims.iat) * NANOS, i128::from(claims.exp) * NANOS);
+    let (iat, exp) = (
+        i128::from(claims.iat) * NANOS,
+        i128::from(claims.exp) * NANOS,
+    );
     if iat > t + skew || claims.nbf.is_some_and(|n| i128::from(n) * NANOS > t + skew) {
         return Err(ApprovalError::new(
             ApprovalCheck::NotYetValid,
@@ -422,7 +451,10 @@ pub(crate) fn verify(
     {
         return Err(ApprovalError::new(
             ApprovalCheck::RequestExpired,
-            format!("signed at {} after the request for approval expired at {r}", claims.iat),
+            format!(
+                "signed at {} after the request for approval expired at {r}",
+                claims.iat
+            ),
         ));
     }
     Ok(VerifiedApproval {

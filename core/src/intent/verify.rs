@@ -612,7 +612,9 @@ pub(crate) fn parse_typed<'t>(
                 IntentCheck::Header,
                 format!(
                     "`typ` is {}, not `{required}`",
-                    header.get(TYP).map_or_else(|| "absent".to_owned(), Member::describe)
+                    header
+                        .get(TYP)
+                        .map_or_else(|| "absent".to_owned(), Member::describe)
                 ),
             ));
         }

@@ -107,7 +107,14 @@ impl StateStore for NoState {
         Ok(true)
     }
 
-    fn add_within(&self, _: &str, amount: i64, _: i64, _: i128, _: i128) -> Result<Added, StateError> {
+    fn add_within(
+        &self,
+        _: &str,
+        amount: i64,
+        _: i64,
+        _: i128,
+        _: i128,
+    ) -> Result<Added, StateError> {
         Ok(Added::Added(amount))
     }
 

@@ -402,7 +402,10 @@ pub fn parse_suite(path: &Path, text: &str) -> Result<SuiteFileKind, SuiteError>
             return Err(SuiteError::new(
                 path,
                 Some(line),
-                format!("case `{}`: `prior` is {prior}, more than the {MAX_PRIOR} allowed", case.name),
+                format!(
+                    "case `{}`: `prior` is {prior}, more than the {MAX_PRIOR} allowed",
+                    case.name
+                ),
             ));
         }
         out.push(Case {
