@@ -742,7 +742,7 @@ fn load_quota(files: &BundleFiles, q: &ManifestQuota) -> Result<Quota, BundleErr
         (None, Some(attr), Some(limit)) => {
             let attribute = nonempty(files, attr, "quotas.sum")?;
             let scaled = limit.get_ref() * QUOTA_AMOUNT_SCALE;
-            if !scaled.is_finite() || scaled < 0.0 || scaled >= 9.0e18 {
+            if !scaled.is_finite() || !(0.0..9.0e18).contains(&scaled) {
                 return Err(err(
                     limit.span(),
                     "`limit` must be a number between 0 and 9e12".into(),

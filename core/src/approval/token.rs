@@ -403,7 +403,7 @@ pub(crate) fn verify(
             ),
         ));
     }
-    if !claims.aud.iter().any(|a| *a == config.audience) {
+    if !claims.aud.contains(&config.audience) {
         return Err(ApprovalError::new(
             ApprovalCheck::Audience,
             format!("not addressed to `{}`", config.audience),

@@ -384,30 +384,6 @@ fn cedar_actions(text: &str) -> Vec<(String, usize)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_actions_in_rego() {
-        let text = "a if input.action.name == \"x.y\"\nb if \"p.q\" == input.action.name\nc if input.action.name in {\"m\", \"n\"}\nd := input.action.name\n";
-        let found: Vec<String> = rego_actions(text).into_iter().map(|(a, _)| a).collect();
-        assert_eq!(found, ["x.y", "p.q", "m", "n"]);
-        let (_, off) = rego_actions(text)[1].clone();
-        assert_eq!(line_of(text, off), 2);
-    }
-
-    #[test]
-    fn finds_actions_in_cedar() {
-        let text = "// Action::\"ignored\"\npermit (principal, action in [Action::\"a.b\", Action::\"c\"], resource);\n";
-        let found: Vec<(String, u32)> = cedar_actions(text)
-            .into_iter()
-            .map(|(a, o)| (a, line_of(text, o)))
-            .collect();
-        assert_eq!(found, [("a.b".to_owned(), 2), ("c".to_owned(), 2)]);
-    }
-}
-
 /// The bundle's waivers that expire within `horizon_days` of `now` (kind
 /// `waiver_expiring`; the bundle's `waivers.expiry_warning_days` when
 /// `None`) and those already expired at `now` (kind `waiver_expired`, inert
@@ -456,4 +432,28 @@ pub fn waiver_warnings(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_actions_in_rego() {
+        let text = "a if input.action.name == \"x.y\"\nb if \"p.q\" == input.action.name\nc if input.action.name in {\"m\", \"n\"}\nd := input.action.name\n";
+        let found: Vec<String> = rego_actions(text).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(found, ["x.y", "p.q", "m", "n"]);
+        let (_, off) = rego_actions(text)[1].clone();
+        assert_eq!(line_of(text, off), 2);
+    }
+
+    #[test]
+    fn finds_actions_in_cedar() {
+        let text = "// Action::\"ignored\"\npermit (principal, action in [Action::\"a.b\", Action::\"c\"], resource);\n";
+        let found: Vec<(String, u32)> = cedar_actions(text)
+            .into_iter()
+            .map(|(a, o)| (a, line_of(text, o)))
+            .collect();
+        assert_eq!(found, [("a.b".to_owned(), 2), ("c".to_owned(), 2)]);
+    }
 }
