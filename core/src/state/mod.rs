@@ -4,7 +4,7 @@
 //! Everything the engine must remember between decisions goes through one
 //! [`StateStore`]: an in-memory default ([`MemoryStore`], bounded, failing
 //! closed when full) for one process, or a store shared by every replica
-//! (Redis, [`crate::state::RedisStore`] with the `redis` feature) so that an
+//! (Redis: `RedisStore`, with the `redis` feature) so that an
 //! intent or approval used on one replica is refused on every other and a
 //! quota counts across all of them.
 //!
