@@ -128,7 +128,9 @@ def test_an_unknown_or_unauthenticated_caller_does_not_run_the_agent(engine: age
     from a2a.auth.user import UnauthenticatedUser
 
     for user in (Caller("stranger"), UnauthenticatedUser()):
-        executor, inner = guarded(engine, [])
+        seen: list[agentriage.Decision] = []
+        executor, inner = guarded(engine, seen)
         task = send(executor, "SH-1001", user)
-        assert task.status.state != TaskState.TASK_STATE_COMPLETED
-        assert inner.performed == []
+        assert task.status.state == TaskState.TASK_STATE_REJECTED
+        assert "no principal" in status_text(task)
+        assert inner.performed == [] and seen == []

@@ -55,9 +55,11 @@ def answer(approved: Optional[bool], asked: list[str]) -> Any:
     return callback
 
 
-def call(server: MCPServer, tool: str, args: dict[str, Any], approved: Optional[bool], asked: list[str]) -> Any:
+def call(server: MCPServer, tool: str, args: dict[str, Any], approved: Optional[bool], asked: list[str], mode: Any = "legacy") -> Any:
+    # "legacy": the initialize handshake (protocol <= 2025-11-25), where the
+    # server can send the client an elicitation request mid-call.
     async def main() -> Any:
-        async with Client(server, elicitation_callback=answer(approved, asked)) as client:
+        async with Client(server, elicitation_callback=answer(approved, asked), mode=mode) as client:
             return await client.call_tool(tool, args)
 
     return asyncio.run(main())
@@ -99,6 +101,18 @@ def test_escalate_elicits_the_users_approval(engine: agentriage.Engine, approved
     assert performed == (["SH-1002 dc-5"] if runs else [])
     if not runs:
         assert "did not approve" in text(result)
+
+
+def test_without_a_back_channel_an_escalation_is_refused(engine: agentriage.Engine) -> None:
+    # On a 2026-07-28 connection (the in-process default) the server cannot
+    # send a request mid-call: no one can be asked, so the call is refused.
+    server, performed = build(engine, [])
+    asked: list[str] = []
+    result = call(server, "reroute_shipment", {"shipment_id": "SH-1002", "route": "dc-5"}, True, asked, mode="auto")
+    assert result.is_error and "could not be asked" in text(result)
+    assert performed == [] and asked == []
+    ok = call(server, "reroute_shipment", {"shipment_id": "SH-1001", "route": "dc-5"}, True, asked, mode="auto")
+    assert not ok.is_error and performed == ["SH-1001 dc-5"]
 
 
 def test_without_an_access_token_the_caller_has_no_principal(engine: agentriage.Engine) -> None:

@@ -14,11 +14,14 @@ from guard_support import ACTIONS, CONTEXT, ESCALATED_BY, REJECTED_BY, clock, ro
 
 require("agents")
 
-from agents import Agent, Runner, function_tool  # noqa: E402
+from agents import Agent, Runner, function_tool, set_tracing_disabled  # noqa: E402
 from agents.testing import ScriptedModel  # noqa: E402
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText  # noqa: E402
 
 from agentriage.guards.openai_agents import AgentsToolGuard  # noqa: E402
+
+# Offline: no trace export.
+set_tracing_disabled(True)
 
 
 class Host:

@@ -12,8 +12,9 @@
     # hand `executor` to DefaultRequestHandler as usual
 
 The caller is the A2A server's authenticated user
-(``context.call_context.user.user_name``; an unauthenticated call has no
-principal and is refused), or what ``principal(context)`` returns.
+(``context.call_context.user.user_name``), or what ``principal(context)``
+returns; a call with no principal (unauthenticated, or unknown to
+``principal``) ends in ``TASK_STATE_REJECTED`` without a decision.
 ``execute`` runs the wrapped executor; ``reject`` ends the task in
 ``TASK_STATE_REJECTED``; ``escalate`` moves it to
 ``TASK_STATE_INPUT_REQUIRED`` — both with an agent message naming the
@@ -77,20 +78,32 @@ class GuardedAgentExecutor:
         """Decides, then runs the wrapped executor or ends the turn."""
         action = self.action(context) if callable(self.action) else self.action
         resource = self.resource(context) if callable(self.resource) else self.resource
-        decision = await self.guard.decide_async(action, resource=resource, principal=self.principal(context))
+        who = self.principal(context)
+        if who is None:
+            # No principal to decide for: refused without asking the engine.
+            await _finish(context, event_queue, escalate=False,
+                          text="refused: the caller is not authenticated or not known (no principal)")
+            return
+        decision = await self.guard.decide_async(action, resource=resource, principal=who)
         if self.on_decision is not None:
             self.on_decision(context, decision)
         if decision.outcome is Outcome.EXECUTE:
             await self.inner.execute(context, event_queue)
             return
-        await _stop(context, event_queue, decision)
+        why = reasons_text(decision)
+        if decision.outcome is Outcome.ESCALATE:
+            text = f"needs a human's approval (decision {decision.decision_id}): {why}"
+        else:
+            text = f"refused by policy (decision {decision.decision_id}): {why}"
+        await _finish(context, event_queue, escalate=decision.outcome is Outcome.ESCALATE, text=text)
 
     async def cancel(self, context: Any, event_queue: Any) -> None:
         """Passes the cancellation on to the wrapped executor."""
         await self.inner.cancel(context, event_queue)
 
 
-async def _stop(context: Any, event_queue: Any, decision: Decision) -> None:
+async def _finish(context: Any, event_queue: Any, *, escalate: bool, text: str) -> None:
+    """Ends the turn: input required (``escalate``) or rejected, with ``text``."""
     from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_part
     from a2a.server.tasks import TaskUpdater
 
@@ -99,10 +112,8 @@ async def _stop(context: Any, event_queue: Any, decision: Decision) -> None:
         task = new_task_from_user_message(context.message)
         await event_queue.enqueue_event(task)
     updater = TaskUpdater(event_queue, task.id, task.context_id)
-    why = reasons_text(decision)
-    if decision.outcome is Outcome.ESCALATE:
-        text = f"needs a human's approval (decision {decision.decision_id}): {why}"
-        await updater.requires_input(updater.new_agent_message([new_text_part(text)]))
+    message = updater.new_agent_message([new_text_part(text)])
+    if escalate:
+        await updater.requires_input(message)
     else:
-        text = f"refused by policy (decision {decision.decision_id}): {why}"
-        await updater.reject(updater.new_agent_message([new_text_part(text)]))
+        await updater.reject(message)

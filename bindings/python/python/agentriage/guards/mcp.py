@@ -18,7 +18,10 @@ token's expiry as the credential's), or what ``principal(ctx)`` returns.
 ``execute`` runs the tool; ``reject`` raises MCP's ``ToolError`` (the client
 gets a result with ``isError``); ``escalate`` asks the user through MCP
 elicitation (``ctx.elicit``) and runs the tool only when the user accepts
-with ``approved: true`` — a client that cannot elicit gets a refusal.
+with ``approved: true``. Elicitation mid-call needs a connection with a
+back-channel (the initialize handshake, protocol <= 2025-11-25); on one
+without (a 2026-07-28 connection), or with a client that cannot elicit, an
+escalated call is refused.
 
 ``mcp`` is imported only when a tool is decorated.
 """
