@@ -126,7 +126,7 @@ def test_without_an_access_token_the_caller_has_no_principal(engine: agentriage.
         return "done"
 
     result = call(server, "reroute_shipment", {"shipment_id": "SH-1001"}, True, [])
-    assert result.is_error and "principal" in text(result)
+    assert result.is_error and "not decided, so not run" in text(result) and "principal" in text(result)
     assert performed == []
 
 

@@ -34,6 +34,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Optional, TypeVar, Union
 
+from agentriage._errors import Error
 from agentriage._native import Decision, Engine
 from agentriage._outcome import Outcome
 from agentriage.guards._core import Guard, reasons_text, utc_now
@@ -63,12 +64,10 @@ def principal_from_access_token() -> Optional[dict[str, Any]]:
 
 
 def _approval_schema() -> Any:
-    from pydantic import BaseModel, Field
+    """The form the user answers: ``{"approved": bool}`` (a pydantic model, made when first asked)."""
+    from pydantic import Field, create_model
 
-    class Approval(BaseModel):
-        approved: bool = Field(description="Run the tool call as requested")
-
-    return Approval
+    return create_model("Approval", approved=(bool, Field(description="Run the tool call as requested")))
 
 
 def guarded_tool(
@@ -111,7 +110,12 @@ def guarded_tool(
             ctx = arguments.pop(ctx_name, None)
             who = principal(ctx) if principal is not None else principal_from_access_token()
             res = resource(arguments) if callable(resource) else resource
-            decision = await g.decide_async(action, resource=res, principal=who)
+            try:
+                decision = await g.decide_async(action, resource=res, principal=who)
+            except Error as e:
+                # An invalid request (no principal, say) or an engine error:
+                # the tool does not run, and the client is told why.
+                raise ToolError(f"not decided, so not run: {e}") from e
             if on_decision is not None:
                 on_decision(fn.__name__, arguments, decision)
             why = reasons_text(decision)
