@@ -139,6 +139,19 @@ export declare class Decision {
   readonly isExecute: boolean
   /** The policy ids of all reasons, in order. */
   readonly policyIds: string[]
+  /** The decision in the public JSON contract's shape (snake_case keys), as `JSON.stringify` writes it. */
+  toJSON(): DecisionJson
+}
+
+/** A decision as the public JSON contract (and the CLI, and Python) writes it. */
+export interface DecisionJson {
+  outcome: Outcome
+  reasons: Reason[]
+  obligations: Obligation[]
+  trace_id: string
+  decision_id: string
+  bundle: BundleInfo
+  duration_us: number
 }
 
 /** Options of {@link Engine.fromBundle}. */
@@ -432,3 +445,6 @@ export declare function verifyLog(
 
 /** A new checkpoint signing key. */
 export declare function generateSigningKey(): { privateKey: Uint8Array; publicKey: string }
+
+/** Guards for the tools of an MCP TypeScript SDK server (also importable as `agentriage/mcp`). */
+export declare const mcp: typeof import('./mcp')

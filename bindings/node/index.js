@@ -189,6 +189,30 @@ class Decision {
   get policyIds() {
     return this.reasons.map((r) => r.policy)
   }
+
+  /**
+   * The decision in the public JSON contract's shape, with snake_case keys
+   * as the CLI and the Python module write it: `JSON.stringify(decision)`
+   * gives `{"outcome":…,"reasons":[…],"obligations":[…],"trace_id":…,
+   * "decision_id":…,"bundle":{…},"duration_us":…}`.
+   */
+  toJSON() {
+    return {
+      outcome: this.outcome,
+      reasons: this.reasons.map((r) => ({ engine: r.engine, policy: r.policy, message: r.message, effect: r.effect })),
+      obligations: this.obligations.map((o) => {
+        const out = { id: o.id, engine: o.engine, policy: o.policy }
+        if (o.params !== undefined && Object.keys(o.params).length > 0) out.params = o.params
+        return out
+      }),
+      trace_id: this.traceId,
+      decision_id: this.decisionId,
+      bundle: { name: this.bundle.name, revision: this.bundle.revision, digest: this.bundle.digest },
+      duration_us: this.durationUs,
+      ...(this.approvalRequest === null ? {} : { approval_request: this.approvalRequest }),
+      ...(this.approval === null ? {} : { approval: this.approval }),
+    }
+  }
 }
 
 function toDecisions(text, bundle) {
@@ -868,6 +892,7 @@ function generateSigningKey() {
 module.exports = {
   Engine,
   approval,
+  mcp: require('./mcp.js'),
   intent,
   Decision,
   AgentriageError,

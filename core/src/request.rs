@@ -659,6 +659,22 @@ fn wrong_type(path: &str, expected: &str, got: &Value) -> RequestError {
     )
 }
 
+/// A number where the contract says time: refused (a bare number does not
+/// say its unit or that it is UTC), with a hint at the unit it most likely
+/// is. Values from 10^11 on are read as milliseconds (JavaScript's
+/// `Date.now()`), smaller ones as seconds (Unix time, Python's `time.time()`).
+fn epoch_number(path: &str, n: &serde_json::Number) -> RequestError {
+    let unit = match n.as_f64() {
+        Some(x) if x.abs() >= 1e11 => "milliseconds",
+        _ => "seconds",
+    };
+    RequestError::new(
+        RequestErrorKind::Type,
+        path,
+        format!("expected an RFC 3339 string; got {n} \u{2014} {unit} since epoch?"),
+    )
+}
+
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_owned()
@@ -725,6 +741,9 @@ impl<'a> Fields<'a> {
     }
 
     fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, RequestError> {
+        if let Some(Value::Number(n)) = self.get(key) {
+            return Err(epoch_number(&self.path(key), n));
+        }
         let Some(text) = self.string(key)? else {
             return Ok(None);
         };
@@ -985,6 +1004,40 @@ mod tests {
         assert_eq!(e.path(), "principal.delegation[1]");
         let e = err(r#"[1]"#);
         assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "$"));
+    }
+
+    #[test]
+    fn epoch_numbers_in_time_fields_get_a_hint() {
+        for (request, path) in [
+            (
+                r#"{"time":1764611100,"principal":{"id":"a"},"action":{"name":"x"}}"#,
+                "time",
+            ),
+            (
+                r#"{"principal":{"id":"a","credential":{"expires_at":1764611100}},"action":{"name":"x"}}"#,
+                "principal.credential.expires_at",
+            ),
+            (
+                r#"{"principal":{"id":"a","attestation":{"status":"verified","verified_at":1764611100}},"action":{"name":"x"}}"#,
+                "principal.attestation.verified_at",
+            ),
+        ] {
+            let e = err(request);
+            assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, path));
+            assert_eq!(
+                e.message(),
+                "expected an RFC 3339 string; got 1764611100 \u{2014} seconds since epoch?"
+            );
+        }
+        let e = err(r#"{"time":1764611100000,"principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!(
+            e.message(),
+            "expected an RFC 3339 string; got 1764611100000 \u{2014} milliseconds since epoch?"
+        );
+        // Other types keep the plain type error.
+        let e = err(r#"{"time":true,"principal":{"id":"a"},"action":{"name":"x"}}"#);
+        assert_eq!((e.kind(), e.path()), (RequestErrorKind::Type, "time"));
+        assert!(!e.message().contains("epoch"), "{e}");
     }
 
     #[test]

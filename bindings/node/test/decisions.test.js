@@ -99,8 +99,14 @@ test('a decision carries everything the contract names', () => {
     assert.deepEqual(Object.keys(r).sort(), ['effect', 'engine', 'message', 'policy'])
     assert.ok(['rego', 'cedar', 'agentriage'].includes(r.engine))
   }
-  // The decision is plain data: it round-trips through JSON.
-  assert.deepEqual(JSON.parse(JSON.stringify(d)), { ...d })
+  // The decision is plain data; as JSON it is the contract's snake_case form.
+  const { traceId, decisionId, durationUs, ...rest } = d
+  assert.deepEqual(JSON.parse(JSON.stringify(d)), {
+    ...rest,
+    trace_id: traceId,
+    decision_id: decisionId,
+    duration_us: durationUs,
+  })
 })
 
 test('a Date is accepted where a timestamp is expected', () => {

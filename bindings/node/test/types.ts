@@ -10,6 +10,8 @@ import {
   type Request,
   type BundleInfo,
 } from '../index.js'
+import { guardTool, elicitApproval, principalFromAuthInfo, type ToolResult } from '../mcp.js'
+import type { DecisionJson } from '../index.js'
 
 const engine: Engine = Engine.fromBundle('policies/a2a-supply-chain')
 const signed: Engine = Engine.fromBundle('policies/a2a-supply-chain', {
@@ -59,4 +61,19 @@ Engine.fromBundle('x', { trustedKeys: [42] })
 // @ts-expect-error an outcome is one of three strings
 const bad: Outcome = 'allow'
 
-export { run, ids, us, name, bad, fromMap }
+// The MCP guard wraps a handler of the tool's own argument type.
+const guarded: (args: { shipment_id: string }, extra: unknown) => Promise<ToolResult> = guardTool(
+  engine,
+  {
+    action: 'shipment.reroute',
+    resource: (args) => ({ type: 'shipment', id: args.shipment_id }),
+    principal: principalFromAuthInfo,
+    approve: elicitApproval({}),
+    clock: () => new Date(),
+  },
+  async (args: { shipment_id: string }) => ({ content: [{ type: 'text', text: args.shipment_id }] }),
+)
+const wire = (d: Decision): DecisionJson => d.toJSON()
+const traceOf = (d: Decision): string => wire(d).trace_id
+
+export { run, ids, us, name, bad, fromMap, guarded, traceOf }

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
 
@@ -20,6 +21,17 @@ enum Input<'a> {
     Text(Cow<'a, str>),
     /// A Python value already converted to JSON.
     Value(Value),
+}
+
+impl Input<'_> {
+    /// The same input, owning its text: it can outlive the Python call that
+    /// made it (and so be decided later, on a worker thread).
+    fn into_owned(self) -> Input<'static> {
+        match self {
+            Input::Text(text) => Input::Text(Cow::Owned(text.into_owned())),
+            Input::Value(value) => Input::Value(value),
+        }
+    }
 }
 
 /// Converts one request; `index` is its position in a batch.
@@ -184,6 +196,108 @@ fn trusted_keys_from(keys: &Bound<'_, PyAny>) -> PyResult<agentriage::signing::T
 /// is converted before any is decided, so a batch is bounded like a request.
 const MAX_BATCH: usize = 100_000;
 
+/// The items of a batch given to `decide_many`: an iterable of requests,
+/// read up to [`MAX_BATCH`] + 1 items (an endless iterable stops there).
+fn batch<'py>(py: Python<'py>, requests: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let not_a_batch = |what: &str| {
+        errors::invalid_request(
+            py,
+            "type",
+            "$",
+            &format!(
+                "decide_many takes an iterable of requests, not {what}; use decide for one request"
+            ),
+            None,
+        )
+    };
+    if requests.is_instance_of::<PyString>()
+        || requests.is_instance_of::<PyBytes>()
+        || requests.is_instance_of::<PyByteArray>()
+        || requests.is_instance_of::<PyDict>()
+        || requests.cast::<PyMapping>().is_ok()
+    {
+        return Err(not_a_batch("a single request"));
+    }
+    let iter = requests
+        .try_iter()
+        .map_err(|_| not_a_batch("a value that is not iterable"))?;
+    // Kept alive (and so the texts borrowed from them) until decided.
+    // One more than the limit is read, to know it was crossed; an
+    // endless iterable stops there.
+    let requests = iter.take(MAX_BATCH + 1).collect::<PyResult<Vec<_>>>()?;
+    if requests.len() > MAX_BATCH {
+        return Err(errors::invalid_request(
+            py,
+            "too_large",
+            "$",
+            &format!("a batch holds at most {MAX_BATCH} requests; split it into several calls"),
+            Some(MAX_BATCH),
+        ));
+    }
+    Ok(requests)
+}
+
+/// Converts every request of a batch, in order; the first invalid one
+/// raises with its index.
+fn batch_inputs<'a>(py: Python<'_>, requests: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<Input<'a>>> {
+    let mut inputs = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        inputs.push(input(py, request, Some(i))?);
+    }
+    Ok(inputs)
+}
+
+/// Decides a batch without the GIL; the first failure names its index.
+fn decide_batch(
+    py: Python<'_>,
+    engine: &agentriage::Engine,
+    inputs: &[Input<'_>],
+) -> PyResult<Vec<agentriage::Decision>> {
+    detached(py, || {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| decide_one(engine, input).map_err(|e| Failure::Core(e, Some(i))))
+            .collect::<Result<Vec<_>, _>>()
+    })
+}
+
+static ASYNC_DECIDE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ASYNC_DECIDE_MANY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A request (or batch) already converted, waiting to be decided: what
+/// `decide_async` hands to an executor thread. It owns its data, so the
+/// caller may change or drop the request meanwhile.
+#[pyclass(frozen, module = "agentriage._native")]
+pub struct Pending {
+    engine: Py<Engine>,
+    inputs: Vec<Input<'static>>,
+    batch: bool,
+}
+
+#[pymethods]
+impl Pending {
+    /// Decides, releasing the GIL while the policies run: a `Decision`, or
+    /// for a batch a list of them. Raises as `decide` / `decide_many` do.
+    fn run<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || {
+            let engine = &self.engine.get().inner;
+            if self.batch {
+                let decisions = decide_batch(py, engine, &self.inputs)?;
+                return PyList::new(py, decisions.into_iter().map(Decision::new))
+                    .map(Bound::into_any);
+            }
+            let Some(input) = self.inputs.first() else {
+                return Err(errors::internal(py, "a pending decision holds no request"));
+            };
+            let decision = detached(py, || {
+                decide_one(engine, input).map_err(|e| Failure::Core(e, None))
+            })?;
+            Bound::new(py, Decision::new(decision)).map(Bound::into_any)
+        })
+    }
+}
+
 /// Decides requests against one policy bundle.
 ///
 /// Load once with `Engine.from_bundle(path)` and share the engine across
@@ -272,58 +386,72 @@ impl Engine {
         requests: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
-            let not_a_batch = |what: &str| {
-                errors::invalid_request(
-                    py,
-                    "type",
-                    "$",
-                    &format!(
-                        "decide_many takes an iterable of requests, not {what}; use decide for one request"
-                    ),
-                    None,
-                )
-            };
-            if requests.is_instance_of::<PyString>()
-                || requests.is_instance_of::<PyBytes>()
-                || requests.is_instance_of::<PyByteArray>()
-                || requests.is_instance_of::<PyDict>()
-                || requests.cast::<PyMapping>().is_ok()
-            {
-                return Err(not_a_batch("a single request"));
-            }
-            let iter = requests
-                .try_iter()
-                .map_err(|_| not_a_batch("a value that is not iterable"))?;
-            // Kept alive (and so the texts borrowed from them) until decided.
-            // One more than the limit is read, to know it was crossed; an
-            // endless iterable stops there.
-            let requests = iter.take(MAX_BATCH + 1).collect::<PyResult<Vec<_>>>()?;
-            if requests.len() > MAX_BATCH {
-                return Err(errors::invalid_request(
-                    py,
-                    "too_large",
-                    "$",
-                    &format!(
-                        "a batch holds at most {MAX_BATCH} requests; split it into several calls"
-                    ),
-                    Some(MAX_BATCH),
-                ));
-            }
-            let mut inputs = Vec::with_capacity(requests.len());
-            for (i, request) in requests.iter().enumerate() {
-                inputs.push(input(py, request, Some(i))?);
-            }
-            let engine = &self.inner;
-            let decisions = detached(py, || {
-                inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, input)| {
-                        decide_one(engine, input).map_err(|e| Failure::Core(e, Some(i)))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
+            let requests = batch(py, requests)?;
+            let inputs = batch_inputs(py, &requests)?;
+            let decisions = decide_batch(py, &self.inner, &inputs)?;
             PyList::new(py, decisions.into_iter().map(Decision::new))
+        })
+    }
+
+    /// `decide` for asyncio: `await engine.decide_async(request)`.
+    ///
+    /// The request is converted on the calling thread when the coroutine
+    /// starts; the decision runs on the event loop's default executor,
+    /// without the GIL, so the loop keeps serving other tasks. Cancelling
+    /// the await abandons the decision: one not yet started never runs, one
+    /// under way finishes on its thread and its result is dropped.
+    fn decide_async<'py>(
+        slf: &Bound<'py, Self>,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        ASYNC_DECIDE
+            .import(py, "agentriage._aio", "decide")?
+            .call1((slf, request))
+    }
+
+    /// `decide_many` for asyncio: `await engine.decide_many_async(requests)`;
+    /// the batch is decided on one executor thread, without the GIL, and
+    /// cancels as `decide_async` does.
+    fn decide_many_async<'py>(
+        slf: &Bound<'py, Self>,
+        requests: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        ASYNC_DECIDE_MANY
+            .import(py, "agentriage._aio", "decide_many")?
+            .call1((slf, requests))
+    }
+
+    /// Converts `request` now, to be decided later by `Pending.run` (on any
+    /// thread). Used by `decide_async`.
+    fn _prepare(slf: &Bound<'_, Self>, request: &Bound<'_, PyAny>) -> PyResult<Pending> {
+        let py = slf.py();
+        guard(py, || {
+            let input = input(py, request, None)?.into_owned();
+            Ok(Pending {
+                engine: slf.clone().unbind(),
+                inputs: vec![input],
+                batch: false,
+            })
+        })
+    }
+
+    /// Converts every request of a batch now, to be decided later by
+    /// `Pending.run`. Used by `decide_many_async`.
+    fn _prepare_many(slf: &Bound<'_, Self>, requests: &Bound<'_, PyAny>) -> PyResult<Pending> {
+        let py = slf.py();
+        guard(py, || {
+            let requests = batch(py, requests)?;
+            let inputs = batch_inputs(py, &requests)?
+                .into_iter()
+                .map(Input::into_owned)
+                .collect();
+            Ok(Pending {
+                engine: slf.clone().unbind(),
+                inputs,
+                batch: true,
+            })
         })
     }
 

@@ -55,6 +55,7 @@ fn _debug_panic(py: Python<'_>, where_: &str) -> PyResult<()> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
+    m.add_class::<engine::Pending>()?;
     m.add_class::<decision::Decision>()?;
     m.add_class::<decision::Reason>()?;
     m.add_class::<decision::Obligation>()?;

@@ -1,7 +1,7 @@
 """Type stubs of the native half of agentriage (written by hand, checked by mypy.stubtest)."""
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Final, Optional, Union, final
 
 import numpy as np
@@ -17,6 +17,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_REQUEST_BYTES",
     "Obligation",
+    "Pending",
     "Reason",
     "__version__",
     "approval_digest",
@@ -172,6 +173,17 @@ class Engine:
         The first invalid request raises :class:`agentriage.InvalidRequestError`
         whose ``.index`` names it.
         """
+    def decide_async(self, request: _Request) -> Coroutine[Any, Any, Decision]:
+        """``decide`` for asyncio: ``await engine.decide_async(request)``.
+
+        The decision runs on the event loop's default executor without the
+        GIL; the loop is never blocked. Cancelling the await abandons the
+        decision (its result is dropped).
+        """
+    def decide_many_async(self, requests: Iterable[_Request]) -> Coroutine[Any, Any, list[Decision]]:
+        """``decide_many`` for asyncio: the batch is decided on one executor thread."""
+    def _prepare(self, request: _Request) -> Pending: ...
+    def _prepare_many(self, requests: Iterable[_Request]) -> Pending: ...
     @property
     def bundle(self) -> BundleInfo:
         """Name, revision and digest of the bundle."""
@@ -206,6 +218,13 @@ class Engine:
         A mandatory log stays attached, closed: every later decision, on
         any thread, is a reject with reason ``decision-log``.
         """
+
+@final
+class Pending:
+    """A request (or batch) converted by ``decide_async``, waiting to be decided on a worker thread."""
+
+    def run(self) -> Any:
+        """Decides without the GIL: a ``Decision``, or a list of them for a batch."""
 
 @final
 class IsolationForest:
