@@ -805,8 +805,12 @@ function generateSigningKey() {
   return { privateKey: Buffer.from(k.pkcs8Hex, 'hex'), publicKey: k.publicKey }
 }
 
+/** Identity helpers: a `principal` from verified tokens, MCP authInfo, X.509-SVIDs. */
+const identity = require('./identity.js').makeIdentity(native)
+
 module.exports = {
   Engine,
+  identity,
   intent,
   Decision,
   AgentriageError,

@@ -23,6 +23,7 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use serde::Serialize;
 
+pub mod identity;
 pub mod intent;
 
 /// The addon's Rust allocations (the engine's many small values) go to

@@ -20,6 +20,8 @@ __all__ = [
     "Reason",
     "__version__",
     "generate_signing_key",
+    "identity_principal",
+    "identity_svid_principal",
     "intent_keygen",
     "intent_sign",
     "intent_verify",
@@ -259,6 +261,8 @@ class IsolationForest:
         self, x: npt.NDArray[np.float64], threshold: float
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Rows scoring at least ``threshold``: (row indices, their scores)."""
+def identity_principal(source: str, input_json: str) -> str: ...
+def identity_svid_principal(certificate: bytes) -> str: ...
 def intent_keygen(alg: str, kid: str, iss: str) -> tuple[str, str]: ...
 def intent_sign(
     key_pem: str,
