@@ -347,11 +347,15 @@ fn numeric_date(v: &Value, field: &str) -> Result<Timestamp, IdentityError> {
     }
     match n.as_f64() {
         Some(f) if f.is_finite() && f.abs() < 1e12 => {
+            // Whole seconds and the fraction apart: `f * 1e9` would round
+            // `…200.25` to `…200.249999872`.
+            let whole = f.trunc();
             #[allow(
                 clippy::cast_possible_truncation,
-                reason = "bounded above: |f| < 1e12 s fits i128 nanoseconds"
+                reason = "bounded above: |f| < 1e12 s, and the fraction is below 1e9 ns"
             )]
-            let nanos = (f * 1e9) as i128;
+            let nanos = i128::from(whole as i64) * 1_000_000_000
+                + ((f - whole) * 1e9).round() as i128;
             Timestamp::from_unix_nanos(nanos).ok_or_else(out_of_range)
         }
         _ => Err(out_of_range()),
