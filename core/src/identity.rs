@@ -620,7 +620,7 @@ mod der {
         }
 
         /// The next element: its tag and contents.
-        fn next(&mut self, what: &str) -> Result<(u8, &'a [u8]), IdentityError> {
+        fn element(&mut self, what: &str) -> Result<(u8, &'a [u8]), IdentityError> {
             let bad = |m: &str| cert_error("certificate", format!("malformed DER in {what}: {m}"));
             let (&tag, after_tag) = self.rest.split_first().ok_or_else(|| bad("truncated"))?;
             if tag & 0x1f == 0x1f {
@@ -651,7 +651,7 @@ mod der {
         }
 
         fn expect(&mut self, tag: u8, what: &str) -> Result<&'a [u8], IdentityError> {
-            let (got, contents) = self.next(what)?;
+            let (got, contents) = self.element(what)?;
             if got != tag {
                 return Err(cert_error(
                     "certificate",
@@ -675,21 +675,21 @@ mod der {
         let tbs = cert.expect(SEQUENCE, "tbsCertificate")?;
         let mut tbs = Reader::new(tbs);
         if tbs.peek_tag() == Some(VERSION) {
-            tbs.next("version")?;
+            tbs.element("version")?;
         }
-        tbs.next("serialNumber")?;
+        tbs.element("serialNumber")?;
         tbs.expect(SEQUENCE, "signature")?;
         tbs.expect(SEQUENCE, "issuer")?;
         let validity = tbs.expect(SEQUENCE, "validity")?;
         let mut validity = Reader::new(validity);
-        validity.next("notBefore")?;
-        let (tag, not_after) = validity.next("notAfter")?;
+        validity.element("notBefore")?;
+        let (tag, not_after) = validity.element("notAfter")?;
         let not_after = time(tag, not_after)?;
         tbs.expect(SEQUENCE, "subject")?;
         tbs.expect(SEQUENCE, "subjectPublicKeyInfo")?;
         let mut uris = Vec::new();
         while !tbs.is_empty() {
-            let (tag, contents) = tbs.next("tbsCertificate")?;
+            let (tag, contents) = tbs.element("tbsCertificate")?;
             if tag != EXTENSIONS {
                 continue;
             }
@@ -701,7 +701,7 @@ mod der {
                 let mut ext = Reader::new(ext);
                 let oid = ext.expect(OID, "extension id")?;
                 if ext.peek_tag() == Some(BOOLEAN) {
-                    ext.next("extension criticality")?;
+                    ext.element("extension criticality")?;
                 }
                 let value = ext.expect(OCTET_STRING, "extension value")?;
                 if oid != SUBJECT_ALT_NAME {
@@ -711,7 +711,7 @@ mod der {
                 let names = names.expect(SEQUENCE, "subjectAltName")?;
                 let mut names = Reader::new(names);
                 while !names.is_empty() {
-                    let (tag, name) = names.next("subjectAltName")?;
+                    let (tag, name) = names.element("subjectAltName")?;
                     if tag == URI_NAME {
                         let uri = std::str::from_utf8(name).map_err(|_| {
                             cert_error("certificate.subjectAltName", "a URI that is not text")

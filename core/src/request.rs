@@ -1123,7 +1123,8 @@ impl Principal {
     /// let p = Principal::new("spiffe://acme.example/ns/finance/sa/payments")
     ///     .kind("agent")
     ///     .role("payment-agent")
-    ///     .credential(Some("https://idp.acme.example"), Some(Timestamp::parse("2026-11-21T15:00:00Z")?));
+    ///     .credential_issuer("https://idp.acme.example")
+    ///     .credential_expires_at(Timestamp::parse("2026-11-21T15:00:00Z")?);
     /// assert_eq!(p.roles, ["payment-agent"]);
     /// # Ok::<(), agentriage::TimestampError>(())
     /// ```
@@ -1162,33 +1163,42 @@ impl Principal {
         self
     }
 
-    /// Sets its credential's issuer and expiry.
+    /// Sets its credential's issuer.
     #[must_use]
-    pub fn credential(
-        mut self,
-        issuer: Option<impl Into<String>>,
-        expires_at: Option<Timestamp>,
-    ) -> Principal {
-        self.credential = Some(Credential {
-            issuer: issuer.map(Into::into),
-            expires_at,
-        });
+    pub fn credential_issuer(mut self, issuer: impl Into<String>) -> Principal {
+        self.credential.get_or_insert_with(Credential::default).issuer = Some(issuer.into());
         self
     }
 
-    /// Sets its attestation's status, mechanism and verification time.
+    /// Sets when its credential expires.
+    #[must_use]
+    pub fn credential_expires_at(mut self, expires_at: Timestamp) -> Principal {
+        self.credential
+            .get_or_insert_with(Credential::default)
+            .expires_at = Some(expires_at);
+        self
+    }
+
+    /// Sets its attestation's status (`verified`, `failed`, …) and when it
+    /// was verified.
     #[must_use]
     pub fn attestation(
         mut self,
         status: impl Into<String>,
-        kind: Option<impl Into<String>>,
         verified_at: Option<Timestamp>,
     ) -> Principal {
-        self.attestation = Some(Attestation {
-            status: Some(status.into()),
-            kind: kind.map(Into::into),
-            verified_at,
-        });
+        let a = self.attestation.get_or_insert_with(Attestation::default);
+        a.status = Some(status.into());
+        a.verified_at = verified_at;
+        self
+    }
+
+    /// Sets its attestation's mechanism (`tpm`, `sev-snp`, …).
+    #[must_use]
+    pub fn attestation_kind(mut self, kind: impl Into<String>) -> Principal {
+        self.attestation
+            .get_or_insert_with(Attestation::default)
+            .kind = Some(kind.into());
         self
     }
 

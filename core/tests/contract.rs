@@ -223,15 +223,13 @@ fn builders_make_what_json_makes() {
                 .trust_zone("cloud")
                 .role("writer")
                 .delegator("agent-0")
-                .credential(
-                    Some("spire"),
-                    Some(Timestamp::parse("2026-11-21T14:10:00Z").unwrap()),
-                )
+                .credential_issuer("spire")
+                .credential_expires_at(Timestamp::parse("2026-11-21T14:10:00Z").unwrap())
                 .attestation(
                     "verified",
-                    Some("tpm"),
                     Some(Timestamp::parse("2026-11-21T14:00:00Z").unwrap()),
                 )
+                .attestation_kind("tpm")
                 .attribute("team", "docs"),
         )
         .time(Timestamp::parse("2026-11-21T14:05:00Z").unwrap())
