@@ -46,8 +46,8 @@ fn the_reference_pack_passes_with_coverage_above_95_percent() {
     let (code, out, err) = agentriage(&["test", s(&pack), "--coverage", "--threshold", "95"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let cases = common::decision_cases().len();
-    assert_eq!(cases, 100);
-    // 100 cases and the Rego-native tests of tests/rules_test.rego.
+    assert_eq!(cases, 115);
+    // 115 cases and the Rego-native tests of tests/rules_test.rego.
     let rego_tests = std::fs::read_to_string(pack.join("tests/rules_test.rego"))
         .unwrap()
         .lines()
@@ -116,7 +116,7 @@ fn a_broken_expectation_and_a_broken_policy_fail_clearly() {
     );
     assert!(block.contains("missing R7.quarantined_site"), "{block}");
     // R4, and the three cases where R7 must fire (one of them in precedence).
-    assert!(out.contains("102 passed, 4 failed"), "{out}");
+    assert!(out.contains("117 passed, 4 failed"), "{out}");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn broken_suite_files_fail_with_file_and_line_and_the_rest_still_runs() {
     assert_eq!(rego["kind"], "rego");
     assert_eq!(rego["line"], 3);
     // The other suites still ran, and the good case of the same suite passed.
-    assert_eq!(report["passed"].as_u64().unwrap(), 106 + 1);
+    assert_eq!(report["passed"].as_u64().unwrap(), 121 + 1);
     assert!(
         tests
             .iter()
@@ -213,7 +213,7 @@ fn a_recursive_rego_test_module_fails_instead_of_crashing() {
         "{message}"
     );
     // The YAML suites still ran and passed.
-    assert_eq!(report["passed"].as_u64().unwrap(), 100);
+    assert_eq!(report["passed"].as_u64().unwrap(), 115);
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn junit_is_valid_xml_naming_every_case_and_run_filters() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 100 + 6 + 1);
+    assert_eq!(cases.len(), 115 + 6 + 1);
     let names: Vec<&str> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
     for case in common::decision_cases() {
         assert!(names.contains(&case.name.as_str()), "{}", case.name);
@@ -277,7 +277,7 @@ fn junit_is_valid_xml_naming_every_case_and_run_filters() {
     assert_eq!(code, Some(0));
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["passed"], 6);
-    assert_eq!(report["filtered_out"], 100);
+    assert_eq!(report["filtered_out"], 115);
 }
 
 #[test]
