@@ -354,8 +354,8 @@ fn numeric_date(v: &Value, field: &str) -> Result<Timestamp, IdentityError> {
                 clippy::cast_possible_truncation,
                 reason = "bounded above: |f| < 1e12 s, and the fraction is below 1e9 ns"
             )]
-            let nanos = i128::from(whole as i64) * 1_000_000_000
-                + ((f - whole) * 1e9).round() as i128;
+            let nanos =
+                i128::from(whole as i64) * 1_000_000_000 + ((f - whole) * 1e9).round() as i128;
             Timestamp::from_unix_nanos(nanos).ok_or_else(out_of_range)
         }
         _ => Err(out_of_range()),

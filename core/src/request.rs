@@ -1166,7 +1166,9 @@ impl Principal {
     /// Sets its credential's issuer.
     #[must_use]
     pub fn credential_issuer(mut self, issuer: impl Into<String>) -> Principal {
-        self.credential.get_or_insert_with(Credential::default).issuer = Some(issuer.into());
+        self.credential
+            .get_or_insert_with(Credential::default)
+            .issuer = Some(issuer.into());
         self
     }
 
