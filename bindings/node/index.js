@@ -818,6 +818,7 @@ module.exports = {
   BundleError,
   InternalError,
   DecisionLogError,
+  IdentityError: identity.IdentityError,
   verifyLog,
   generateSigningKey,
   MAX_REQUEST_BYTES,
