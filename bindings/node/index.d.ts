@@ -81,6 +81,8 @@ export interface Request {
     delegation?: string[]
     credential?: { issuer?: string; expires_at?: string | Date }
     attestation?: { status?: string; kind?: string; verified_at?: string | Date }
+    /** The person or upstream service it acts for. */
+    on_behalf_of?: { id: string; type: 'user' | 'service'; roles?: string[]; scopes?: string[] }
     attributes?: JsonObject
   }
   /** What it wants to do. */
@@ -319,6 +321,30 @@ export declare const approval: {
       jti?: string
     },
   ): string
+}
+
+/** An identity a helper cannot turn into a principal. */
+export declare class IdentityError extends Error {
+  readonly code: 'AGENTRIAGE_INVALID_IDENTITY'
+  /** `missing`, `type`, `value` or `certificate`. */
+  readonly kind: string
+  /** The claim or field that was wrong, e.g. `act.sub`. */
+  readonly field: string
+  /** What is wrong, without the field. */
+  readonly reason: string
+}
+
+/** Identity helpers (docs/identity.md): each reads an identity the host already verified. */
+export declare const identity: {
+  readonly IdentityError: typeof IdentityError
+  /** Verified JWT / OAuth claims (RFC 8693 `act` → the agent acting for `sub`). */
+  fromTokenClaims(claims: object): Request['principal']
+  /** A verified user-delegated token: the client (`client_id`/`azp`) acts for `sub`. */
+  fromUserTokenClaims(claims: object): Request['principal']
+  /** MCP `authInfo` (`clientId`, `scopes`, `expiresAt`, `extra.sub`). */
+  fromMcpAuthInfo(authInfo: object): Request['principal']
+  /** A verified X.509-SVID, PEM text or DER bytes. */
+  fromX509Svid(certificate: string | Uint8Array): Request['principal']
 }
 
 /** Signed intents: generate keys, sign, verify (docs/intents.md). */

@@ -889,10 +889,14 @@ function generateSigningKey() {
   return { privateKey: Buffer.from(k.pkcs8Hex, 'hex'), publicKey: k.publicKey }
 }
 
+/** Identity helpers: a `principal` from verified tokens, MCP authInfo, X.509-SVIDs. */
+const identity = require('./identity.js').makeIdentity(native)
+
 module.exports = {
   Engine,
   approval,
   mcp: require('./mcp.js'),
+  identity,
   intent,
   Decision,
   AgentriageError,
@@ -900,6 +904,7 @@ module.exports = {
   BundleError,
   InternalError,
   DecisionLogError,
+  IdentityError: identity.IdentityError,
   verifyLog,
   generateSigningKey,
   MAX_REQUEST_BYTES,

@@ -51,6 +51,15 @@ export declare class NativeEngine {
 /** A new checkpoint signing key as JSON text. */
 export declare function generateSigningKeyJson(): string
 
+/**
+ * `{"principal": …}` or `{"error": …}` for `input_json` read as `source`
+ * (`token`, `user_token` or `mcp`).
+ */
+export declare function identityPrincipal(source: string, inputJson: string): string
+
+/** `{"principal": …}` or `{"error": …}` for an X.509-SVID (PEM or DER). */
+export declare function identitySvidPrincipal(certificate: Buffer): string
+
 /** Generates a key of `alg` (`EdDSA` or `ES256`) for issuer `iss`. */
 export declare function intentKeygen(alg: string, kid: string, iss: string): NativeIntentKey
 

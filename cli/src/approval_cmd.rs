@@ -188,7 +188,7 @@ fn from_decision(source: &str) -> Result<Target, u8> {
     let expires = field("expires_at")?;
     let request_exp = Timestamp::parse(&expires)
         .map(|t| i64::try_from(t.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX))
-        .ok_or_else(|| {
+        .map_err(|_| {
             fail(
                 exit::INPUT,
                 format!("`approval_request.expires_at` `{expires}` is not RFC 3339"),
@@ -238,8 +238,8 @@ fn sign(
     let now = match iat {
         None => Timestamp::now(),
         Some(t) => match Timestamp::parse(t) {
-            Some(t) => t,
-            None => return fail(exit::INPUT, format!("--iat `{t}` is not an RFC 3339 time")),
+            Ok(t) => t,
+            Err(_) => return fail(exit::INPUT, format!("--iat `{t}` is not an RFC 3339 time")),
         },
     };
     let iat = i64::try_from(now.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX);

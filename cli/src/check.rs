@@ -50,8 +50,8 @@ pub fn check(
     let now = match now {
         None => agentriage::Timestamp::now(),
         Some(t) => match agentriage::Timestamp::parse(t) {
-            Some(t) => t,
-            None => {
+            Ok(t) => t,
+            Err(_) => {
                 eprintln!("error: --now `{t}` is not an RFC 3339 time");
                 return exit::USAGE;
             }

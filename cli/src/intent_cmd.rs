@@ -134,12 +134,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
 fn time_arg(name: &str, text: Option<&str>) -> Result<Timestamp, u8> {
     match text {
         None => Ok(Timestamp::now()),
-        Some(t) => Timestamp::parse(t).ok_or_else(|| {
-            fail(
-                exit::KEYS,
-                format!("--{name} `{t}` is not an RFC 3339 time"),
-            )
-        }),
+        Some(t) => Timestamp::parse(t).map_err(|e| fail(exit::KEYS, format!("--{name}: {e}"))),
     }
 }
 

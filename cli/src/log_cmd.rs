@@ -376,7 +376,13 @@ fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
 fn replay_one(engine: &Engine, record: &Value) -> Result<agentriage::Decision, String> {
     let mut request = Request::from_value(at(record, "/request")).map_err(|e| e.to_string())?;
     if request.time.is_none() {
-        request.time = at(record, "/time").as_str().and_then(Timestamp::parse);
+        request.time = match at(record, "/time") {
+            Value::Null => None,
+            Value::String(t) => {
+                Some(Timestamp::parse(t).map_err(|e| format!("the record's `time`: {e}"))?)
+            }
+            other => return Err(format!("the record's `time` is not a string: `{other}`")),
+        };
     }
     engine.decide(&request).map_err(|e| e.to_string())
 }

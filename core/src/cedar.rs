@@ -75,6 +75,8 @@ pub(crate) struct CedarVerdict {
     pub obligations: Vec<Obligation>,
     /// Policies that failed to evaluate, with the error.
     pub errors: Vec<(String, String)>,
+    /// A policy that read the resource of a request that has none.
+    pub missing_resource: Option<String>,
 }
 
 /// The line of the first labelled span of a Cedar diagnostic.
@@ -411,6 +413,14 @@ impl CedarPolicies {
             if declared.flatten().is_some_and(|d| !d.contains(k)) {
                 continue;
             }
+            // Cedar's `context.on_behalf_of` comes from `principal.on_behalf_of`
+            // only: a free-form context entry must not pose as it.
+            if k == "on_behalf_of" {
+                return Err(
+                    "`context.on_behalf_of` is set from `principal.on_behalf_of`; the request's context must not carry it"
+                        .to_owned(),
+                );
+            }
             let shape = context_shapes.and_then(|fields| fields.get(k));
             if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2, shape)? {
                 pairs.push((k.clone(), expr));
@@ -429,6 +439,11 @@ impl CedarPolicies {
                 ),
             ));
         }
+        if let Some(subject) = &request.principal.on_behalf_of
+            && engine_field("on_behalf_of")
+        {
+            pairs.push(("on_behalf_of".to_owned(), subject_record(subject)?));
+        }
         if engine_field("facts") {
             let declared_facts = self
                 .shapes
@@ -438,6 +453,7 @@ impl CedarPolicies {
             pairs.push(("facts".to_owned(), facts_record(facts, declared_facts)?));
         }
         let context = Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))?;
+        let resource_uid = resource.to_string();
         let cedar_request =
             cedar_policy::Request::new(principal, action, resource, context, schema)
                 .map_err(|e| format!("request does not match the schema: {e}"))?;
@@ -449,8 +465,22 @@ impl CedarPolicies {
             permitted: response.decision() == CedarDecision::Allow,
             ..CedarVerdict::default()
         };
+        let missing_resource = request
+            .resource
+            .is_none()
+            .then(|| format!("entity `{resource_uid}` does not exist"));
         for err in response.diagnostics().errors() {
             let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = err;
+            if let Some(missing) = &missing_resource
+                && matches!(
+                    e.inner(),
+                    cedar_policy::EvaluationError::EntityDoesNotExist(_)
+                )
+                && e.inner().to_string() == *missing
+                && verdict.missing_resource.is_none()
+            {
+                verdict.missing_resource = Some(e.policy_id().to_string());
+            }
             verdict
                 .errors
                 .push((e.policy_id().to_string(), e.inner().to_string()));
@@ -568,6 +598,30 @@ fn whole_seconds(nanos: i128, ceil: bool) -> i64 {
         s
     };
     i64::try_from(s).unwrap_or(if s < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The `context.on_behalf_of` record: `id`, `type`, `roles`, `scopes`.
+fn subject_record(subject: &crate::request::Subject) -> Result<RestrictedExpression, String> {
+    let set = |items: &[String]| {
+        RestrictedExpression::new_set(
+            items
+                .iter()
+                .map(|s| RestrictedExpression::new_string(s.clone())),
+        )
+    };
+    RestrictedExpression::new_record([
+        (
+            "id".to_owned(),
+            RestrictedExpression::new_string(subject.id.clone()),
+        ),
+        (
+            "type".to_owned(),
+            RestrictedExpression::new_string(subject.kind.as_str().to_owned()),
+        ),
+        ("roles".to_owned(), set(&subject.roles)),
+        ("scopes".to_owned(), set(&subject.scopes)),
+    ])
+    .map_err(|e| format!("context.on_behalf_of: {e}"))
 }
 
 /// The `context.facts` record; with a schema (`declared` is `Some`), only

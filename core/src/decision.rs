@@ -146,8 +146,11 @@ pub struct BundleInfo {
 pub struct Decision {
     /// What the agent may do.
     pub outcome: Outcome,
-    /// Every reason that fired: rejects, then escalations; for `execute`, the
-    /// permits.
+    /// Every reason that fired, ordered by [`Reason::effect`]: all rejects
+    /// first, then the escalations (each group by policy id); for
+    /// `execute`, the permits. In a `reject` decision the reject reasons
+    /// decided it, and the escalations after them, marked
+    /// [`Effect::Escalate`], are what would otherwise have gone to a human.
     pub reasons: Vec<Reason>,
     /// What the host must do along with the outcome.
     pub obligations: Vec<Obligation>,

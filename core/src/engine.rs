@@ -285,6 +285,9 @@ impl Engine {
             }));
             match evaluated {
                 Ok(Ok(verdict)) => {
+                    if let Some(policy) = verdict.missing_resource {
+                        return Err(Error::Request(missing_resource(request, &policy)));
+                    }
                     for (policy, e) in verdict.errors {
                         found.failures.push(failure(
                             Source::Cedar,
@@ -413,6 +416,20 @@ impl Findings {
         }
         self.obligations.extend(obligations);
     }
+}
+
+/// The request error for an action whose Cedar policy `policy` reads the
+/// resource of a request that names none: without it the policy cannot be
+/// evaluated, so the request cannot be decided.
+fn missing_resource(request: &Request, policy: &str) -> RequestError {
+    RequestError::new(
+        RequestErrorKind::Missing,
+        "resource",
+        format!(
+            "action `{}` needs a resource: Cedar policy `{policy}` reads it; give the request's `resource` with its `type` and `id`",
+            request.action.name
+        ),
+    )
 }
 
 /// Orders `R9.x` before `R10.x`: runs of digits compare as numbers.

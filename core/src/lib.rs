@@ -24,11 +24,11 @@
 //!     "spiffe://acme.example/ns/logistics/sa/router",
 //!     "shipment.read",
 //! );
-//! request.time = Timestamp::parse("2026-11-21T14:05:00Z");
+//! request.time = Some(Timestamp::parse("2026-11-21T14:05:00Z")?);
 //! let decision = engine.decide(&request)?;
 //! assert_eq!(decision.outcome, Outcome::Execute);
 //! assert_eq!(decision.bundle.name, "a2a-supply-chain");
-//! # Ok::<(), agentriage::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod alloc;
@@ -42,6 +42,7 @@ mod engine;
 mod error;
 mod facts;
 mod hooks;
+pub mod identity;
 pub mod intent;
 mod load_limits;
 mod metrics;
@@ -76,6 +77,11 @@ pub use rego::RegoEvaluator;
 pub use rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES, ELEMENT_BYTES};
 pub use request::{
     Action, Anomaly, Attestation, Credential, MAX_DEPTH, MAX_REQUEST_BYTES, Principal, Request,
-    Resource, Timestamp,
+    RequestBuilder, Resource, Subject, SubjectKind, Timestamp, TimestampError,
 };
+/// The JSON crate whose values the API takes and returns
+/// ([`Request::from_value`], attributes, context, obligation parameters).
+pub use serde_json;
+/// A JSON value, as [`Request::from_value`] and the attribute maps take it.
+pub use serde_json::{Map, Value};
 pub use shadow::{ShadowDifference, ShadowSink};

@@ -538,7 +538,7 @@ fn merge_data(base: Value, next: Value) -> Result<Value, String> {
 // ---- building `input` -------------------------------------------------------
 
 /// Names of the keys of `input`.
-const KEY_NAMES: [&str; 30] = [
+const KEY_NAMES: [&str; 32] = [
     "trace_id",
     "time",
     "principal",
@@ -569,6 +569,8 @@ const KEY_NAMES: [&str; 30] = [
     "credential_ttl_s",
     "attestation_age_s",
     "anomaly_score",
+    "on_behalf_of",
+    "scopes",
 ];
 
 /// The key named `KEY_NAMES[k]`, allocated once: building `input` is on the
@@ -612,6 +614,8 @@ mod k {
     pub const CREDENTIAL_TTL_S: usize = 27;
     pub const ATTESTATION_AGE_S: usize = 28;
     pub const ANOMALY_SCORE: usize = 29;
+    pub const ON_BEHALF_OF: usize = 30;
+    pub const SCOPES: usize = 31;
 }
 
 fn object<const N: usize>(pairs: [(usize, Value); N]) -> BTreeMap<Value, Value> {
@@ -714,6 +718,14 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
             ),
         ]))
     });
+    let on_behalf_of = p.on_behalf_of.as_ref().map_or(Value::Undefined, |s| {
+        Value::from(object([
+            (k::ID, Value::from(s.id.as_str())),
+            (k::TYPE, Value::from(s.kind.as_str())),
+            (k::ROLES, strings(&s.roles)),
+            (k::SCOPES, strings(&s.scopes)),
+        ]))
+    });
     let principal = object([
         (k::ID, Value::from(p.id.as_str())),
         (k::TYPE, opt_str(p.kind.as_ref())),
@@ -722,6 +734,7 @@ pub(crate) fn input(request: &Request, facts: &Facts) -> Result<Value, String> {
         (k::DELEGATION, strings(&p.delegation)),
         (k::CREDENTIAL, credential),
         (k::ATTESTATION, attestation),
+        (k::ON_BEHALF_OF, on_behalf_of),
         (k::ATTRIBUTES, map_to_rego(&p.attributes, 3)?),
     ]);
     let action = object([

@@ -24,6 +24,7 @@ use napi_derive::napi;
 use serde::Serialize;
 
 pub mod approval;
+pub mod identity;
 pub mod intent;
 
 /// The addon's Rust allocations (the engine's many small values) go to

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod decision;
 pub mod engine;
 pub mod errors;
+pub mod identity;
 pub mod intent;
 pub mod text;
 
@@ -63,6 +64,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<anomaly::IsolationForest>()?;
     m.add_function(wrap_pyfunction!(approval::approval_digest, m)?)?;
     m.add_function(wrap_pyfunction!(approval::approval_sign, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::identity_principal, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::identity_svid_principal, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_keygen, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_verify, m)?)?;

@@ -67,3 +67,36 @@ escalate contains {
 		data.pack.max_delegators,
 	]),
 } if count(input.principal.delegation) > data.pack.max_delegators
+
+# R15: an agent acting on behalf of a person or an upstream service may do
+# only what that subject may do itself. The subject's roles and scopes come
+# from the token the host verified (principal.on_behalf_of); a subject
+# holds an action through a scope (data.pack.action_scopes), a subject role
+# (data.pack.subject_roles) or, for a service, a role in the agent registry.
+subject := input.principal.on_behalf_of
+
+subject_may(action) if data.pack.action_scopes[action] in subject.scopes
+
+subject_may(action) if {
+	some role in subject.roles
+	action in data.pack.subject_roles[role]
+}
+
+subject_may(action) if {
+	subject.type == "service"
+	permits(subject.id, action)
+}
+
+reject contains {
+	"id": "R15.subject_not_permitted",
+	"message": sprintf("%s %s, on whose behalf %s acts, holds neither scope %s nor a role permitting %s", [
+		subject.type,
+		subject.id,
+		input.principal.id,
+		object.get(data.pack.action_scopes, input.action.name, "(none defined)"),
+		input.action.name,
+	]),
+} if {
+	subject
+	not subject_may(input.action.name)
+}

@@ -35,9 +35,31 @@ escalate contains {
 	risk in {"read_only", "advisory"}
 }
 
-# ... and an attestation that is absent, undated or stale.
-attestation_weak := "no attestation" if not attestation_status
+# ... an attestation that is absent (or has no status) ...
+attestation_absent := "no attestation" if not input.principal.attestation
 
+attestation_absent := "attestation has no status" if {
+	input.principal.attestation
+	not attestation_status
+}
+
+reject contains {
+	"id": "R5.attestation_missing",
+	"message": sprintf("%s; regulated actions are refused", [attestation_absent]),
+} if {
+	attestation_absent
+	risk == "regulated"
+}
+
+escalate contains {
+	"id": "R5.attestation_missing",
+	"message": sprintf("%s; transactional actions need a human", [attestation_absent]),
+} if {
+	attestation_absent
+	risk == "transactional"
+}
+
+# ... and a verified attestation that is undated or stale.
 attestation_weak := "verified attestation has no verified_at" if {
 	attestation_status == "verified"
 	not input.facts.attestation_age_s

@@ -36,7 +36,7 @@ from agentriage._native import (
     verify_log,
 )
 from agentriage._outcome import Outcome
-from agentriage import approval, intent
+from agentriage import approval, identity, intent
 
 __all__ = [
     "MAX_DEPTH",
@@ -54,6 +54,7 @@ __all__ = [
     "Reason",
     "__version__",
     "approval",
+    "identity",
     "intent",
     "generate_signing_key",
     "verify_log",

@@ -23,6 +23,8 @@ __all__ = [
     "approval_digest",
     "approval_sign",
     "generate_signing_key",
+    "identity_principal",
+    "identity_svid_principal",
     "intent_keygen",
     "intent_sign",
     "intent_verify",
@@ -301,6 +303,8 @@ def approval_sign(
     decision_id: Optional[str] = None,
     request_exp: Optional[int] = None,
 ) -> str: ...
+def identity_principal(source: str, input_json: str) -> str: ...
+def identity_svid_principal(certificate: bytes) -> str: ...
 def intent_keygen(alg: str, kid: str, iss: str) -> tuple[str, str]: ...
 def intent_sign(
     key_pem: str,
