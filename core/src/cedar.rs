@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, Entity,
-    EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect,
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde_json::Value;
@@ -51,6 +51,9 @@ struct PolicyMeta {
 
 /// The compiled Cedar half of a bundle.
 pub(crate) struct CedarPolicies {
+    /// Every policy of the bundle; decisions use the action's slice
+    /// (`slices`), tests compare the two.
+    #[cfg_attr(not(test), allow(dead_code))]
     policies: PolicySet,
     meta: HashMap<PolicyId, PolicyMeta>,
     /// The bundle's entities; `None` when there are none that policies could
@@ -65,6 +68,93 @@ pub(crate) struct CedarPolicies {
     shapes: SchemaShapes,
     /// The schema, against which each request and its entities are validated.
     schema: Option<Schema>,
+    /// Policy slices by action name, computed at load: each holds only the
+    /// policies whose action scope can match that action (see [`Slices`]).
+    slices: Slices,
+}
+
+/// The policies that can apply to each action.
+///
+/// Cedar evaluates a policy's scope before its conditions, and a policy
+/// whose action scope does not match is neither satisfied nor in error: it
+/// cannot change the answer. Evaluating only the policies whose scope can
+/// match the request's action therefore gives the same decision, reasons and
+/// errors as evaluating the whole set. A scope `action == A` can match only
+/// `A`; `action in [A, …]` can match a listed action or one of its
+/// descendants in the bundle's entities (the request adds only the principal
+/// and resource, without parents); `action` matches every action.
+struct Slices {
+    /// Actions named by a scope, declared by the schema or defined by the
+    /// bundle's entities.
+    by_action: HashMap<String, PolicySet>,
+    /// The unconstrained policies: what can apply to any other action (no
+    /// scope names it, and without an entity it has no ancestors).
+    others: PolicySet,
+}
+
+impl Slices {
+    fn new(
+        policies: &PolicySet,
+        action_type: &EntityTypeName,
+        schema: Option<&Schema>,
+        entities: Option<&Entities>,
+    ) -> Result<Slices, String> {
+        let scopes: Vec<(&cedar_policy::Policy, ActionConstraint)> = policies
+            .policies()
+            .map(|p| (p, p.action_constraint()))
+            .collect();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut name_of = |uid: &EntityUid| {
+            if uid.type_name() == action_type {
+                names.insert(uid.id().unescaped().to_owned());
+            }
+        };
+        for (_, scope) in &scopes {
+            match scope {
+                ActionConstraint::Any => {}
+                ActionConstraint::Eq(uid) => name_of(uid),
+                ActionConstraint::In(uids) => uids.iter().for_each(&mut name_of),
+            }
+        }
+        if let Some(schema) = schema {
+            schema.actions().for_each(&mut name_of);
+        }
+        if let Some(entities) = entities {
+            entities.iter().for_each(|e| name_of(&e.uid()));
+        }
+        let slice = |action: Option<&EntityUid>| -> Result<PolicySet, String> {
+            let mut set = PolicySet::new();
+            for (policy, scope) in &scopes {
+                let can_match = match (scope, action) {
+                    (ActionConstraint::Any, _) => true,
+                    (_, None) => false,
+                    (ActionConstraint::Eq(uid), Some(a)) => uid == a,
+                    (ActionConstraint::In(uids), Some(a)) => uids
+                        .iter()
+                        .any(|uid| uid == a || entities.is_some_and(|e| e.is_ancestor_of(uid, a))),
+                };
+                if can_match {
+                    set.add((*policy).clone())
+                        .map_err(|e| format!("policy slice: {e}"))?;
+                }
+            }
+            Ok(set)
+        };
+        let mut by_action = HashMap::with_capacity(names.len());
+        for name in names {
+            let uid = EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(&name));
+            by_action.insert(name, slice(Some(&uid))?);
+        }
+        Ok(Slices {
+            by_action,
+            others: slice(None)?,
+        })
+    }
+
+    /// The policies that can apply to the action named `name`.
+    fn get(&self, name: &str) -> &PolicySet {
+        self.by_action.get(name).unwrap_or(&self.others)
+    }
 }
 
 /// What the Cedar half of a bundle said about one request.
@@ -275,6 +365,8 @@ impl CedarPolicies {
         let shapes = schema_ref.map_or_else(SchemaShapes::default, |s| {
             SchemaShapes::new(s, &principal_type, &resource_type, &action_type)
         });
+        let slices = Slices::new(&policies, &action_type, schema_ref, entities.as_ref())
+            .map_err(|e| BundleError::new(BundleErrorKind::Cedar, root.to_path_buf(), None, e))?;
         Ok(CedarPolicies {
             policies,
             meta,
@@ -285,6 +377,7 @@ impl CedarPolicies {
             action_type,
             shapes,
             schema: schema_ref.cloned(),
+            slices,
         })
     }
 
@@ -295,6 +388,26 @@ impl CedarPolicies {
         &self,
         request: &Request,
         facts: &Facts<'_>,
+    ) -> Result<CedarVerdict, String> {
+        self.evaluate_with(request, facts, self.slices.get(&request.action.name))
+    }
+
+    /// [`CedarPolicies::evaluate`] with every policy of the bundle rather
+    /// than the action's slice: the reference the slices are tested against.
+    #[cfg(test)]
+    fn evaluate_unsliced(
+        &self,
+        request: &Request,
+        facts: &Facts<'_>,
+    ) -> Result<CedarVerdict, String> {
+        self.evaluate_with(request, facts, &self.policies)
+    }
+
+    fn evaluate_with(
+        &self,
+        request: &Request,
+        facts: &Facts<'_>,
+        policies: &PolicySet,
     ) -> Result<CedarVerdict, String> {
         let principal = EntityUid::from_type_name_and_id(
             self.principal_type.clone(),
@@ -460,7 +573,7 @@ impl CedarPolicies {
 
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, &self.policies, &entities);
+            .is_authorized(&cedar_request, policies, &entities);
         let mut verdict = CedarVerdict {
             permitted: response.decision() == CedarDecision::Allow,
             ..CedarVerdict::default()
@@ -485,7 +598,12 @@ impl CedarPolicies {
                 .errors
                 .push((e.policy_id().to_string(), e.inner().to_string()));
         }
-        for id in response.diagnostics().reason() {
+        verdict.errors.sort();
+        // Cedar reports the determining policies as a hash set: in id order,
+        // the reasons and obligations do not depend on hashing.
+        let mut determining: Vec<&PolicyId> = response.diagnostics().reason().collect();
+        determining.sort_by_key(|id| AsRef::<str>::as_ref(*id));
+        for id in determining {
             let Some(meta) = self.meta.get(id) else {
                 continue;
             };
@@ -676,6 +794,198 @@ fn facts_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn same(a: &Result<CedarVerdict, String>, b: &Result<CedarVerdict, String>) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                a.permitted == b.permitted
+                    && a.reasons == b.reasons
+                    && a.obligations == b.obligations
+                    && a.errors == b.errors
+            }
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Sliced and whole-set evaluation agree on every case of the reference
+    /// pack's suites, each also tried with every action the schema declares,
+    /// an undeclared one, and the context and resource states that make the
+    /// pack's `forbid` policies fire.
+    #[test]
+    fn action_slices_decide_as_the_whole_policy_set_on_the_pack() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/a2a-supply-chain");
+        let bundle = crate::Bundle::load(&root).expect("the reference pack loads");
+        let cedar = bundle.cedar.as_ref().expect("the pack has Cedar policies");
+        let mut actions: Vec<String> = cedar
+            .schema
+            .as_ref()
+            .expect("the pack has a schema")
+            .actions()
+            .map(|a| a.id().unescaped().to_owned())
+            .collect();
+        actions.sort();
+        assert!(actions.len() > 5, "{actions:?}");
+        actions.push("no.such.action".to_owned());
+        let mut suites: Vec<PathBuf> = std::fs::read_dir(root.join("tests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        suites.sort();
+        let (mut compared, mut fired) = (0, 0);
+        for path in suites {
+            let crate::testing::SuiteFileKind::Suite(suite) =
+                crate::testing::load_suite(&path).unwrap()
+            else {
+                continue;
+            };
+            for case in suite.cases {
+                let Ok(base) = Request::from_value(&case.request) else {
+                    continue;
+                };
+                let mut variants = vec![base.clone()];
+                let mut hot = base.clone();
+                hot.context
+                    .insert("incident_mode".into(), serde_json::json!(true));
+                hot.context
+                    .insert("site".into(), serde_json::json!("edge-site-13"));
+                if let Some(r) = hot.resource.as_mut() {
+                    r.attributes
+                        .insert("state".into(), serde_json::json!("delivered"));
+                }
+                variants.push(hot);
+                let bases = variants.clone();
+                for action in &actions {
+                    for base in &bases {
+                        let mut r = base.clone();
+                        r.action.name.clone_from(action);
+                        variants.push(r);
+                    }
+                }
+                for request in &variants {
+                    let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+                    let sliced = cedar.evaluate(request, &facts);
+                    let whole = cedar.evaluate_unsliced(request, &facts);
+                    assert!(
+                        same(&sliced, &whole),
+                        "{}: action `{}`: {sliced:?} vs {whole:?}",
+                        case.name,
+                        request.action.name
+                    );
+                    compared += 1;
+                    if sliced.as_ref().is_ok_and(|v| !v.reasons.is_empty()) {
+                        fired += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+        assert!(fired > 100, "{fired}");
+        // The slices are smaller than the set: R8 and R11 name actions.
+        let all = cedar.policies.policies().count();
+        assert_eq!(
+            cedar.slices.get("inventory.read").policies().count(),
+            all - 2
+        );
+        assert_eq!(
+            cedar.slices.get("shipment.hold").policies().count(),
+            all - 1
+        );
+        assert_eq!(
+            cedar
+                .slices
+                .get("device.firmware.update")
+                .policies()
+                .count(),
+            all - 1
+        );
+    }
+
+    /// `action in` a group matches the group's members through the bundle's
+    /// entities; a policy is left out only of the slices of actions its
+    /// scope cannot match, and those decide as the whole set.
+    #[test]
+    fn action_slices_follow_action_groups() {
+        let policies = r#"
+@id("writes") permit (principal, action in Action::"writes", resource);
+@id("delete") forbid (principal, action == Action::"delete", resource) when { context.x == 1 };
+@id("any") permit (principal, action, resource) when { context has open };
+@id("listed") forbid (principal, action in [Action::"read", Action::"other"], resource);
+"#;
+        let entities = r#"[
+  {"uid": {"type": "Action", "id": "delete"}, "attrs": {}, "parents": [{"type": "Action", "id": "writes"}]},
+  {"uid": {"type": "Action", "id": "update"}, "attrs": {}, "parents": [{"type": "Action", "id": "writes"}]},
+  {"uid": {"type": "Action", "id": "writes"}, "attrs": {}, "parents": []}
+]"#;
+        let types = [
+            ("Agent".to_owned(), 0..0),
+            ("Resource".to_owned(), 0..0),
+            ("Action".to_owned(), 0..0),
+        ];
+        let cedar = CedarPolicies::compile(
+            Path::new("."),
+            None,
+            &[(PathBuf::from("p.cedar"), policies.to_owned())],
+            &[(PathBuf::from("e.json"), entities.to_owned())],
+            &types,
+            |_, m| BundleError::new(BundleErrorKind::Manifest, ".", None, m),
+        )
+        .unwrap();
+        let ids = |name: &str| {
+            let mut ids: Vec<String> = cedar
+                .slices
+                .get(name)
+                .policies()
+                .map(|p| p.id().to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids("delete"), ["any", "delete", "writes"]);
+        assert_eq!(ids("update"), ["any", "writes"]);
+        assert_eq!(ids("writes"), ["any", "writes"]);
+        assert_eq!(ids("read"), ["any", "listed"]);
+        assert_eq!(ids("unknown"), ["any"]);
+        for action in ["delete", "update", "writes", "read", "other", "unknown"] {
+            for context in [r#"{"x": 1}"#, r#"{"x": 2, "open": true}"#, "{}"] {
+                let request = Request::from_value(&serde_json::json!({
+                    "principal": {"id": "a"},
+                    "action": {"name": action},
+                    "context": serde_json::from_str::<Value>(context).unwrap(),
+                }))
+                .unwrap();
+                let facts = Facts::derive(&request, None);
+                let sliced = cedar.evaluate(&request, &facts);
+                let whole = cedar.evaluate_unsliced(&request, &facts);
+                assert!(
+                    same(&sliced, &whole),
+                    "{action} {context}: {sliced:?} vs {whole:?}"
+                );
+            }
+        }
+        // Through the group: `delete` is permitted by `writes` unless `x` is 1.
+        let request = |x: i64| {
+            Request::from_value(&serde_json::json!({
+                "principal": {"id": "a"}, "action": {"name": "delete"}, "context": {"x": x}
+            }))
+            .unwrap()
+        };
+        let r = request(2);
+        assert!(
+            cedar
+                .evaluate(&r, &Facts::derive(&r, None))
+                .unwrap()
+                .permitted
+        );
+        let r = request(1);
+        assert!(
+            !cedar
+                .evaluate(&r, &Facts::derive(&r, None))
+                .unwrap()
+                .permitted
+        );
+    }
 
     #[test]
     fn id_lines_finds_the_first_line_of_each_id() {
