@@ -121,7 +121,8 @@ fn archive_is_reproducible_and_has_the_directory_digest() {
     assert_eq!(&a[4..8], &[0, 0, 0, 0], "gzip mtime is 0");
     let h = &tar[..512];
     assert_eq!(&h[100..108], b"0000644\0");
-    assert_eq!(&h[108..124], b"0000000\00000000\0");
+    assert_eq!(&h[108..116], b"0000000\0");
+    assert_eq!(&h[116..124], b"0000000\0");
     assert_eq!(&h[136..148], b"00000000000\0");
     assert_eq!(h[156], b'0');
     assert_eq!(&h[257..263], b"ustar\0");

@@ -158,6 +158,8 @@ struct Client {
 }
 
 type Resp = ureq::http::Response<ureq::Body>;
+/// Builds and sends one request, given the agent and the `Authorization` value.
+type MakeRequest<'a> = dyn Fn(&ureq::Agent, Option<&str>) -> Result<Resp, ureq::Error> + 'a;
 
 impl Client {
     fn new(reference: &Reference, http: HttpOptions, oci: OciOptions) -> Client {
@@ -191,7 +193,7 @@ impl Client {
     fn send(
         &mut self,
         url: &str,
-        make: &dyn Fn(&ureq::Agent, Option<&str>) -> Result<Resp, ureq::Error>,
+        make: &MakeRequest<'_>,
     ) -> Result<Resp, DeliveryError> {
         let resp = make(&self.agent, self.auth().as_deref()).map_err(|e| transport(url, &e))?;
         if resp.status().as_u16() != 401 {
