@@ -1111,3 +1111,40 @@ fn oci_registry_push_pull_by_tag_and_digest_and_follow() {
         Engine::from_oci(&pinned, Some(trusted), fast_http(), OciOptions::default()).unwrap();
     assert_eq!(pinned_engine.bundle_info().revision, "o-1");
 }
+
+#[test]
+fn long_paths_use_the_ustar_prefix_and_paths_too_long_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    pack(&dir, "long-1", false);
+    let long = dir
+        .join("notes")
+        .join("x".repeat(90))
+        .join(format!("{}.md", "y".repeat(90)));
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    std::fs::write(&long, b"kept").unwrap();
+    let archive = build_archive(&dir).unwrap();
+    let from_archive = load_archive(&archive, "long.tar.gz", None).unwrap();
+    assert_eq!(
+        from_archive.info().digest,
+        Bundle::load(&dir).unwrap().info().digest
+    );
+    // The name field holds the last component, the prefix field the rest.
+    let leaf = format!("{}.md", "y".repeat(90));
+    assert!(
+        untar(&archive).iter().any(|(p, _)| *p == leaf),
+        "no entry named by its last component"
+    );
+
+    let too_long = dir
+        .join("z".repeat(200))
+        .join(format!("{}.md", "w".repeat(120)));
+    std::fs::create_dir_all(too_long.parent().unwrap()).unwrap();
+    std::fs::write(&too_long, b"x").unwrap();
+    let e = build_archive(&dir).unwrap_err();
+    assert_eq!(e.kind(), BundleErrorKind::Archive);
+    assert!(
+        e.to_string().contains("longer than a tar header holds"),
+        "{e}"
+    );
+}

@@ -10,6 +10,7 @@ pub mod anomaly;
 pub mod audit;
 pub mod convert;
 pub mod decision;
+pub mod delivery;
 pub mod engine;
 pub mod errors;
 pub mod intent;

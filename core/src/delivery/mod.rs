@@ -274,6 +274,13 @@ impl Follower {
         &self.source
     }
 
+    /// Asks the thread to stop without waiting for it: it ends at its next
+    /// wait (a fetch under way finishes first, and may still swap its
+    /// bundle in). Dropping the follower waits for it.
+    pub fn request_stop(&self) {
+        self.stop.stop();
+    }
+
     /// Stops following and waits for the thread to end.
     pub fn stop(mut self) {
         self.halt();

@@ -190,11 +190,7 @@ impl Client {
     }
 
     /// Sends a request built by `make`, answering a `Bearer` challenge once.
-    fn send(
-        &mut self,
-        url: &str,
-        make: &MakeRequest<'_>,
-    ) -> Result<Resp, DeliveryError> {
+    fn send(&mut self, url: &str, make: &MakeRequest<'_>) -> Result<Resp, DeliveryError> {
         let resp = make(&self.agent, self.auth().as_deref()).map_err(|e| transport(url, &e))?;
         if resp.status().as_u16() != 401 {
             return Ok(resp);
