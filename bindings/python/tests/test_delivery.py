@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import shutil
 import tarfile
 import threading
 import time
@@ -86,7 +87,7 @@ def eventually(what: str, done: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-def test_http_source_loads_follows_and_keeps_the_live_bundle_on_failures() -> None:
+def test_http_source_loads_follows_and_keeps_the_live_bundle_on_failures(tmp_path: Path) -> None:
     state = Served()
     state.body = archive(REFERENCE_BUNDLE, "py-1")
     url, stop = serve(state)
@@ -96,7 +97,13 @@ def test_http_source_loads_follows_and_keeps_the_live_bundle_on_failures() -> No
         assert status["revision"] == "py-1"
         assert status["source"] == url
         # The digest is the directory's: it is computed over the files.
-        assert status["digest"] == agentriage.Engine.from_bundle(REFERENCE_BUNDLE).bundle.digest
+        same = tmp_path / "py-1"
+        shutil.copytree(REFERENCE_BUNDLE, same)
+        manifest = same / "bundle.toml"
+        manifest.write_bytes(
+            manifest.read_bytes().replace(b'revision = "2026.11.0"', b'revision = "py-1"')
+        )
+        assert status["digest"] == agentriage.Engine.from_bundle(same).bundle.digest
         decision = engine.decide(REROUTE)
         assert decision.bundle.revision == "py-1"
 
