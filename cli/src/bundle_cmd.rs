@@ -1,4 +1,5 @@
-//! `agentriage bundle keygen | sign | verify`: signed bundles.
+//! `agentriage bundle keygen | sign | verify | build | push`: signed bundles
+//! and their delivery.
 
 use std::path::{Path, PathBuf};
 
@@ -35,14 +36,55 @@ pub enum BundleCommand {
         /// Trusted public key (PEM); repeat for several.
         #[arg(long = "trusted-key", short = 'k', required = true)]
         trusted_keys: Vec<PathBuf>,
+        /// Bundle directory or archive.
+        dir: PathBuf,
+    },
+    /// Write the bundle as one reproducible `.tar.gz` archive (its
+    /// signature inside), loadable wherever a bundle directory is.
+    ///
+    /// The same files give the same bytes: entries in path order, mode
+    /// 0644, owner 0, mtime 0. Prints the bundle digest (the same as the
+    /// directory's) and the archive's own sha256.
+    Build {
         /// Bundle directory.
         dir: PathBuf,
+        /// Archive to write.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Push a bundle archive to an OCI registry as an artifact:
+    /// `oci://HOST[:PORT]/REPOSITORY:TAG`. Prints the manifest digest, for
+    /// pinned pulls (`oci://HOST/REPOSITORY@sha256:...`).
+    ///
+    /// Loopback registries are reached over plain HTTP, others over HTTPS.
+    Push {
+        /// Bundle archive (`agentriage bundle build`).
+        archive: PathBuf,
+        /// Target reference.
+        reference: String,
+        /// Registry user name (basic authentication).
+        #[arg(long)]
+        username: Option<String>,
+        /// Environment variable holding the password (or token) for --username.
+        #[arg(long, requires = "username")]
+        password_env: Option<String>,
+        /// Environment variable holding a bearer token.
+        #[arg(long)]
+        token_env: Option<String>,
     },
 }
 
 /// Runs a bundle command; returns the exit code.
 pub fn run(command: BundleCommand) -> u8 {
     match command {
+        BundleCommand::Build { dir, out } => build(&dir, &out),
+        BundleCommand::Push {
+            archive,
+            reference,
+            username,
+            password_env,
+            token_env,
+        } => push(&archive, &reference, username, password_env, token_env),
         BundleCommand::Keygen { out } => keygen(&out),
         BundleCommand::Sign { key, dir } => sign(&key, &dir),
         BundleCommand::Verify { trusted_keys, dir } => {
@@ -147,6 +189,96 @@ fn sign(key: &Path, dir: &Path) -> u8 {
         Err(e) => {
             eprintln!("error: {e}");
             exit::BUNDLE
+        }
+    }
+}
+
+fn build(dir: &Path, out: &Path) -> u8 {
+    let bytes = match agentriage::delivery::archive::build_archive(dir) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BUNDLE;
+        }
+    };
+    let info =
+        match agentriage::delivery::archive::load_archive(&bytes, &out.display().to_string(), None)
+        {
+            Ok(b) => b.info().clone(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BUNDLE;
+            }
+        };
+    if let Err(e) = std::fs::write(out, &bytes) {
+        eprintln!("error: cannot write `{}`: {e}", out.display());
+        return exit::IO;
+    }
+    let signed = dir.join(agentriage::signing::SIGNATURE_FILE).is_file();
+    println!(
+        "wrote {}: {} {} bundle {} archive {}{}",
+        out.display(),
+        info.name,
+        info.revision,
+        info.digest,
+        agentriage::delivery::archive::archive_digest(&bytes),
+        if signed { " (signed)" } else { " (unsigned)" }
+    );
+    exit::OK
+}
+
+fn env_secret(name: Option<String>) -> Result<Option<String>, u8> {
+    match name {
+        None => Ok(None),
+        Some(var) => match std::env::var(&var) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => {
+                eprintln!("error: environment variable `{var}` is not set");
+                Err(exit::IO)
+            }
+        },
+    }
+}
+
+fn push(
+    archive: &Path,
+    reference: &str,
+    username: Option<String>,
+    password_env: Option<String>,
+    token_env: Option<String>,
+) -> u8 {
+    let bytes = match std::fs::read(archive) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", archive.display());
+            return exit::IO;
+        }
+    };
+    let (password, token) = match (env_secret(password_env), env_secret(token_env)) {
+        (Ok(p), Ok(t)) => (p, t),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let http = agentriage::delivery::http::HttpOptions {
+        bearer_token: token,
+        ..Default::default()
+    };
+    let oci = agentriage::delivery::oci::OciOptions {
+        username,
+        password,
+        ..Default::default()
+    };
+    match agentriage::delivery::oci::push(&bytes, reference, http, oci) {
+        Ok(digest) => {
+            println!("pushed {reference} {digest}");
+            exit::OK
+        }
+        Err(agentriage::delivery::DeliveryError::Bundle(e)) => {
+            eprintln!("error: {e}");
+            exit::BUNDLE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::IO
         }
     }
 }

@@ -45,7 +45,7 @@ Exit codes:
   1  at least one request could not be decided; its line printed an error object
   2  bad command-line usage
   3  the bundle could not be loaded, or its signature did not verify
-  4  the input or a key could not be read, or the output written";
+  4  the input, a key or a bundle URL could not be read, or the output written";
 
 #[derive(Parser)]
 #[command(
@@ -69,9 +69,18 @@ enum Command {
     /// and the JSON path, and the stream goes on.
     #[command(after_help = EXIT_CODES)]
     Eval {
-        /// Bundle directory (holding bundle.toml).
-        #[arg(long, short)]
-        bundle: PathBuf,
+        /// Bundle directory (holding bundle.toml) or bundle archive.
+        #[arg(
+            long,
+            short,
+            required_unless_present = "bundle_url",
+            conflicts_with = "bundle_url"
+        )]
+        bundle: Option<PathBuf>,
+        /// Fetch the bundle from `http(s)://...` (an archive) or
+        /// `oci://HOST/REPOSITORY:TAG` / `@sha256:...` instead.
+        #[arg(long)]
+        bundle_url: Option<String>,
         /// Request file, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
         input: String,
@@ -183,11 +192,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Eval {
             bundle,
+            bundle_url,
             input,
             pretty,
             trusted_keys,
             log,
-        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &log)),
+        } => ExitCode::from(eval(
+            bundle.as_deref(),
+            bundle_url.as_deref(),
+            &input,
+            pretty,
+            &trusted_keys,
+            &log,
+        )),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
         Command::Test {
             paths,
@@ -230,25 +247,43 @@ fn main() -> ExitCode {
 }
 
 fn eval(
-    bundle: &PathBuf,
+    bundle: Option<&std::path::Path>,
+    bundle_url: Option<&str>,
     input: &str,
     pretty: bool,
     trusted_keys: &[PathBuf],
     log: &log_cmd::LogArgs,
 ) -> u8 {
-    let loaded = if trusted_keys.is_empty() {
-        agentriage::Bundle::load(bundle)
+    let trusted = if trusted_keys.is_empty() {
+        None
     } else {
         match bundle_cmd::trusted(trusted_keys) {
-            Ok(trusted) => agentriage::Bundle::load_verified(bundle, &trusted),
+            Ok(trusted) => Some(trusted),
             Err(code) => return code,
         }
     };
+    let source = match (bundle, bundle_url) {
+        (_, Some(url)) => url.to_owned(),
+        (Some(path), None) => path.display().to_string(),
+        (None, None) => {
+            eprintln!("error: give --bundle or --bundle-url");
+            return exit::USAGE;
+        }
+    };
+    let loaded = agentriage::delivery::fetch_bundle(
+        &source,
+        trusted.as_ref(),
+        &agentriage::delivery::SourceOptions::default(),
+    );
     let engine = match loaded.map(Engine::new) {
         Ok(e) => e,
-        Err(e) => {
+        Err(agentriage::delivery::DeliveryError::Bundle(e)) => {
             eprintln!("error: cannot load bundle: {e}");
             return exit::BUNDLE;
+        }
+        Err(e) => {
+            eprintln!("error: cannot fetch bundle: {e}");
+            return exit::IO;
         }
     };
     let (engine, log) = match log_cmd::attach(engine, log) {

@@ -157,13 +157,33 @@ pub(crate) struct BundleFiles {
     /// Decides with this Rego evaluator whatever the manifest says (the
     /// evaluator comparison of `agentriage check --evaluators`).
     pub(crate) evaluator: Option<RegoEvaluator>,
+    /// For a bundle read from an archive, its signature entry (the archive
+    /// has no directory to read `.signature.json` from).
+    pub(crate) archive: Option<ArchivedSignature>,
 }
+
+/// The signature entry of a bundle archive (`None` when it has none).
+pub(crate) struct ArchivedSignature(pub(crate) Option<Vec<u8>>);
 
 impl BundleFiles {
     pub(crate) fn read(root: &Path) -> Result<BundleFiles, BundleError> {
+        // A regular file is a bundle archive (`agentriage bundle build`).
+        if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+            return crate::delivery::archive::read_file(root);
+        }
         let mut files = BTreeMap::new();
         let mut total = 0u64;
         walk(root, root, &mut files, &mut total, 0)?;
+        BundleFiles::from_map(root, files, None)
+    }
+
+    /// The bundle files `files` found at `root`; `archive` is set for an
+    /// archive's files.
+    pub(crate) fn from_map(
+        root: &Path,
+        files: BTreeMap<String, Vec<u8>>,
+        archive: Option<ArchivedSignature>,
+    ) -> Result<BundleFiles, BundleError> {
         let manifest_path = root.join(MANIFEST_FILE);
         let manifest_text = match files.get(MANIFEST_FILE) {
             Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| {
@@ -188,6 +208,7 @@ impl BundleFiles {
             files,
             manifest_text,
             evaluator: None,
+            archive,
         })
     }
 
@@ -270,7 +291,7 @@ impl BundleFiles {
 }
 
 /// `a/./b` → `a/b`; `None` for absolute paths or paths leaving the bundle.
-fn normalize(rel: &str) -> Option<String> {
+pub(crate) fn normalize(rel: &str) -> Option<String> {
     let mut parts = Vec::new();
     for c in Path::new(rel).components() {
         match c {

@@ -143,6 +143,10 @@ pub enum BundleErrorKind {
     /// bundle holds more than it accepts; [`BundleError::limit`] says which
     /// limit.
     Limit,
+    /// A bundle archive is not a gzip-compressed tar the loader accepts: an
+    /// entry that is a link or a device, a path leaving the bundle, a
+    /// duplicate path, a bad header, or more entries or bytes than allowed.
+    Archive,
 }
 
 impl BundleErrorKind {
@@ -158,6 +162,7 @@ impl BundleErrorKind {
             BundleErrorKind::Signature => "signature",
             BundleErrorKind::Model => "model",
             BundleErrorKind::Limit => "limit",
+            BundleErrorKind::Archive => "archive",
         }
     }
 }

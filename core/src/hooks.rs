@@ -23,6 +23,8 @@ pub(crate) struct Hooks {
     pub(crate) metrics: Arc<Metrics>,
     log: ArcSwapOption<DecisionLog>,
     shadow: ArcSwapOption<Shadow>,
+    /// Where the bundle came from (directory watch, HTTP, OCI).
+    pub(crate) delivery: crate::delivery::status::DeliveryState,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -202,8 +204,13 @@ impl Engine {
     /// The engine's metrics in the Prometheus text exposition format, for
     /// the host to serve on its own `/metrics`.
     pub fn metrics_text(&self) -> String {
-        self.hooks
+        let info = Arc::clone(&self.bundle.load().info);
+        let source = self.hooks.delivery.status(&info).source;
+        let mut text = self
+            .hooks
             .metrics
-            .render(&self.bundle.load().info, self.hooks.log.load().as_deref())
+            .render(&info, &source, self.hooks.log.load().as_deref());
+        text.push_str(&self.hooks.delivery.render(&info));
+        text
     }
 }

@@ -38,6 +38,7 @@ pub mod audit;
 mod bundle;
 mod cedar;
 mod decision;
+pub mod delivery;
 mod engine;
 mod error;
 mod facts;

@@ -154,7 +154,12 @@ impl Metrics {
 
     /// The counters in the Prometheus text exposition format (version
     /// 0.0.4), for the host to serve on its `/metrics`.
-    pub(crate) fn render(&self, bundle: &BundleInfo, log: Option<&DecisionLog>) -> String {
+    pub(crate) fn render(
+        &self,
+        bundle: &BundleInfo,
+        source: &str,
+        log: Option<&DecisionLog>,
+    ) -> String {
         let mut text = String::with_capacity(4096);
         let put_family = |text: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -311,10 +316,11 @@ impl Metrics {
         );
         let _ = writeln!(
             text,
-            "agentriage_bundle_info{{name=\"{}\",revision=\"{}\",digest=\"{}\"}} 1",
+            "agentriage_bundle_info{{name=\"{}\",revision=\"{}\",digest=\"{}\",source=\"{}\"}} 1",
             escape(&bundle.name),
             escape(&bundle.revision),
-            escape(&bundle.digest)
+            escape(&bundle.digest),
+            escape(source)
         );
         text
     }
@@ -326,7 +332,7 @@ fn seconds(us: u64) -> String {
 }
 
 /// Escapes a label value: backslash, double quote and newline.
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

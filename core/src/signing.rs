@@ -383,6 +383,23 @@ fn read_envelope(dir: &Path) -> Result<Option<Envelope>, BundleError> {
         .map_err(|e| sig_error(&path, format!("not a signature envelope: {e}")))
 }
 
+/// The signature entry of a bundle archive, checked as [`read_envelope`]
+/// checks the file.
+fn parse_envelope(path: &Path, bytes: Option<&[u8]>) -> Result<Option<Envelope>, BundleError> {
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    if bytes.len() as u64 > MAX_SIGNATURE_BYTES {
+        return Err(sig_error(
+            path,
+            format!("larger than {MAX_SIGNATURE_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|e| sig_error(path, format!("not a signature envelope: {e}")))
+}
+
 /// Checks the signature of the bundle files `files` against `trusted`.
 pub(crate) fn verify_files(
     files: &BundleFiles,
@@ -395,7 +412,11 @@ pub(crate) fn verify_files(
             "a signature is required but no trusted key was given",
         ));
     }
-    let envelope = read_envelope(&files.root)?.ok_or_else(|| {
+    let envelope = match &files.archive {
+        Some(archived) => parse_envelope(&path, archived.0.as_deref())?,
+        None => read_envelope(&files.root)?,
+    };
+    let envelope = envelope.ok_or_else(|| {
         sig_error(
             &path,
             format!("the bundle is not signed (no `{SIGNATURE_FILE}`) and a signature is required"),

@@ -304,7 +304,9 @@ impl Pending {
 /// every thread: deciding releases the GIL and never blocks another thread.
 #[pyclass(frozen, module = "agentriage")]
 pub struct Engine {
-    inner: agentriage::Engine,
+    inner: std::sync::Arc<agentriage::Engine>,
+    /// Keeps the engine's bundle source followed (`from_source`).
+    follower: Option<agentriage::delivery::Follower>,
 }
 
 #[pymethods]
@@ -347,8 +349,72 @@ impl Engine {
             } else {
                 engine.with_state(std::sync::Arc::new(agentriage::state::NoState))
             };
-            Ok(Engine { inner: engine })
+            Ok(Engine {
+                inner: std::sync::Arc::new(engine),
+                follower: None,
+            })
         })
+    }
+
+    /// Loads the bundle at `source` and keeps following it: an `http://` or
+    /// `https://` URL of a bundle archive, an `oci://HOST/REPOSITORY:TAG`
+    /// (or `@sha256:...`) reference, or a directory or archive path (watched).
+    /// Updates load in the background and swap in atomically; a broken or
+    /// unsigned update is refused and the live bundle stays.
+    ///
+    /// `trusted_keys` as for `from_bundle`: every bundle, the first and the
+    /// local copy included, must be signed. `cache` keeps the last good
+    /// bundle on disk; `start_from_cache=True` starts from it when it loads.
+    /// Raises `agentriage.BundleError` when the bundle arrived but does not
+    /// load, `ConnectionError` when none arrived within
+    /// `startup_timeout_seconds`, `ValueError` for a source not understood.
+    #[staticmethod]
+    #[pyo3(signature = (source, *, trusted_keys = None, interval_seconds = 30.0, timeout_seconds = 30.0, max_bytes = 64 << 20, bearer_token = None, cache = None, start_from_cache = false, startup_timeout_seconds = 60.0))]
+    #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
+    fn from_source(
+        py: Python<'_>,
+        source: &str,
+        trusted_keys: Option<&Bound<'_, PyAny>>,
+        interval_seconds: f64,
+        timeout_seconds: f64,
+        max_bytes: u64,
+        bearer_token: Option<String>,
+        cache: Option<PathBuf>,
+        start_from_cache: bool,
+        startup_timeout_seconds: f64,
+    ) -> PyResult<Engine> {
+        guard(py, || {
+            let trusted = trusted_keys.map(trusted_keys_from).transpose()?;
+            let options = crate::delivery::source_options(&crate::delivery::Options {
+                interval_seconds,
+                timeout_seconds,
+                max_bytes,
+                bearer_token,
+                cache,
+                start_from_cache,
+                startup_timeout_seconds,
+            })?;
+            let (engine, follower) = crate::delivery::start(py, source, trusted, options)?;
+            Ok(Engine {
+                inner: engine,
+                follower: Some(follower),
+            })
+        })
+    }
+
+    /// The live bundle and its delivery: a dict with `name`, `revision`,
+    /// `digest`, `source`, `last_success_unix`, `last_failure_unix`,
+    /// `last_error`, `failures` and `updates`.
+    fn bundle_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::delivery::status(py, &self.inner)
+    }
+
+    /// Stops following the source given to `from_source` (the engine keeps
+    /// its bundle). Does nothing for other engines.
+    fn stop_following(&self) {
+        if let Some(f) = &self.follower {
+            f.request_stop();
+        }
     }
 
     /// Whether the engine requires every bundle it loads to be signed by a

@@ -11,6 +11,7 @@ pub mod approval;
 pub mod audit;
 pub mod convert;
 pub mod decision;
+pub mod delivery;
 pub mod engine;
 pub mod errors;
 pub mod identity;

@@ -50,7 +50,9 @@ class BundleError(Error):
     Attributes:
         kind: ``io``, ``manifest``, ``rego``, ``cedar``, ``validation``, ``data``, ``model``,
             ``signature`` (a signature required by ``trusted_keys`` is missing or fails)
-            or ``limit`` (a file is larger or nests deeper than the loader accepts).
+            ``limit`` (a file is larger or nests deeper than the loader accepts)
+            or ``archive`` (a bundle archive holds a link, a device, a path leaving
+            the bundle, a duplicate path or a bad header).
         file: the file at fault.
         line: the 1-based line in ``file``, where one is known, else None.
         message: what is wrong, without file and line.

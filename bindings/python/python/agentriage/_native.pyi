@@ -163,6 +163,35 @@ class Engine:
     @property
     def requires_signature(self) -> bool:
         """Whether every bundle this engine loads must be signed by a trusted key."""
+    @staticmethod
+    def from_source(
+        source: str,
+        *,
+        trusted_keys: Optional[Iterable[Union[str, bytes, os.PathLike[str]]]] = None,
+        interval_seconds: float = 30.0,
+        timeout_seconds: float = 30.0,
+        max_bytes: int = ...,
+        bearer_token: Optional[str] = None,
+        cache: Optional[Union[str, os.PathLike[str]]] = None,
+        start_from_cache: bool = False,
+        startup_timeout_seconds: float = 60.0,
+    ) -> Engine:
+        """Loads the bundle at ``source`` and keeps following it.
+
+        ``source`` is an ``http(s)://`` URL of a bundle archive, an
+        ``oci://HOST/REPOSITORY:TAG`` (or ``@sha256:...``) reference, or a
+        directory or archive path (watched). Updates load in the background
+        and swap in atomically; a broken or unsigned update is refused and
+        the live bundle stays. Raises :class:`agentriage.BundleError` when the
+        bundle arrived but does not load, ``ConnectionError`` when none
+        arrived in time, ``ValueError`` for a source not understood.
+        """
+    def bundle_status(self) -> dict[str, Any]:
+        """The live bundle and its delivery: ``name``, ``revision``, ``digest``,
+        ``source``, ``last_success_unix``, ``last_failure_unix``, ``last_error``,
+        ``failures``, ``updates``."""
+    def stop_following(self) -> None:
+        """Stops following the source given to ``from_source``; the engine keeps its bundle."""
     def decide(self, request: _Request) -> Decision:
         """Decides one request (the GIL is released while policies run).
 
