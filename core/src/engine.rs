@@ -59,12 +59,14 @@ impl Engine {
     /// An engine deciding with `bundle`.
     pub fn new(bundle: Bundle) -> Engine {
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let hooks = crate::hooks::Hooks::default();
         Engine {
             bundle: ArcSwap::from_pointee(bundle),
-            hooks: crate::hooks::Hooks::default(),
             intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(
                 Arc::clone(&state),
+                Arc::clone(&hooks.metrics),
             ))),
+            hooks,
             trusted: None,
             state,
         }
@@ -94,7 +96,10 @@ impl Engine {
     #[must_use]
     pub fn with_state(mut self, store: Arc<dyn StateStore>) -> Engine {
         self.intents = crate::intent::EngineIntents {
-            replay: Arc::new(StoreReplay(Arc::clone(&store))),
+            replay: Arc::new(StoreReplay(
+                Arc::clone(&store),
+                Arc::clone(&self.hooks.metrics),
+            )),
             ..self.intents
         };
         self.state = store;

@@ -117,7 +117,13 @@ impl State {
         Ok(())
     }
 
-    fn put(&mut self, capacity: usize, key: &str, value: i64, expires: i128) -> Result<(), StateError> {
+    fn put(
+        &mut self,
+        capacity: usize,
+        key: &str,
+        value: i64,
+        expires: i128,
+    ) -> Result<(), StateError> {
         if let Some(entry) = self.keys.get_mut(key) {
             let old = entry.1;
             entry.0 = value;
@@ -246,9 +252,15 @@ mod tests {
         assert_eq!(s.counter("q", 0), Ok(3));
         assert_eq!(s.add_within("q", 2, 5, 100 * S, 0), Ok(Added::Added(5)));
         // A counter past its expiry starts again from zero.
-        assert_eq!(s.add_within("q", 4, 5, 300 * S, 200 * S), Ok(Added::Added(4)));
+        assert_eq!(
+            s.add_within("q", 4, 5, 300 * S, 200 * S),
+            Ok(Added::Added(4))
+        );
         // A single amount above the limit never fits.
-        assert_eq!(s.add_within("r", 6, 5, 300 * S, 200 * S), Ok(Added::Exceeded(0)));
+        assert_eq!(
+            s.add_within("r", 6, 5, 300 * S, 200 * S),
+            Ok(Added::Exceeded(0))
+        );
     }
 
     #[test]
