@@ -29,8 +29,8 @@ pub(crate) mod exit {
     pub const OK: u8 = 0;
     /// At least one request could not be decided (malformed input).
     pub const INVALID_INPUT: u8 = 1;
-    /// Bad command-line usage (clap's own code).
-    #[allow(dead_code, reason = "documents clap's exit code")]
+    /// Bad command-line usage (clap's own code, and a `--state` URL that
+    /// does not parse).
     pub const USAGE: u8 = 2;
     /// The bundle could not be loaded.
     pub const BUNDLE: u8 = 3;
@@ -42,7 +42,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  every request was decided (whatever the outcomes)
   1  at least one request could not be decided; its line printed an error object
-  2  bad command-line usage
+  2  bad command-line usage (or a --state URL that does not parse)
   3  the bundle could not be loaded, or its signature did not verify
   4  the input or a key could not be read, or the output written";
 
@@ -81,6 +81,13 @@ enum Command {
         /// for several trusted keys.
         #[arg(long = "trusted-key", short = 'k')]
         trusted_keys: Vec<PathBuf>,
+        /// Where used intents and approvals and quota counters are kept:
+        /// `memory` (default: this process only), `memory:CAPACITY`, or
+        /// `redis://[user:password@]host:port/db[?namespace=…&timeout_ms=…]`
+        /// to share them with every process using that Redis. When the
+        /// store cannot answer, decisions that need it fail closed.
+        #[arg(long, value_name = "URL", default_value = "memory")]
+        state: String,
         #[command(flatten)]
         log: log_cmd::LogArgs,
     },
@@ -173,8 +180,9 @@ fn main() -> ExitCode {
             input,
             pretty,
             trusted_keys,
+            state,
             log,
-        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &log)),
+        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &state, &log)),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
         Command::Test {
             paths,
@@ -212,8 +220,16 @@ fn eval(
     input: &str,
     pretty: bool,
     trusted_keys: &[PathBuf],
+    state: &str,
     log: &log_cmd::LogArgs,
 ) -> u8 {
+    let store = match agentriage::state::open(state) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: --state: {e}");
+            return exit::USAGE;
+        }
+    };
     let loaded = if trusted_keys.is_empty() {
         agentriage::Bundle::load(bundle)
     } else {
@@ -222,7 +238,7 @@ fn eval(
             Err(code) => return code,
         }
     };
-    let engine = match loaded.map(Engine::new) {
+    let engine = match loaded.map(|b| Engine::new(b).with_state(store)) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: cannot load bundle: {e}");
