@@ -175,8 +175,11 @@ fn concurrent_callers_never_share_a_key_or_pass_a_limit(new: Factory<'_>) {
     assert_eq!(stores[1].counter("c:q", t), Ok(150));
 }
 
+/// A behaviour, by name.
+type Case = (&'static str, fn(Factory<'_>));
+
 /// Every behaviour above, against the stores `new` makes.
-const CASES: [(&str, fn(Factory<'_>)); 5] = [
+const CASES: [Case; 5] = [
     ("records_a_key_once", records_a_key_once),
     (
         "a_key_may_be_recorded_again_only_after_it_expired",
