@@ -93,6 +93,8 @@ export interface Request {
   anomaly?: { score?: number }
   /** A signed intent (compact JWS). */
   intent?: string
+  /** A signed approval of this exact action (compact JWS, `typ` `approval+jwt`; docs/escalation.md). */
+  approval?: string
 }
 
 /** Options of the asynchronous calls. */
@@ -118,6 +120,21 @@ export declare class Decision {
   readonly bundle: BundleInfo
   /** Time spent deciding inside the engine, in microseconds. */
   readonly durationUs: number
+  /** For an `escalate` an approval can settle: what the approver needs; else `null`. */
+  readonly approvalRequest: {
+    readonly action_digest: string
+    readonly reasons: ReadonlyArray<{ readonly policy: string; readonly roles: ReadonlyArray<string> }>
+    readonly audience: string
+    readonly expires_at: string
+  } | null
+  /** The approval the request carried, and what became of it; else `null`. */
+  readonly approval: {
+    readonly status: 'used' | 'refused' | 'unused'
+    readonly approver?: string
+    readonly jti?: string
+    readonly settled?: ReadonlyArray<string>
+    readonly refused?: string
+  } | null
   /** Whether the action may run automatically. */
   readonly isExecute: boolean
   /** The policy ids of all reasons, in order. */
@@ -269,6 +286,32 @@ export interface IntentJwk {
   alg: 'EdDSA' | 'ES256'
   use: 'sig'
   iss: string
+}
+
+/** Approvals of escalated actions: the action digest, signing (docs/escalation.md). */
+export declare const approval: {
+  /** The `sha256:` digest of the request's action, as the engine computes it. */
+  digest(request: object | string, options?: { contextFields?: string[] }): string
+  /**
+   * Signs an approval; returns the compact JWS for the request's `approval`
+   * field. Either `request` (an escalated Decision, or its `approvalRequest`),
+   * or `actionDigest`, `aud` and `reasons`. `iat` defaults to now.
+   */
+  sign(
+    privateKeyPem: string,
+    claims: {
+      alg?: 'EdDSA' | 'ES256'
+      kid: string
+      iss: string
+      request?: Decision | NonNullable<Decision['approvalRequest']>
+      actionDigest?: string
+      aud?: string
+      reasons?: string[]
+      iat?: Date | number
+      lifetimeS?: number
+      jti?: string
+    },
+  ): string
 }
 
 /** Signed intents: generate keys, sign, verify (docs/intents.md). */

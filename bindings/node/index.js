@@ -171,6 +171,13 @@ class Decision {
     this.bundle = d.bundle === undefined ? bundle : bundleOf(d.bundle)
     /** Time spent deciding inside the engine, in microseconds. */
     this.durationUs = d.durationUs
+    /**
+     * For an `escalate` an approval can settle: `{ action_digest, reasons: [{ policy, roles }],
+     * audience, expires_at }`; else `null`.
+     */
+    this.approvalRequest = d.approvalRequest ?? null
+    /** The approval the request carried: `{ status, approver?, jti?, settled?, refused? }`; else `null`. */
+    this.approval = d.approval ?? null
   }
 
   /** Whether the action may run automatically. */
@@ -507,8 +514,9 @@ class Engine {
    * `signature`. A key that does not parse throws a TypeError with code
    * `ERR_INVALID_ARG_VALUE`.
    *
-   * `options.replayCheck: false` turns off the replay check of signed
-   * intents: only for test suites that decide a signed request many times.
+   * `options.replayCheck: false` turns off everything the engine remembers
+   * between decisions (intents' replay check, approvals' one-time use, quota
+   * counting): only for test suites that decide a request many times.
    *
    * `options.state` names where used intents and approvals and quota
    * counters are kept: `'memory'` (default, this process only),
@@ -713,6 +721,58 @@ function unixSeconds(t, name) {
 }
 
 /**
+ * Approvals of escalated actions (see docs/escalation.md): the digest of a
+ * request's action, and signing. An `escalate` decision an approval can
+ * settle carries `approvalRequest`; the host decides again with the token in
+ * the request's `approval` field.
+ */
+const approval = Object.freeze({
+  /** The `sha256:` digest of the request's action, as the engine computes it. */
+  digest(request, { contextFields = [] } = {}) {
+    return native.approvalDigest(typeof request === 'string' ? request : JSON.stringify(request), contextFields)
+  },
+
+  /**
+   * Signs an approval; returns the compact JWS. Either `request` (an escalated
+   * Decision, or its `approvalRequest`) or `actionDigest`, `aud` and `reasons`.
+   */
+  sign(privateKeyPem, { alg = 'EdDSA', kid, iss, request, actionDigest, aud, reasons, iat, lifetimeS = 900, jti }) {
+    let decisionId
+    let requestExp
+    if (request !== undefined && request !== null) {
+      const ask = request instanceof Decision ? request.approvalRequest : (request.approvalRequest ?? request)
+      if (!ask || typeof ask.action_digest !== 'string') {
+        throw new TypeError('the decision carries no approvalRequest: it cannot be approved')
+      }
+      if (request instanceof Decision) decisionId = request.decisionId
+      actionDigest = ask.action_digest
+      aud = ask.audience
+      reasons = ask.reasons.map((r) => r.policy)
+      requestExp = Math.floor(new Date(ask.expires_at).getTime() / 1000)
+    }
+    if (typeof actionDigest !== 'string' || typeof aud !== 'string' || !Array.isArray(reasons) || reasons.length === 0) {
+      throw new TypeError('give request, or actionDigest, aud and reasons')
+    }
+    return native.approvalSign(
+      JSON.stringify({
+        privateKeyPem,
+        alg,
+        kid,
+        iss,
+        aud,
+        actionDigest,
+        reasons,
+        iat: unixSeconds(iat, 'iat'),
+        lifetimeS,
+        jti,
+        decisionId,
+        requestExp,
+      }),
+    )
+  },
+})
+
+/**
  * Signed intents: generate keys, sign, verify (see docs/intents.md). The
  * engine verifies a request's `intent` itself, replay check included;
  * `intent.verify` runs the same checks without recording the `jti`.
@@ -817,6 +877,7 @@ function generateSigningKey() {
 
 module.exports = {
   Engine,
+  approval,
   intent,
   Decision,
   AgentriageError,

@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use agentriage::testing::{EvaluatorReport, Problem, check_bundle, compare_evaluators};
+use agentriage::testing::{
+    EvaluatorReport, Problem, check_bundle, compare_evaluators, waiver_warnings,
+};
 use serde_json::json;
 
 use crate::test_cmd::Format;
@@ -31,11 +33,31 @@ Exit codes:
 /// Runs the command; returns the exit code. With `evaluators`, the suites
 /// and mutated copies of their requests are also decided by both Rego
 /// evaluators, and every difference is a problem.
-pub fn check(bundle: &Path, format: Format, evaluators: bool) -> u8 {
+///
+/// Waivers expiring within the horizon, or expired at `now`, are warnings:
+/// printed, without changing the exit code.
+pub fn check(
+    bundle: &Path,
+    format: Format,
+    evaluators: bool,
+    now: Option<&str>,
+    waiver_horizon_days: Option<u64>,
+) -> u8 {
     if !bundle.is_dir() {
         eprintln!("error: `{}` is not a directory", bundle.display());
         return exit::USAGE;
     }
+    let now = match now {
+        None => agentriage::Timestamp::now(),
+        Some(t) => match agentriage::Timestamp::parse(t) {
+            Some(t) => t,
+            None => {
+                eprintln!("error: --now `{t}` is not an RFC 3339 time");
+                return exit::USAGE;
+            }
+        },
+    };
+    let warnings = waiver_warnings(bundle, now, waiver_horizon_days);
     let mut problems = check_bundle(bundle);
     let mut compared = None;
     if evaluators && problems.is_empty() {
@@ -55,8 +77,10 @@ pub fn check(bundle: &Path, format: Format, evaluators: bool) -> u8 {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = match format {
-        Format::Json => write_json(&mut out, &problems, compared),
-        Format::Human | Format::Junit => write_human(&mut out, bundle, &problems, compared),
+        Format::Json => write_json(&mut out, &problems, &warnings, compared),
+        Format::Human | Format::Junit => {
+            write_human(&mut out, bundle, &problems, &warnings, compared)
+        }
     }
     .and_then(|()| out.flush());
     if let Err(e) = written {
@@ -97,10 +121,14 @@ fn write_human(
     out: &mut dyn Write,
     bundle: &Path,
     problems: &[Problem],
+    warnings: &[Problem],
     compared: Option<usize>,
 ) -> io::Result<()> {
     for p in problems {
         writeln!(out, "{p}")?;
+    }
+    for w in warnings {
+        writeln!(out, "warning: {w}")?;
     }
     if let Some(n) = compared {
         writeln!(out, "{n} requests decided by both Rego evaluators")?;
@@ -119,17 +147,27 @@ fn write_human(
 fn write_json(
     out: &mut dyn Write,
     problems: &[Problem],
+    warnings: &[Problem],
     compared: Option<usize>,
 ) -> io::Result<()> {
+    let list = |items: &[Problem]| {
+        items
+            .iter()
+            .map(|p| {
+                json!({
+                    "kind": p.kind,
+                    "file": p.file,
+                    "line": p.line,
+                    "message": p.message,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
     let doc = json!({
         "ok": problems.is_empty(),
         "evaluator_requests": compared,
-        "problems": problems.iter().map(|p| json!({
-            "kind": p.kind,
-            "file": p.file,
-            "line": p.line,
-            "message": p.message,
-        })).collect::<Vec<_>>(),
+        "problems": list(problems),
+        "warnings": list(warnings),
     });
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
     writeln!(out)

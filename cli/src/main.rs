@@ -10,6 +10,7 @@ use agentriage::{Decision, Engine, Error, MAX_REQUEST_BYTES, Outcome};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod approval_cmd;
 mod bundle_cmd;
 mod check;
 mod intent_cmd;
@@ -137,6 +138,13 @@ enum Command {
         /// difference is a problem.
         #[arg(long)]
         evaluators: bool,
+        /// Warn about waivers expiring within this many days (default: the
+        /// bundle's `waivers.expiry_warning_days`, else 14).
+        #[arg(long, value_name = "DAYS")]
+        waiver_horizon_days: Option<u64>,
+        /// The time waivers are judged at (RFC 3339); now when absent.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
     },
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
@@ -145,6 +153,11 @@ enum Command {
     Intent {
         #[command(subcommand)]
         command: Box<intent_cmd::IntentCommand>,
+    },
+    /// Approvals of escalated actions: the action digest, signing.
+    Approval {
+        #[command(subcommand)]
+        command: Box<approval_cmd::ApprovalCommand>,
     },
     /// Decision logs: verify them, generate a signing key.
     Log {
@@ -203,9 +216,18 @@ fn main() -> ExitCode {
             bundle,
             format,
             evaluators,
-        } => ExitCode::from(check::check(&bundle, format, evaluators)),
+            waiver_horizon_days,
+            now,
+        } => ExitCode::from(check::check(
+            &bundle,
+            format,
+            evaluators,
+            now.as_deref(),
+            waiver_horizon_days,
+        )),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
+        Command::Approval { command } => ExitCode::from(approval_cmd::run(*command)),
         Command::Log { command } => ExitCode::from(log_cmd::log(command)),
         Command::Replay {
             log,

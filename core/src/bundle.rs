@@ -55,6 +55,7 @@ pub struct Bundle {
     pub(crate) anomaly: Option<Arc<IsolationForest>>,
     pub(crate) intents: Option<crate::intent::IntentConfig>,
     pub(crate) redaction: Arc<crate::audit::Redaction>,
+    pub(crate) controls: crate::approval::Controls,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -97,6 +98,10 @@ struct Manifest {
     anomaly: Option<ManifestAnomaly>,
     intents: Option<crate::intent::ManifestIntents>,
     log: Option<crate::audit::ManifestLog>,
+    approvals: Option<crate::approval::ManifestApprovals>,
+    waivers: Option<crate::approval::ManifestWaivers>,
+    #[serde(default)]
+    quotas: Vec<crate::approval::ManifestQuota>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +221,11 @@ impl BundleFiles {
 
     fn manifest_path(&self) -> PathBuf {
         self.root.join(MANIFEST_FILE)
+    }
+
+    /// The manifest's text.
+    pub(crate) fn manifest_text(&self) -> &str {
+        &self.manifest_text
     }
 
     /// The text of a file the manifest names; the error points at the
@@ -464,6 +474,14 @@ impl Bundle {
             crate::audit::Redaction::from_manifest(manifest.log.as_ref(), |span, m| {
                 files.manifest_error(span, m)
             })?;
+        let controls = crate::approval::load(
+            files,
+            &crate::approval::ManifestControls {
+                approvals: manifest.approvals.as_ref(),
+                waivers: manifest.waivers.as_ref(),
+                quotas: &manifest.quotas,
+            },
+        )?;
 
         Ok(Bundle {
             redaction: Arc::new(redaction),
@@ -478,6 +496,7 @@ impl Bundle {
             cedar,
             anomaly,
             intents,
+            controls,
         })
     }
 
@@ -490,6 +509,11 @@ impl Bundle {
     /// `[log]` table).
     pub fn redaction(&self) -> &crate::audit::Redaction {
         &self.redaction
+    }
+
+    /// The bundle's approvals, waivers and quotas.
+    pub fn controls(&self) -> &crate::approval::Controls {
+        &self.controls
     }
 
     /// The bundle's defaults.

@@ -159,6 +159,14 @@ pub struct Decision {
     pub bundle: Arc<BundleInfo>,
     /// Time spent deciding, in microseconds.
     pub duration_us: u64,
+    /// For an `escalate` an approval can settle: what the approver needs
+    /// (the action's digest, the reasons and who may approve them, the
+    /// expiry of this request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_request: Option<crate::approval::ApprovalRequest>,
+    /// The approval the request carried, and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::ApprovalUse>,
 }
 
 impl Decision {

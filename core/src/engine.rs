@@ -208,12 +208,32 @@ impl Engine {
         self.decide_at(request, start)
     }
 
+    /// Decides `request` keeping the decision state (intents' `jti`s,
+    /// approvals, quotas) in `state` instead of the engine's store: each
+    /// policy-test case decides in a store of its own.
+    pub(crate) fn decide_in(
+        &self,
+        request: &Request,
+        state: &Arc<dyn StateStore>,
+    ) -> Result<Decision, Error> {
+        let start = Instant::now();
+        request.validate()?;
+        let bundle = self.bundle.load_full();
+        let span = crate::hooks::decision_span();
+        let _entered = span.enter();
+        let replay = StoreReplay(Arc::clone(state), Arc::clone(&self.hooks.metrics));
+        let verify =
+            |r: &Request, now: Timestamp| self.intents.fact_replay(&bundle, r, now, &replay);
+        let decision = Engine::evaluate(&bundle, request, &verify, state.as_ref(), start)?;
+        Ok(self.hooks.finish(&bundle, request, decision, &span))
+    }
+
     fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
         let bundle = self.bundle.load_full();
         let span = crate::hooks::decision_span();
         let _entered = span.enter();
         let verify = |r: &Request, now: Timestamp| self.intents.fact(&bundle, r, now);
-        let decision = Engine::evaluate(&bundle, request, &verify, start)
+        let decision = Engine::evaluate(&bundle, request, &verify, self.state.as_ref(), start)
             .inspect_err(|e| self.hooks.metrics.error_any(e))?;
         Ok(self.hooks.finish(&bundle, request, decision, &span))
     }
@@ -221,11 +241,13 @@ impl Engine {
     /// Decides `request` with `bundle`: the engine's work, without logging
     /// or metrics. `intent` verifies the request's signed intent at the
     /// evaluation time (the live engine records its `jti`; a shadow
-    /// evaluation does not).
+    /// evaluation does not); `state` keeps approvals' one-time use and
+    /// quota counters.
     pub(crate) fn evaluate(
         bundle: &Bundle,
         request: &Request,
         intent: &dyn Fn(&Request, Timestamp) -> IntentFact,
+        state: &dyn StateStore,
         start: Instant,
     ) -> Result<Decision, Error> {
         // `anomaly.features` become `anomaly.score` before policies see the request.
@@ -254,7 +276,7 @@ impl Engine {
             })?;
             match program.evaluate(input) {
                 Ok(verdict) => found.absorb(verdict.allow, verdict.reasons, verdict.obligations),
-                Err(e) => found.reasons.push(failure(
+                Err(e) => found.failures.push(failure(
                     Source::Rego,
                     "error".into(),
                     format!("rego evaluation failed: {e}"),
@@ -269,7 +291,7 @@ impl Engine {
             match evaluated {
                 Ok(Ok(verdict)) => {
                     for (policy, e) in verdict.errors {
-                        found.reasons.push(failure(
+                        found.failures.push(failure(
                             Source::Cedar,
                             policy,
                             format!("cedar evaluation failed: {e}"),
@@ -277,12 +299,12 @@ impl Engine {
                     }
                     found.absorb(verdict.permitted, verdict.reasons, verdict.obligations);
                 }
-                Ok(Err(e)) => found.reasons.push(failure(
+                Ok(Err(e)) => found.failures.push(failure(
                     Source::Cedar,
                     "error".into(),
                     format!("cedar evaluation failed: {e}"),
                 )),
-                Err(_) => found.reasons.push(failure(
+                Err(_) => found.failures.push(failure(
                     Source::Cedar,
                     "error".into(),
                     "cedar evaluation panicked".into(),
@@ -291,11 +313,25 @@ impl Engine {
         }
 
         let Findings {
-            mut reasons,
+            reasons,
+            failures,
             permits,
             obligations,
             permitted,
         } = found;
+        let (mut reasons, permits, permitted, settled) = crate::approval::settle::settle(
+            &bundle.controls,
+            state,
+            crate::approval::settle::Findings {
+                reasons,
+                failures,
+                permits,
+                permitted,
+                request,
+            },
+            &facts,
+            error_effect,
+        );
         let outcome = if reasons.iter().any(|r| r.effect == Effect::Reject) {
             Outcome::Reject
         } else if !reasons.is_empty() {
@@ -322,6 +358,7 @@ impl Engine {
         if outcome == Outcome::Execute {
             reasons = permits;
         }
+        reasons.extend(settled.notes);
         reasons.sort_by(|a, b| {
             a.effect
                 .cmp(&b.effect)
@@ -350,6 +387,8 @@ impl Engine {
             decision_id: uuid::Uuid::now_v7().to_string(),
             bundle: Arc::clone(&bundle.info),
             duration_us,
+            approval_request: settled.approval_request,
+            approval: settled.approval,
         })
     }
 }
@@ -357,8 +396,10 @@ impl Engine {
 /// What the engines said, gathered before the outcome is chosen.
 #[derive(Default)]
 struct Findings {
-    /// Reject and escalate reasons, failures included.
+    /// Reject and escalate reasons of policies.
     reasons: Vec<Reason>,
+    /// Evaluation failures (never waived or approved).
+    failures: Vec<Reason>,
     /// Permit reasons, reported only when the outcome is `execute`.
     permits: Vec<Reason>,
     obligations: Vec<Obligation>,

@@ -33,6 +33,7 @@
 
 pub mod alloc;
 pub mod anomaly;
+pub mod approval;
 pub mod audit;
 mod bundle;
 mod cedar;

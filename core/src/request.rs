@@ -164,6 +164,10 @@ pub struct Request {
     pub anomaly: Option<Anomaly>,
     /// A signed intent (compact JWS), carried through to policies as given.
     pub intent: Option<String>,
+    /// A signed approval (compact JWS, `typ` `approval+jwt`) of this exact
+    /// action by a human approver: it settles the escalations it names
+    /// (see [`crate::approval`]). Policies do not see it.
+    pub approval: Option<String>,
 }
 
 /// The agent asking for a decision.
@@ -271,6 +275,7 @@ impl Request {
             context: Map::new(),
             anomaly: None,
             intent: None,
+            approval: None,
         }
     }
 
@@ -355,6 +360,9 @@ impl Request {
         }
         if let Some(i) = &self.intent {
             out.insert("intent".into(), i.clone().into());
+        }
+        if let Some(a) = &self.approval {
+            out.insert("approval".into(), a.clone().into());
         }
         Value::Object(out)
     }
@@ -794,6 +802,7 @@ pub(crate) const TOP_LEVEL_FIELDS: &[&str] = &[
     "context",
     "anomaly",
     "intent",
+    "approval",
 ];
 
 fn parse_request(value: &Value) -> Result<Request, RequestError> {
@@ -876,6 +885,7 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
         context,
         anomaly,
         intent: top.string("intent")?,
+        approval: top.string("approval")?,
     })
 }
 

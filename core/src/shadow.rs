@@ -56,7 +56,13 @@ impl Shadow {
             let verify = |r: &Request, now: Timestamp| {
                 crate::intent::EngineIntents::unrecorded(&self.bundle, r, now)
             };
-            Engine::evaluate(&self.bundle, request, &verify, Instant::now())
+            Engine::evaluate(
+                &self.bundle,
+                request,
+                &verify,
+                &crate::state::MemoryStore::new(1024),
+                Instant::now(),
+            )
         }));
         let Ok(Ok(candidate)) = evaluated else {
             metrics.shadowed(false, true);

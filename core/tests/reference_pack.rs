@@ -14,12 +14,14 @@ use agentriage::{Engine, Outcome, Request};
 use common::{decision_cases, reference_pack, testdata};
 
 /// The reference pack. The cases are decided many times (per entry point,
-/// per thread), and intents verify once: the engine's replay cache is one
-/// that remembers nothing, and replays are tested in `tests/intents.rs`.
+/// per thread), and intents and approvals verify once: the engine's state
+/// store is one that remembers nothing. Replays are tested in
+/// `tests/intents.rs`, approvals and quotas in `tests/approvals.rs`, and
+/// the cases with `prior` decisions on an engine of their own.
 fn engine() -> Engine {
     Engine::from_dir(reference_pack())
         .unwrap()
-        .with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
+        .with_state(Arc::new(agentriage::state::NoState))
 }
 
 #[test]
@@ -29,7 +31,15 @@ fn every_expected_decision_holds() {
     assert!(cases.len() >= 80, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let d = engine.decide_value(&case.request).unwrap();
+        let d = if case.prior > 0 {
+            let own = Engine::from_dir(reference_pack()).unwrap();
+            for _ in 0..case.prior {
+                own.decide_value(&case.request).unwrap();
+            }
+            own.decide_value(&case.request).unwrap()
+        } else {
+            engine.decide_value(&case.request).unwrap()
+        };
         let mut ids: Vec<String> = d.reasons.iter().map(|r| r.policy.clone()).collect();
         ids.sort();
         ids.dedup();

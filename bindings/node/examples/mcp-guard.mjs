@@ -6,7 +6,10 @@
 // act now:
 //   execute   the tool runs;
 //   reject    the call is refused, with the policies that refused it;
-//   escalate  the call pauses until a human approves or denies it.
+//   escalate  the call pauses until a human answers: with a signed approval
+//             of this exact action (docs/escalation.md), which the engine
+//             checks in a second decision — the tool runs only if that one
+//             executes — or with nothing, and the call is refused.
 //
 // Run it:  node examples/mcp-guard.mjs
 // (client and server talk over the SDK's in-memory transport: no network).
@@ -17,7 +20,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { z } from 'zod'
-import { Engine } from 'agentriage'
+import { readFileSync } from 'node:fs'
+import { Engine, approval } from 'agentriage'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const REFERENCE_BUNDLE = join(here, '..', '..', '..', 'policies', 'a2a-supply-chain')
@@ -55,8 +59,9 @@ function text(message, isError = false) {
  * A logistics MCP server whose tools are guarded by `engine`.
  *
  * - `agent()` returns the calling agent's principal (see routerAgent);
- * - `approve({ tool, args, decision })` asks a human and resolves to true
- *   (go ahead) or false (refuse); the tool call waits for it;
+ * - `approve({ tool, args, decision })` asks a human and resolves to a
+ *   signed approval (compact JWS, see `approval.sign`) or null (refuse); the
+ *   tool call waits for it, and the engine judges the approval;
  * - `audit(entry)` receives every decision (a log, a SIEM, …).
  */
 export function createLogisticsServer({ engine, agent, approve, audit = () => {}, shipments = sampleShipments() }) {
@@ -79,8 +84,17 @@ export function createLogisticsServer({ engine, agent, approve, audit = () => {}
       case 'reject':
         return text(`refused by policy (decision ${decision.decisionId}): ${why}`, true)
       case 'escalate': {
-        const approved = await approve({ tool, args, decision })
-        if (!approved) return text(`a human refused the call (decision ${decision.decisionId}): ${why}`, true)
+        const token = await approve({ tool, args, decision })
+        if (typeof token !== 'string') {
+          return text(`a human refused the call (decision ${decision.decisionId}): ${why}`, true)
+        }
+        // Decide again with the approval: right role, same action, unexpired, once.
+        const approved = await engine.decide({ ...request, approval: token }, { signal: extra.signal })
+        audit({ tool, args, decision: approved })
+        if (approved.outcome !== 'execute') {
+          const refused = approved.reasons.map((r) => `${r.policy}: ${r.message}`).join('; ')
+          return text(`the approval was refused (decision ${approved.decisionId}): ${refused}`, true)
+        }
         return run(args)
       }
       default:
@@ -119,6 +133,16 @@ export function createLogisticsServer({ engine, agent, approve, audit = () => {}
   return server
 }
 
+/**
+ * A DEMO approver: Lee, logistics supervisor, whose test-only private key is
+ * published in testdata/approvals/keys/. A real approver signs in their own
+ * tool (`agentriage approval sign`, or any JOSE library).
+ */
+export function demoApprover(decision, iat = new Date()) {
+  const pem = readFileSync(join(here, '..', '..', '..', 'testdata', 'approvals', 'keys', 'lee-logistics.pem'), 'utf8')
+  return approval.sign(pem, { alg: 'ES256', kid: 'lee-2026-11', iss: 'mailto:lee.brandt@acme.example', request: decision, iat })
+}
+
 /** Connects a client to `server` in-process; returns the client. */
 export async function connect(server) {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
@@ -133,12 +157,12 @@ async function main() {
     engine,
     agent: () => routerAgent(),
     // A stand-in for a real approval flow (a ticket, a chat message, a pager):
-    // the operator approves after looking for a moment.
+    // the operator looks for a moment and approves with their signing key.
     approve: async ({ tool, args, decision }) => {
       console.log(`  ⏸  ${tool}(${args.shipment_id}) waits for a human: ${decision.policyIds.join(', ')}`)
       await new Promise((r) => setTimeout(r, 100))
-      console.log('  ✔  the operator approves')
-      return true
+      console.log('  ✔  the operator signs an approval')
+      return demoApprover(decision)
     },
     audit: ({ tool, args, decision }) =>
       console.log(`[audit] ${tool} ${args.shipment_id}: ${decision.outcome} in ${decision.durationUs} µs`),

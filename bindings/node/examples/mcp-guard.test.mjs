@@ -9,13 +9,14 @@ import {
   REFERENCE_BUNDLE,
   connect,
   createLogisticsServer,
+  demoApprover,
   routerAgent,
   sampleShipments,
 } from './mcp-guard.mjs'
 
 const engine = Engine.fromBundle(REFERENCE_BUNDLE)
 
-async function setup({ answer = true, agent = () => routerAgent() } = {}) {
+async function setup({ answer = ({ decision }) => demoApprover(decision), agent = () => routerAgent() } = {}) {
   const shipments = sampleShipments()
   const asked = []
   const decisions = []
@@ -25,7 +26,7 @@ async function setup({ answer = true, agent = () => routerAgent() } = {}) {
     shipments,
     approve: async (request) => {
       asked.push(request)
-      return answer
+      return answer(request)
     },
     audit: ({ decision }) => decisions.push(decision),
   })
@@ -45,20 +46,46 @@ test('execute: the tool runs without asking anyone', async () => {
   await client.close()
 })
 
-test('escalate: the call waits for a human, who approves', async () => {
-  const { client, call, shipments, asked, decisions } = await setup({ answer: true })
+test('escalate: the call waits for a human, whose signed approval the engine accepts', async () => {
+  const { client, call, shipments, asked, decisions } = await setup()
   const result = await call('SH-1002')
   assert.equal(decisions[0].outcome, 'escalate')
   assert.ok(decisions[0].policyIds.includes('R9.value_threshold'))
+  assert.ok(decisions[0].approvalRequest.action_digest.startsWith('sha256:'))
   assert.equal(asked.length, 1)
   assert.equal(asked[0].args.shipment_id, 'SH-1002')
+  assert.equal(decisions[1].outcome, 'execute')
+  assert.equal(decisions[1].approval.status, 'used')
   assert.equal(result.isError, undefined)
   assert.equal(shipments.get('SH-1002').route, 'dc-1 → dc-9')
   await client.close()
 })
 
+test('escalate: an approval replayed for the same call is refused', async () => {
+  let first
+  const { client, call, shipments, decisions } = await setup({
+    answer: ({ decision }) => (first ??= demoApprover(decision)),
+  })
+  assert.equal((await call('SH-1002')).isError, undefined)
+  const again = await call('SH-1002', 'dc-1 → dc-7')
+  assert.equal(again.isError, true)
+  assert.match(again.content[0].text, /approval\.reused/)
+  assert.equal(decisions.at(-1).outcome, 'reject')
+  assert.equal(shipments.get('SH-1002').route, 'dc-1 → dc-9')
+  await client.close()
+})
+
+test('escalate: "yes" without a signed approval does not run the tool', async () => {
+  const { client, call, shipments } = await setup({ answer: () => 'yes' })
+  const result = await call('SH-1002')
+  assert.equal(result.isError, true)
+  assert.match(result.content[0].text, /the approval was refused.*approval\.token/)
+  assert.equal(shipments.get('SH-1002').route, 'dc-1 → dc-3')
+  await client.close()
+})
+
 test('escalate: a human who denies stops the call', async () => {
-  const { client, call, shipments } = await setup({ answer: false })
+  const { client, call, shipments } = await setup({ answer: () => null })
   const result = await call('SH-1002')
   assert.equal(result.isError, true)
   assert.match(result.content[0].text, /a human refused/)
@@ -91,6 +118,7 @@ test('the example runs as a program', () => {
   const out = execFileSync(process.execPath, [script], { encoding: 'utf8' })
   assert.match(out, /✔ SH-1001 now travels/)
   assert.match(out, /waits for a human: .*R9\.value_threshold/)
+  assert.match(out, /the operator signs an approval/)
   assert.match(out, /✔ SH-1002 now travels/)
   assert.match(out, /✘ refused by policy .*R8\.shipment_closed/)
 })

@@ -23,6 +23,7 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 use serde::Serialize;
 
+pub mod approval;
 pub mod intent;
 
 /// The addon's Rust allocations (the engine's many small values) go to
@@ -140,6 +141,10 @@ struct JsDecision<'a> {
     trace_id: &'a str,
     decision_id: &'a str,
     duration_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_request: Option<&'a agentriage::approval::ApprovalRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<&'a agentriage::approval::ApprovalUse>,
 }
 
 impl<'a> From<&'a Decision> for JsDecision<'a> {
@@ -152,6 +157,8 @@ impl<'a> From<&'a Decision> for JsDecision<'a> {
             trace_id: &d.trace_id,
             decision_id: &d.decision_id,
             duration_us: d.duration_us,
+            approval_request: d.approval_request.as_ref(),
+            approval: d.approval.as_ref(),
         }
     }
 }
@@ -223,8 +230,9 @@ pub struct NativeEngine {
 #[napi]
 impl NativeEngine {
     /// Loads and compiles the bundle in directory `dir`. `replay_check:
-    /// false` turns off the replay check of signed intents (test suites
-    /// only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
+    /// false` turns off everything the engine remembers between decisions
+    /// — intents' replay check, approvals' one-time use, quota counting
+    /// (test suites only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
     /// require a bundle one of them signed, now and on every reload; a key
     /// that does not parse is an `InvalidArg` error naming its index.
     /// `state` (`memory`, `memory:CAPACITY`, `redis://…`) names where used
@@ -264,9 +272,7 @@ impl NativeEngine {
                 None => engine,
             })
             .map(|engine| match replay_check {
-                Some(false) => {
-                    engine.with_replay_cache(Arc::new(agentriage::intent::NoReplayCheck))
-                }
+                Some(false) => engine.with_state(Arc::new(agentriage::state::NoState)),
                 _ => engine,
             })
             .map(|engine| NativeEngine {

@@ -11,7 +11,12 @@ const { bundleDir, decisionCases, mergePatch } = require('./helpers')
 // Cases are decided many times; each signed intent verifies once, so no
 // replay check here (replays are tested in intent.test.js).
 const engine = Engine.fromBundle(bundleDir, { replayCheck: false })
-const cases = decisionCases()
+const allCases = decisionCases()
+// Cases with `prior` decisions need state of their own (quotas, used
+// approvals): they are decided on engines of their own, below; the shared
+// engine, which remembers nothing, decides every other case.
+const cases = allCases.filter((c) => c.prior === 0)
+const stateful = allCases.filter((c) => c.prior > 0)
 
 function expectDecision(c, decision) {
   assert.ok(decision instanceof Decision)
@@ -32,6 +37,15 @@ test('the shared cases cover every outcome', () => {
   const outcomes = new Set(cases.map((c) => c.outcome))
   assert.deepEqual(outcomes, new Set(['execute', 'reject', 'escalate']))
   assert.ok(cases.length >= 50)
+})
+
+test('cases with prior decisions hold on an engine of their own', () => {
+  assert.ok(stateful.length >= 3)
+  for (const c of stateful) {
+    const own = Engine.fromBundle(bundleDir)
+    for (let i = 0; i < c.prior; i++) own.decideSync(c.request)
+    expectDecision(c, own.decideSync(c.request))
+  }
 })
 
 test('decideSync on objects', async (t) => {

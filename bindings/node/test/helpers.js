@@ -52,7 +52,9 @@ function decisionCases() {
       let request = c.request ?? bases[c.base ?? defaults.base]
       if (c.patch) request = mergePatch(request, c.patch)
       if (defaults.time && request.time === undefined) request = { ...request, time: defaults.time }
-      cases.push({ name: c.name, request, outcome: c.expect.outcome, reasons: c.expect.reasons })
+      // `prior`: decisions of the same request the case's decision follows,
+      // in an engine of its own (quotas, used approvals).
+      cases.push({ name: c.name, request, prior: c.prior ?? 0, outcome: c.expect.outcome, reasons: c.expect.reasons })
     }
   }
   return cases

@@ -5,7 +5,11 @@ Every tool call the model makes goes through ``PolicyGuard`` — LangGraph's own
 
 - ``execute``: the tool runs;
 - ``escalate``: the graph pauses with LangGraph's ``interrupt()`` until a
-  human answers (``Command(resume={"approved": ...})``);
+  human answers. The answer is not a yes/no flag: it is a **signed
+  approval** (``Command(resume={"approval": token})``) bound to this exact
+  action, which the guard hands back to the engine; the tool runs only if
+  that second decision executes (right approver role, same action, not
+  expired, not used before). See ``docs/escalation.md``;
 - ``reject``: the tool does not run; the model gets a refusal naming the
   policies that fired.
 
@@ -159,11 +163,22 @@ class PolicyGuard:
                     "reasons": [r.to_dict() for r in decision.reasons],
                     "decision_id": decision.decision_id,
                     "trace_id": decision.trace_id,
+                    # What an approver signs: the action's digest, the reasons
+                    # and who may approve them, the expiry.
+                    "approval_request": decision.approval_request,
+                    "decision": decision.to_dict(),
                 }
             )
-            if isinstance(answer, Mapping) and answer.get("approved") is True:
+            token = answer.get("approval") if isinstance(answer, Mapping) else None
+            if not isinstance(token, str):
+                return refusal(call_id, f"a human did not approve: {why}")
+            # The engine, not this code, judges the approval: decide again.
+            approved = self.engine.decide({**self.request_for(name, call["args"]), "approval": token})
+            self.decisions.append((name, approved))
+            if approved.outcome is agentriage.Outcome.EXECUTE:
                 return execute(request)
-            return refusal(call_id, f"a human did not approve: {why}")
+            refused = "; ".join(f"{r.policy}: {r.message}" for r in approved.reasons)
+            return refusal(call_id, f"the approval was refused: {refused}")
         return refusal(call_id, f"refused by policy: {why}")
 
 
@@ -204,13 +219,33 @@ def build_agent(guard: PolicyGuard, model: GenericFakeChatModel) -> CompiledStat
     return graph.compile(checkpointer=InMemorySaver())
 
 
+# A DEMO approver: Lee, logistics supervisor. The private key is the
+# test-only key published in testdata/approvals/keys/; a real approver signs
+# in their own tool (`agentriage approval sign`, or any JOSE library).
+DEMO_APPROVER = Path(__file__).resolve().parents[3] / "testdata" / "approvals" / "keys" / "lee-logistics.pem"
+
+
+def demo_approver(pending: dict[str, Any]) -> Optional[str]:
+    """Plays the human reviewer: approves what it is shown, with a signed approval."""
+    if not pending.get("approval_request"):
+        return None
+    return agentriage.approval.sign(
+        DEMO_APPROVER.read_text(),
+        alg="ES256",
+        kid="lee-2026-11",
+        iss="mailto:lee.brandt@acme.example",
+        request=pending["decision"],
+    )
+
+
 def run(
     engine: Optional[agentriage.Engine] = None,
-    approve: Callable[[dict[str, Any]], bool] = lambda pending: True,
+    approve: Callable[[dict[str, Any]], Optional[str]] = demo_approver,
     out: Callable[[str], None] = print,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> dict[str, Any]:
-    """Runs the scripted conversation; `approve` plays the human reviewer, `clock` says when."""
+    """Runs the scripted conversation; `approve` plays the human reviewer (it
+    returns a signed approval, or None to deny), `clock` says when."""
     engine = engine or agentriage.Engine.from_bundle(BUNDLE)
     context = {"workflow_id": "wf-1", "incident_mode": False, "site": "dc-1"}
     guard = PolicyGuard(engine, router_identity, context, clock)
@@ -224,9 +259,9 @@ def run(
             value = pending.value
             paused.append(value)
             reasons = ", ".join(r["policy"] for r in value["reasons"])
-            approved = approve(value)
-            out(f"PAUSED   {value['tool']}({value['args']}) for a human: {reasons} -> approved={approved}")
-        result = agent.invoke(Command(resume={"approved": approved}), config)
+            token = approve(value)
+            out(f"PAUSED   {value['tool']}({value['args']}) for a human: {reasons} -> approved={token is not None}")
+        result = agent.invoke(Command(resume={"approval": token}), config)
 
     for name, decision in guard.decisions:
         out(f"{decision.outcome.value.upper():8} {name}: {', '.join(decision.policy_ids) or '-'}")

@@ -298,6 +298,28 @@ impl Decision {
         self.inner.policy_ids().map(str::to_owned).collect()
     }
 
+    /// For an `escalate` an approval can settle: what the approver needs
+    /// (`action_digest`, `reasons` with the roles that may approve each,
+    /// `audience`, `expires_at`), as a dict; else `None`.
+    #[getter]
+    fn approval_request<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        optional_dict(
+            py,
+            self.inner
+                .approval_request
+                .as_ref()
+                .map(serde_json::to_value),
+        )
+    }
+
+    /// The approval the request carried and what became of it (`status`
+    /// `used`, `refused` or `unused`, `approver`, `jti`, `settled`,
+    /// `refused`), as a dict; else `None`.
+    #[getter]
+    fn approval<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        optional_dict(py, self.inner.approval.as_ref().map(serde_json::to_value))
+    }
+
     /// The decision as a dict in the shape of the public JSON contract.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let value = serde_json::to_value(&self.inner)
@@ -325,5 +347,19 @@ impl Decision {
             quote(&bundle),
             self.inner.duration_us
         )
+    }
+}
+
+fn optional_dict<'py>(
+    py: Python<'py>,
+    v: Option<Result<serde_json::Value, serde_json::Error>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        None => Ok(py.None().into_bound(py)),
+        Some(Ok(value)) => to_python(py, &value),
+        Some(Err(e)) => Err(crate::errors::internal(
+            py,
+            &format!("not serializable: {e}"),
+        )),
     }
 }

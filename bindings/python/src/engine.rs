@@ -207,8 +207,10 @@ impl Engine {
     /// with `kind == "signature"`; a key that does not parse raises
     /// `ValueError`.
     ///
-    /// `replay_check=False` turns off the replay check of signed intents:
-    /// only for test suites that decide the same signed request many times.
+    /// `replay_check=False` turns off everything the engine remembers
+    /// between decisions — the replay check of signed intents, the one-time
+    /// use of approvals, quota counting: only for test suites that decide
+    /// the same request many times.
     ///
     /// `state` names where used intents and approvals and quota counters
     /// are kept: `"memory"` (the default, this process only),
@@ -246,7 +248,7 @@ impl Engine {
             let engine = if replay_check {
                 engine
             } else {
-                engine.with_replay_cache(std::sync::Arc::new(agentriage::intent::NoReplayCheck))
+                engine.with_state(std::sync::Arc::new(agentriage::state::NoState))
             };
             Ok(Engine { inner: engine })
         })

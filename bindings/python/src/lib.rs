@@ -7,6 +7,7 @@
 //! enum) is assembled in `python/agentriage/__init__.py`.
 
 pub mod anomaly;
+pub mod approval;
 pub mod audit;
 pub mod convert;
 pub mod decision;
@@ -59,6 +60,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Obligation>()?;
     m.add_class::<decision::BundleInfo>()?;
     m.add_class::<anomaly::IsolationForest>()?;
+    m.add_function(wrap_pyfunction!(approval::approval_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(approval::approval_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_keygen, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_sign, m)?)?;
     m.add_function(wrap_pyfunction!(intent::intent_verify, m)?)?;

@@ -103,7 +103,10 @@ def decision_cases() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
             request = merge_patch(request, case.get("patch", {}))
             if "time" in defaults and "time" not in request:
                 request["time"] = defaults["time"]
-            cases.append((case["name"], request, case["expect"]))
+            # `prior`: decisions of the same request the case's decision
+            # follows, in an engine of its own (quotas, used approvals).
+            expect = dict(case["expect"], prior=case.get("prior", 0))
+            cases.append((case["name"], request, expect))
     return cases
 
 

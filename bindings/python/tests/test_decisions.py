@@ -9,7 +9,7 @@ import pytest
 
 import agentriage
 
-from conftest import decision_cases, sample_lines, sample_requests
+from conftest import REFERENCE_BUNDLE, decision_cases, sample_lines, sample_requests
 
 CASES = decision_cases()
 
@@ -18,6 +18,11 @@ CASES = decision_cases()
 def test_expected_decision(
     engine: agentriage.Engine, name: str, request_: dict[str, Any], case: dict[str, Any]
 ) -> None:
+    if case["prior"]:
+        # Quotas and used approvals: the case's own state, on a new engine.
+        engine = agentriage.Engine.from_bundle(REFERENCE_BUNDLE)
+        for _ in range(case["prior"]):
+            engine.decide(request_)
     decision = engine.decide(request_)
     assert decision.outcome == case["outcome"], (name, decision)
     assert decision.outcome is agentriage.Outcome(case["outcome"])

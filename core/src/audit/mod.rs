@@ -63,6 +63,11 @@ pub const FORMAT_VERSION: u64 = 1;
 /// The `prev` of the first record of a log: `sha256:` and 64 zeros.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
+/// `value` in the log's canonical JSON (RFC 8785, integers kept exact).
+pub(crate) fn canonical_bytes(value: &serde_json::Value) -> Vec<u8> {
+    canonical::to_vec(value)
+}
+
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -22,13 +22,13 @@
 mod b64;
 mod error;
 mod fact;
-mod jws_json;
+pub(crate) mod jws_json;
 mod keys;
 mod manifest;
 mod replay;
 mod sign;
 pub(crate) mod strict_json;
-mod verify;
+pub(crate) mod verify;
 
 use std::sync::Arc;
 
@@ -104,6 +104,31 @@ impl EngineIntents {
         now: Timestamp,
     ) -> IntentFact {
         self.fact_with(bundle, request, now, false)
+    }
+
+    /// As [`fact`](Self::fact), recording the `jti` in `replay` unless the
+    /// host's configuration names its own cache.
+    pub(crate) fn fact_replay(
+        &self,
+        bundle: &Bundle,
+        request: &Request,
+        now: Timestamp,
+        replay: &dyn ReplayCache,
+    ) -> IntentFact {
+        let Some(token) = &request.intent else {
+            return IntentFact::Absent;
+        };
+        let Some(config) = self.host.as_ref().or(bundle.intents.as_ref()) else {
+            return IntentFact::Invalid(unconfigured());
+        };
+        let replay: &dyn ReplayCache = match &config.replay {
+            Some(own) => own.as_ref(),
+            None => replay,
+        };
+        match verify::verify_with(config, replay, token, &Expected::of(request), now) {
+            Ok(v) => IntentFact::Verified(Box::new(v)),
+            Err(e) => IntentFact::Invalid(e),
+        }
     }
 
     fn fact_with(

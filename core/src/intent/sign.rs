@@ -210,10 +210,15 @@ impl SigningKey {
     /// Signs an arbitrary JSON claims object, unchecked. For tests and
     /// tools that need tokens the verifier must refuse.
     pub fn sign_json(&self, claims: &Value) -> Result<String, SignError> {
+        self.sign_json_typed(claims, "JWT")
+    }
+
+    /// [`sign_json`](Self::sign_json) with another header `typ`.
+    pub(crate) fn sign_json_typed(&self, claims: &Value, typ: &str) -> Result<String, SignError> {
         let mut header = Map::new();
         header.insert("alg".into(), self.algorithm().as_str().into());
         header.insert("kid".into(), self.kid.clone().into());
-        header.insert("typ".into(), "JWT".into());
+        header.insert("typ".into(), typ.into());
         let mut input = b64::encode(Value::Object(header).to_string().as_bytes());
         input.push('.');
         input.push_str(&b64::encode(claims.to_string().as_bytes()));

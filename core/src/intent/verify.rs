@@ -539,8 +539,18 @@ fn json_object<'a, const N: usize>(
     })
 }
 
-/// Splits and decodes a compact JWS and checks its header.
+/// Splits and decodes a compact JWS and checks its header (an intent's:
+/// `typ` absent, `JWT` or `intent+jwt`).
 pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
+    parse_typed(token, None)
+}
+
+/// [`parse`], with `typ` required to be `required` when given (an
+/// approval's `approval+jwt`, so that no other token can pass for one).
+pub(crate) fn parse_typed<'t>(
+    token: &'t str,
+    required: Option<&str>,
+) -> Result<Parsed<'t>, IntentError> {
     if token.len() > MAX_INTENT_BYTES {
         return Err(IntentError::new(
             IntentCheck::Size,
@@ -592,7 +602,23 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, IntentError> {
             ));
         }
     };
-    if let Some(typ) = header.get(TYP) {
+    if let Some(required) = required {
+        let ok = header.get(TYP).and_then(Member::as_str).is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.strip_prefix("application/").unwrap_or(&t) == required
+        });
+        if !ok {
+            return Err(IntentError::new(
+                IntentCheck::Header,
+                format!(
+                    "`typ` is {}, not `{required}`",
+                    header
+                        .get(TYP)
+                        .map_or_else(|| "absent".to_owned(), Member::describe)
+                ),
+            ));
+        }
+    } else if let Some(typ) = header.get(TYP) {
         let ok = typ.as_str().is_some_and(|t| {
             let t = t.to_ascii_lowercase();
             let t = t.strip_prefix("application/").unwrap_or(&t);

@@ -255,6 +255,44 @@ fn redact(url: &str) -> String {
     format!("{scheme}://{host}{tail}")
 }
 
+/// A store that remembers nothing: **no replay protection, no one-time
+/// approvals, no quotas** — every key is new, every amount fits.
+///
+/// For test suites that decide the same request many times on purpose
+/// (expected-decision tables, thread-consistency tests). Never use it where
+/// requests come from the outside.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoState;
+
+impl StateStore for NoState {
+    fn insert_once(&self, _: &str, _: i128, _: i128) -> Result<bool, StateError> {
+        Ok(true)
+    }
+
+    fn add_within(
+        &self,
+        _: &str,
+        amount: i64,
+        _: i64,
+        _: i128,
+        _: i128,
+    ) -> Result<Added, StateError> {
+        Ok(Added::Added(amount))
+    }
+
+    fn subtract(&self, _: &str, _: i64, _: i128) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    fn counter(&self, _: &str, _: i128) -> Result<i64, StateError> {
+        Ok(0)
+    }
+
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+}
+
 /// The key under which an intent's `jti` is remembered.
 pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
     key3("jti", issuer, jti)

@@ -407,3 +407,53 @@ mod tests {
         assert_eq!(found, [("a.b".to_owned(), 2), ("c".to_owned(), 2)]);
     }
 }
+
+/// The bundle's waivers that expire within `horizon_days` of `now` (kind
+/// `waiver_expiring`; the bundle's `waivers.expiry_warning_days` when
+/// `None`) and those already expired at `now` (kind `waiver_expired`, inert
+/// and due for removal), each at its manifest line. Empty for a bundle
+/// that does not load (`check_bundle` reports why).
+pub fn waiver_warnings(
+    dir: impl AsRef<Path>,
+    now: crate::Timestamp,
+    horizon_days: Option<u64>,
+) -> Vec<Problem> {
+    let dir = dir.as_ref();
+    let Ok(bundle) = Bundle::load(dir) else {
+        return Vec::new();
+    };
+    let config = bundle.controls().waivers();
+    let days = horizon_days.unwrap_or_else(|| config.warning_days());
+    let horizon = now
+        .unix_nanos()
+        .saturating_add(i128::from(days) * 86_400 * 1_000_000_000);
+    let mut out = Vec::new();
+    for w in config.waivers() {
+        let (kind, message) = if w.expired_at(now.unix_nanos()) {
+            (
+                "waiver_expired",
+                format!(
+                    "waiver `{}` expired at {}: it no longer applies; remove it or renew it (owner {})",
+                    w.id, w.expires, w.owner
+                ),
+            )
+        } else if w.expires_unix_nanos() <= horizon {
+            (
+                "waiver_expiring",
+                format!(
+                    "waiver `{}` expires at {}, within {days} days (owner {}, {})",
+                    w.id, w.expires, w.owner, w.risk_acceptance
+                ),
+            )
+        } else {
+            continue;
+        };
+        out.push(Problem {
+            kind: kind.into(),
+            file: dir.join(crate::MANIFEST_FILE),
+            line: w.line,
+            message,
+        });
+    }
+    out
+}

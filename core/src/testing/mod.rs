@@ -40,7 +40,7 @@ use std::time::Instant;
 use regorus::Value as RegoValue;
 
 pub use crate::rego_builtins::builtins_table;
-pub use check::{Problem, check_bundle};
+pub use check::{Problem, check_bundle, waiver_warnings};
 pub use coverage::{Coverage, CoverageItem, CoverageKind};
 pub use evaluators::{Divergence, EvaluatorReport, compare_evaluators};
 pub use suite::{
@@ -345,7 +345,18 @@ fn run_case(
             )));
         }
     };
-    let decision = match engine.decide(&request) {
+    // Each case decides in a state of its own: quotas, used approvals and
+    // intents of one case never reach another.
+    let state: std::sync::Arc<dyn crate::state::StateStore> =
+        std::sync::Arc::new(crate::state::MemoryStore::default());
+    for _ in 0..case.prior {
+        if let Err(e) = engine.decide_in(&request, &state) {
+            return Some(Failure::message(format!(
+                "the case's request is invalid: {e}"
+            )));
+        }
+    }
+    let decision = match engine.decide_in(&request, &state) {
         Ok(d) => d,
         Err(e) => {
             return Some(Failure::message(format!(

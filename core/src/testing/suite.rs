@@ -103,9 +103,16 @@ pub struct Case {
     pub line: u32,
     /// The request to decide, as JSON (checked against the contract when run).
     pub request: Value,
+    /// How many times the request is decided before the decision that is
+    /// checked, in the case's own state (quotas, used approvals and
+    /// intents): `prior: 3` checks the fourth decision.
+    pub prior: u32,
     /// What the decision must be.
     pub expect: Expectation,
 }
+
+/// Most `prior` decisions a case may ask for.
+pub const MAX_PRIOR: u32 = 1000;
 
 /// A suite: named cases read from one YAML file.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +167,8 @@ struct CaseFile {
     request: Option<Value>,
     #[serde(default)]
     patch: Option<Value>,
+    #[serde(default)]
+    prior: Option<u32>,
     expect: ExpectFile,
 }
 
@@ -388,10 +397,22 @@ pub fn parse_suite(path: &Path, text: &str) -> Result<SuiteFileKind, SuiteError>
         {
             map.insert("time".to_owned(), Value::String(time.clone()));
         }
+        let prior = case.prior.unwrap_or(0);
+        if prior > MAX_PRIOR {
+            return Err(SuiteError::new(
+                path,
+                Some(line),
+                format!(
+                    "case `{}`: `prior` is {prior}, more than the {MAX_PRIOR} allowed",
+                    case.name
+                ),
+            ));
+        }
         out.push(Case {
             name: case.name,
             line,
             request,
+            prior,
             expect: Expectation {
                 outcome: case.expect.outcome,
                 reasons: case.expect.reasons,

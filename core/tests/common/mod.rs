@@ -30,6 +30,9 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 pub struct Case {
     pub name: String,
     pub request: Value,
+    /// Decisions of the same request the case's decision follows, in the
+    /// case's own state (quotas, used approvals).
+    pub prior: u32,
     pub outcome: String,
     pub reasons: Option<Vec<String>>,
 }
@@ -58,6 +61,7 @@ pub fn decision_cases() -> Vec<Case> {
             cases.push(Case {
                 name: c.name,
                 request: c.request,
+                prior: c.prior,
                 outcome: c.expect.outcome.as_str().to_owned(),
                 reasons: c.expect.reasons.map(|mut r| {
                     r.sort();

@@ -36,7 +36,7 @@ from agentriage._native import (
     verify_log,
 )
 from agentriage._outcome import Outcome
-from agentriage import intent
+from agentriage import approval, intent
 
 __all__ = [
     "MAX_DEPTH",
@@ -53,6 +53,7 @@ __all__ = [
     "Outcome",
     "Reason",
     "__version__",
+    "approval",
     "intent",
     "generate_signing_key",
     "verify_log",

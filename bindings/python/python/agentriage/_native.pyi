@@ -19,6 +19,8 @@ __all__ = [
     "Obligation",
     "Reason",
     "__version__",
+    "approval_digest",
+    "approval_sign",
     "generate_signing_key",
     "intent_keygen",
     "intent_sign",
@@ -117,6 +119,12 @@ class Decision:
     @property
     def duration_us(self) -> int:
         """Time spent deciding, in microseconds."""
+    @property
+    def approval_request(self) -> dict[str, Any] | None:
+        """For an escalation an approval can settle: what the approver needs."""
+    @property
+    def approval(self) -> dict[str, Any] | None:
+        """The approval the request carried, and what became of it."""
     @property
     def policy_ids(self) -> list[str]:
         """The policy ids of all reasons, in order."""
@@ -268,6 +276,21 @@ class IsolationForest:
         self, x: npt.NDArray[np.float64], threshold: float
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Rows scoring at least ``threshold``: (row indices, their scores)."""
+def approval_digest(request_json: str, context_fields: list[str]) -> str: ...
+def approval_sign(
+    key_pem: str,
+    alg: str,
+    kid: str,
+    iss: str,
+    aud: str,
+    action_digest: str,
+    reasons: list[str],
+    iat: int,
+    lifetime_s: int,
+    jti: Optional[str] = None,
+    decision_id: Optional[str] = None,
+    request_exp: Optional[int] = None,
+) -> str: ...
 def intent_keygen(alg: str, kid: str, iss: str) -> tuple[str, str]: ...
 def intent_sign(
     key_pem: str,
