@@ -254,13 +254,12 @@ mod redis {
     use super::*;
     use agentriage::state::{RedisOptions, RedisStore};
     use redis_server::RedisServer;
-    use std::sync::OnceLock;
 
-    /// One server for this test binary's Redis tests; each test has its
-    /// own namespace. `None` when redis-server is missing (skipped).
-    fn server() -> Option<&'static RedisServer> {
-        static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();
-        SERVER.get_or_init(RedisServer::start).as_ref()
+    /// A server of the test's own (killed when the test ends: a static one
+    /// would outlive the test binary). `None` when redis-server is missing
+    /// (skipped).
+    fn server() -> Option<RedisServer> {
+        RedisServer::start()
     }
 
     #[test]
