@@ -9,6 +9,28 @@ cd "$(dirname "$0")/.."
 # Each step shows the time since the start, to see where CI time goes.
 step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
+# --- Test servers -----------------------------------------------------------
+# Tests that need a server binary start it themselves on 127.0.0.1 with a
+# free port. Here the binary is installed when missing (Debian, as root), and
+# AGENTRIAGE_REQUIRE_SERVERS=1 makes a test whose binary is still missing
+# fail instead of skipping.
+# need_server BINARY DEBIAN-PACKAGE
+need_server() {
+    if command -v "$1" >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing $2 (for $1)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    else
+        echo "$1 is missing and the tests that need it will fail: install the Debian package $2 (sudo apt-get install $2)" >&2
+    fi
+}
+export AGENTRIAGE_REQUIRE_SERVERS=1
+# The Redis state store's tests (core/tests/state_*.rs, cli/tests/state.rs).
+need_server redis-server redis-server
+# --- end of test servers -----------------------------------------------------
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check

@@ -162,6 +162,12 @@ export interface EngineOptions {
   trustedKeys?: Array<string | Uint8Array>
   /** `false` turns off the replay check of signed intents (test suites only). */
   replayCheck?: boolean
+  /**
+   * Where used intents and approvals and quota counters are kept: `'memory'`
+   * (default), `'memory:CAPACITY'` or `'redis://[user:password@]host:port/db'`
+   * (shared by every engine and process using that Redis).
+   */
+  state?: string
 }
 
 /** Decides requests against one policy bundle; share one per bundle. */

@@ -541,15 +541,25 @@ class Engine {
    * `options.replayCheck: false` turns off everything the engine remembers
    * between decisions (intents' replay check, approvals' one-time use, quota
    * counting): only for test suites that decide a request many times.
+   *
+   * `options.state` names where used intents and approvals and quota
+   * counters are kept: `'memory'` (default, this process only),
+   * `'memory:CAPACITY'`, or `'redis://[user:password@]host:port/db'` (query
+   * options `namespace`, `timeout_ms`, `pool`) to share them with every
+   * engine and process using that Redis. A URL that does not parse throws a
+   * TypeError with code `ERR_INVALID_ARG_VALUE`; while the store cannot
+   * answer, decisions that need it fail closed.
    */
   static fromBundle(dir, options = {}) {
     if (typeof dir !== 'string') throw new TypeError('the bundle directory must be a string')
     const replayCheck = options.replayCheck ?? true
     if (typeof replayCheck !== 'boolean') throw new TypeError('options.replayCheck must be a boolean')
     const trustedKeys = trustedKeysOf(options.trustedKeys)
+    const state = options.state ?? undefined
+    if (state !== undefined && typeof state !== 'string') throw new TypeError('options.state must be a string such as \'memory\' or \'redis://host:port/0\'')
     let handle
     try {
-      handle = native.NativeEngine.load(resolve(dir), replayCheck, trustedKeys)
+      handle = native.NativeEngine.load(resolve(dir), replayCheck, trustedKeys, state)
     } catch (e) {
       if (e?.code === 'InvalidArg') throw invalidArgValue(e.message)
       throw translate(e)

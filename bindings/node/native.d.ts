@@ -10,7 +10,7 @@ export declare class NativeEngine {
    * require a bundle one of them signed, now and on every reload; a key
    * that does not parse is an `InvalidArg` error naming its index.
    */
-  static load(dir: string, replayCheck?: boolean | undefined | null, trustedKeys?: Array<string> | undefined | null): NativeEngine
+  static load(dir: string, replayCheck?: boolean | undefined | null, trustedKeys?: Array<string> | undefined | null, state?: string | undefined | null): NativeEngine
   /** Whether every bundle this engine loads must be signed by a trusted key. */
   get requiresSignature(): boolean
   /** Name, revision and digest of the bundle. */

@@ -30,8 +30,8 @@ pub(crate) mod exit {
     pub const OK: u8 = 0;
     /// At least one request could not be decided (malformed input).
     pub const INVALID_INPUT: u8 = 1;
-    /// Bad command-line usage (clap's own code).
-    #[allow(dead_code, reason = "documents clap's exit code")]
+    /// Bad command-line usage (clap's own code, and a `--state` URL that
+    /// does not parse).
     pub const USAGE: u8 = 2;
     /// The bundle could not be loaded.
     pub const BUNDLE: u8 = 3;
@@ -43,7 +43,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  every request was decided (whatever the outcomes)
   1  at least one request could not be decided; its line printed an error object
-  2  bad command-line usage
+  2  bad command-line usage (or a --state URL that does not parse)
   3  the bundle could not be loaded, or its signature did not verify
   4  the input, a key or a bundle URL could not be read, or the output written";
 
@@ -91,6 +91,13 @@ enum Command {
         /// for several trusted keys.
         #[arg(long = "trusted-key", short = 'k')]
         trusted_keys: Vec<PathBuf>,
+        /// Where used intents and approvals and quota counters are kept:
+        /// `memory` (default: this process only), `memory:CAPACITY`, or
+        /// `redis://[user:password@]host:port/db[?namespace=…&timeout_ms=…]`
+        /// to share them with every process using that Redis. When the
+        /// store cannot answer, decisions that need it fail closed.
+        #[arg(long, value_name = "URL", default_value = "memory")]
+        state: String,
         #[command(flatten)]
         log: log_cmd::LogArgs,
     },
@@ -196,6 +203,7 @@ fn main() -> ExitCode {
             input,
             pretty,
             trusted_keys,
+            state,
             log,
         } => ExitCode::from(eval(
             bundle.as_deref(),
@@ -203,6 +211,7 @@ fn main() -> ExitCode {
             &input,
             pretty,
             &trusted_keys,
+            &state,
             &log,
         )),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
@@ -252,8 +261,16 @@ fn eval(
     input: &str,
     pretty: bool,
     trusted_keys: &[PathBuf],
+    state: &str,
     log: &log_cmd::LogArgs,
 ) -> u8 {
+    let store = match agentriage::state::open(state) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: --state: {e}");
+            return exit::USAGE;
+        }
+    };
     let trusted = if trusted_keys.is_empty() {
         None
     } else {
@@ -275,7 +292,7 @@ fn eval(
         trusted.as_ref(),
         &agentriage::delivery::SourceOptions::default(),
     );
-    let engine = match loaded.map(Engine::new) {
+    let engine = match loaded.map(|b| Engine::new(b).with_state(store)) {
         Ok(e) => e,
         Err(agentriage::delivery::DeliveryError::Bundle(e)) => {
             eprintln!("error: cannot load bundle: {e}");

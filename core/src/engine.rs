@@ -59,12 +59,14 @@ impl Engine {
     /// An engine deciding with `bundle`.
     pub fn new(bundle: Bundle) -> Engine {
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let hooks = crate::hooks::Hooks::default();
         Engine {
             bundle: ArcSwap::from_pointee(bundle),
-            hooks: crate::hooks::Hooks::default(),
-            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(Arc::clone(
-                &state,
-            )))),
+            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(
+                Arc::clone(&state),
+                Arc::clone(&hooks.metrics),
+            ))),
+            hooks,
             trusted: None,
             state,
         }
@@ -94,7 +96,10 @@ impl Engine {
     #[must_use]
     pub fn with_state(mut self, store: Arc<dyn StateStore>) -> Engine {
         self.intents = crate::intent::EngineIntents {
-            replay: Arc::new(StoreReplay(Arc::clone(&store))),
+            replay: Arc::new(StoreReplay(
+                Arc::clone(&store),
+                Arc::clone(&self.hooks.metrics),
+            )),
             ..self.intents
         };
         self.state = store;
@@ -216,7 +221,7 @@ impl Engine {
         let bundle = self.bundle.load_full();
         let span = crate::hooks::decision_span();
         let _entered = span.enter();
-        let replay = StoreReplay(Arc::clone(state));
+        let replay = StoreReplay(Arc::clone(state), Arc::clone(&self.hooks.metrics));
         let verify =
             |r: &Request, now: Timestamp| self.intents.fact_replay(&bundle, r, now, &replay);
         let decision = Engine::evaluate(&bundle, request, &verify, state.as_ref(), start)?;

@@ -37,6 +37,7 @@ pub struct Metrics {
     shadow_evaluations: AtomicU64,
     shadow_differences: AtomicU64,
     shadow_failures: AtomicU64,
+    state_errors: RwLock<HashMap<(&'static str, &'static str), Arc<AtomicU64>>>,
 }
 
 fn outcome_index(o: Outcome) -> usize {
@@ -127,6 +128,36 @@ impl Metrics {
         if failed {
             self.shadow_failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one failed state store operation: `store` is the store's
+    /// [`kind`](crate::state::StateStore::kind) (`memory`, `redis`), `op`
+    /// the operation (`insert_once`, `add_within`, `subtract`, `counter`).
+    /// Exposed as `agentriage_state_errors_total{store,op}`; the decision
+    /// that needed the store fails closed.
+    pub fn state_error(&self, store: &'static str, op: &'static str) {
+        if let Ok(m) = self.state_errors.read()
+            && let Some(c) = m.get(&(store, op))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Ok(mut m) = self.state_errors.write() {
+            m.entry((store, op))
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Failed state store operations so far, for `store` and `op` (see
+    /// [`Metrics::state_error`]).
+    pub fn state_errors(&self, store: &str, op: &str) -> u64 {
+        self.state_errors.read().map_or(0, |m| {
+            m.iter()
+                .filter(|((s, o), _)| *s == store && *o == op)
+                .map(|(_, c)| c.load(Ordering::Relaxed))
+                .sum()
+        })
     }
 
     /// Decisions with `outcome` so far.
@@ -231,6 +262,23 @@ impl Metrics {
                 let _ = writeln!(
                     text,
                     "agentriage_request_errors_total{{kind=\"{kind}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+        put_family(
+            &mut text,
+            "agentriage_state_errors_total",
+            "counter",
+            "State store operations that failed (the decision failed closed), by store and operation.",
+        );
+        if let Ok(errors) = self.state_errors.read() {
+            let mut rows: Vec<_> = errors.iter().collect();
+            rows.sort_by_key(|r| *r.0);
+            for ((store, op), c) in rows {
+                let _ = writeln!(
+                    text,
+                    "agentriage_state_errors_total{{store=\"{store}\",op=\"{op}\"}} {}",
                     c.load(Ordering::Relaxed)
                 );
             }

@@ -236,12 +236,21 @@ impl NativeEngine {
     /// (test suites only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
     /// require a bundle one of them signed, now and on every reload; a key
     /// that does not parse is an `InvalidArg` error naming its index.
+    /// `state` (`memory`, `memory:CAPACITY`, `redis://…`) names where used
+    /// intents and approvals and quota counters are kept; a URL that does
+    /// not parse is an `InvalidArg` error.
     #[napi(factory)]
     pub fn load(
         dir: String,
         replay_check: Option<bool>,
         trusted_keys: Option<Vec<String>>,
+        state: Option<String>,
     ) -> napi::Result<NativeEngine> {
+        let store = state
+            .as_deref()
+            .map(agentriage::state::open)
+            .transpose()
+            .map_err(|e| napi::Error::new(Status::InvalidArg, format!("state: {e}")))?;
         let trusted = match trusted_keys {
             None => None,
             Some(keys) => {
@@ -259,6 +268,10 @@ impl NativeEngine {
                 Some(trusted) => agentriage::Engine::from_dir_verified(&dir, trusted),
                 None => agentriage::Engine::from_dir(&dir),
             }
+            .map(|engine| match store {
+                Some(store) => engine.with_state(store),
+                None => engine,
+            })
             .map(|engine| match replay_check {
                 Some(false) => engine.with_state(Arc::new(agentriage::state::NoState)),
                 _ => engine,

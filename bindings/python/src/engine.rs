@@ -327,15 +327,28 @@ impl Engine {
     /// between decisions — the replay check of signed intents, the one-time
     /// use of approvals, quota counting: only for test suites that decide
     /// the same request many times.
+    ///
+    /// `state` names where used intents and approvals and quota counters
+    /// are kept: `"memory"` (the default, this process only),
+    /// `"memory:CAPACITY"`, or `"redis://[user:password@]host:port/db"`
+    /// (options in the query: `namespace`, `timeout_ms`, `pool`) to share
+    /// them with every engine and process using that Redis. A URL that does
+    /// not parse raises `ValueError`; opening does not connect, and while
+    /// the store cannot answer, decisions that need it fail closed.
     #[staticmethod]
-    #[pyo3(signature = (path, *, trusted_keys = None, replay_check = true))]
+    #[pyo3(signature = (path, *, trusted_keys = None, replay_check = true, state = None))]
     fn from_bundle(
         py: Python<'_>,
         path: PathBuf,
         trusted_keys: Option<&Bound<'_, PyAny>>,
         replay_check: bool,
+        state: Option<&str>,
     ) -> PyResult<Engine> {
         guard(py, || {
+            let store = state
+                .map(agentriage::state::open)
+                .transpose()
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("state: {e}")))?;
             let trusted = trusted_keys.map(trusted_keys_from).transpose()?;
             let engine = detached(py, || {
                 match trusted {
@@ -344,6 +357,10 @@ impl Engine {
                 }
                 .map_err(|e| Failure::Core(e, None))
             })?;
+            let engine = match store {
+                Some(store) => engine.with_state(store),
+                None => engine,
+            };
             let engine = if replay_check {
                 engine
             } else {

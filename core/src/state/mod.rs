@@ -16,10 +16,16 @@
 //! remaining lifetime to its own clock (Redis `PX`).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::sync::Arc;
 
 pub use memory::{DEFAULT_STATE_CAPACITY, MemoryStore};
+#[cfg(feature = "redis")]
+pub use redis::{
+    DEFAULT_NAMESPACE, DEFAULT_POOL, DEFAULT_TIMEOUT, MAX_EXACT, RedisOptions, RedisStore,
+};
 
 use crate::intent::{ReplayCache, ReplayError};
 
@@ -93,6 +99,162 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> &'static str;
 }
 
+/// Why [`open`] refused a state URL. URLs in these errors never hold
+/// credentials (`user:password@` is shown as `***@`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateOpenError {
+    /// The URL is empty.
+    #[error(
+        "the state URL is empty; expected `memory`, `memory:CAPACITY` or `redis://host:port/db`"
+    )]
+    Empty,
+    /// The URL names no store this build knows.
+    #[error(
+        "the state URL `{url}` names no known store; expected `memory`, `memory:CAPACITY` or `redis://host:port/db`"
+    )]
+    UnknownScheme {
+        /// The URL, without credentials.
+        url: String,
+    },
+    /// `memory:CAPACITY` with a capacity that is not a positive integer.
+    #[error(
+        "the state URL `{url}` has the capacity `{value}`; expected an integer from 1 to {max}"
+    )]
+    BadCapacity {
+        /// The URL.
+        url: String,
+        /// The capacity as given.
+        value: String,
+        /// The largest capacity taken.
+        max: usize,
+    },
+    /// A `redis://` URL, while this build has no Redis store (the `redis`
+    /// feature of the `agentriage` crate is off).
+    #[error(
+        "the state URL `{url}` needs the Redis store, which this build does not include (feature `redis`)"
+    )]
+    RedisNotBuilt {
+        /// The URL, without credentials.
+        url: String,
+    },
+    /// `rediss://`: this build connects to Redis over plain TCP only.
+    #[error(
+        "the state URL `{url}` asks for TLS, which this build does not support; \
+         reach Redis over `redis://` on a trusted network or through a local TLS tunnel"
+    )]
+    TlsUnsupported {
+        /// The URL, without credentials.
+        url: String,
+    },
+    /// The URL does not parse as a Redis URL.
+    #[error("the state URL `{url}` is not a valid Redis URL: {reason}")]
+    BadUrl {
+        /// The URL, without credentials.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL's query names an option the store does not have.
+    #[error(
+        "the state URL `{url}` has the unknown option `{name}`; \
+         expected `namespace`, `timeout_ms`, `connect_timeout_ms`, `io_timeout_ms` or `pool`"
+    )]
+    UnknownOption {
+        /// The URL, without credentials.
+        url: String,
+        /// The option's name.
+        name: String,
+    },
+    /// An option with a value out of its range.
+    #[error("the state option `{name}` is `{value}`; expected {expected}")]
+    BadOption {
+        /// The option's name.
+        name: String,
+        /// Its value as given.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
+}
+
+/// The largest capacity `memory:CAPACITY` takes.
+pub const MAX_MEMORY_CAPACITY: usize = 100_000_000;
+
+/// Opens the store a URL names:
+///
+/// - `memory` — a [`MemoryStore`] of [`DEFAULT_STATE_CAPACITY`] keys, for
+///   one process;
+/// - `memory:CAPACITY` — a [`MemoryStore`] of `CAPACITY` keys (1 to
+///   [`MAX_MEMORY_CAPACITY`]);
+/// - `redis://[user:password@]host[:port][/db][?options]` — a `RedisStore`
+///   shared by every process using it (feature `redis`; options:
+///   `namespace`, `timeout_ms`, `connect_timeout_ms`, `io_timeout_ms`,
+///   `pool`). Opening does not connect; `rediss://` is refused.
+///
+/// ```
+/// let store = agentriage::state::open("memory:1000")?;
+/// assert_eq!(store.kind(), "memory");
+/// assert!(agentriage::state::open("memory:0").is_err());
+/// # Ok::<(), agentriage::state::StateOpenError>(())
+/// ```
+pub fn open(url: &str) -> Result<Arc<dyn StateStore>, StateOpenError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(StateOpenError::Empty);
+    }
+    if url == "memory" {
+        return Ok(Arc::new(MemoryStore::default()));
+    }
+    if let Some(value) = url.strip_prefix("memory:") {
+        return match value.parse::<usize>() {
+            Ok(n) if (1..=MAX_MEMORY_CAPACITY).contains(&n) => Ok(Arc::new(MemoryStore::new(n))),
+            _ => Err(StateOpenError::BadCapacity {
+                url: url.to_owned(),
+                value: value.to_owned(),
+                max: MAX_MEMORY_CAPACITY,
+            }),
+        };
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        return open_redis(url);
+    }
+    Err(StateOpenError::UnknownScheme { url: redact(url) })
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(url: &str) -> Result<Arc<dyn StateStore>, StateOpenError> {
+    Ok(Arc::new(RedisStore::from_url(url)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(url: &str) -> Result<Arc<dyn StateStore>, StateOpenError> {
+    let url = redact(url);
+    if url.starts_with("rediss://") {
+        return Err(StateOpenError::TlsUnsupported { url });
+    }
+    Err(StateOpenError::RedisNotBuilt { url })
+}
+
+/// `url` without credentials (`user:password@` shown as `***@`) nor query.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains('@') {
+            "***".into()
+        } else {
+            url.to_owned()
+        };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", authority.get(at + 1..).unwrap_or("")),
+        None => authority.to_owned(),
+    };
+    let tail = tail.split(['?', '#']).next().unwrap_or("");
+    format!("{scheme}://{host}{tail}")
+}
+
 /// A store that remembers nothing: **no replay protection, no one-time
 /// approvals, no quotas** — every key is new, every amount fits.
 ///
@@ -142,9 +304,13 @@ pub(crate) fn key3(prefix: &str, a: &str, b: &str) -> String {
     format!("{prefix}:{}:{a}:{b}", a.len())
 }
 
-/// A [`StateStore`] seen as the intents' [`ReplayCache`].
+/// A [`StateStore`] seen as the intents' [`ReplayCache`]; a failure of the
+/// store counts in the engine's metrics.
 #[derive(Debug, Clone)]
-pub(crate) struct StoreReplay(pub(crate) Arc<dyn StateStore>);
+pub(crate) struct StoreReplay(
+    pub(crate) Arc<dyn StateStore>,
+    pub(crate) Arc<crate::metrics::Metrics>,
+);
 
 impl ReplayCache for StoreReplay {
     fn check_and_record(
@@ -163,8 +329,14 @@ impl ReplayCache for StoreReplay {
                 issuer: issuer.to_owned(),
                 jti: jti.to_owned(),
             }),
-            Err(StateError::Full { capacity }) => Err(ReplayError::Full { capacity }),
-            Err(e) => Err(ReplayError::Unavailable(e.to_string())),
+            Err(StateError::Full { capacity }) => {
+                self.1.state_error(self.0.kind(), "insert_once");
+                Err(ReplayError::Full { capacity })
+            }
+            Err(e) => {
+                self.1.state_error(self.0.kind(), "insert_once");
+                Err(ReplayError::Unavailable(e.to_string()))
+            }
         }
     }
 }

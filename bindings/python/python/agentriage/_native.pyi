@@ -146,6 +146,7 @@ class Engine:
         *,
         trusted_keys: Optional[Iterable[Union[str, bytes, os.PathLike[str]]]] = None,
         replay_check: bool = True,
+        state: Optional[str] = None,
     ) -> Engine:
         """Loads and compiles the policy bundle in directory ``path``.
 
@@ -159,6 +160,14 @@ class Engine:
 
         ``replay_check=False`` turns off the replay check of signed intents:
         only for test suites that decide the same signed request many times.
+
+        ``state`` names where used intents and approvals and quota counters
+        are kept: ``"memory"`` (default, this process only),
+        ``"memory:CAPACITY"``, or ``"redis://[user:password@]host:port/db"``
+        (query options ``namespace``, ``timeout_ms``, ``pool``) to share them
+        with every engine and process using that Redis. A URL that does not
+        parse raises ``ValueError``; while the store cannot answer, decisions
+        that need it fail closed.
         """
     @property
     def requires_signature(self) -> bool:
