@@ -29,6 +29,8 @@ need_server() {
 export AGENTRIAGE_REQUIRE_SERVERS=1
 # The Redis state store's tests (core/tests/state_*.rs, cli/tests/state.rs).
 need_server redis-server redis-server
+# The OCI registry of the bundle delivery tests (core/tests/delivery.rs).
+need_server docker-registry docker-registry
 # --- end of test servers -----------------------------------------------------
 
 step "format (cargo fmt --check)"
@@ -58,20 +60,6 @@ else
     echo "cargo-deny is not installed: skipped (cargo install cargo-deny --locked)"
 fi
 
-# --- servers the tests start: OCI registry (bundle delivery, core/tests/delivery.rs) ---
-# Tests whose server binary is missing fail when AGENTRIAGE_REQUIRE_SERVERS is set.
-export AGENTRIAGE_REQUIRE_SERVERS=1
-if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        step "installing docker-registry (apt-get)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry
-    else
-        echo "docker-registry is missing and this is not root: install it with" \
-            "'sudo apt-get install docker-registry' (the OCI delivery test needs it)"
-    fi
-fi
-# --- end OCI registry ---
 
 step "Rust tests (core, cli)"
 cargo test --locked
