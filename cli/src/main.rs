@@ -12,6 +12,7 @@ use serde_json::json;
 
 mod bundle_cmd;
 mod check;
+mod init_cmd;
 mod intent_cmd;
 mod log_cmd;
 mod test_cmd;
@@ -22,6 +23,30 @@ mod test_cmd;
 #[global_allocator]
 static GLOBAL: agentriage::alloc::Counting<mimalloc::MiMalloc> =
     agentriage::alloc::Counting::new(mimalloc::MiMalloc);
+
+/// `n` and the noun, singular for 1 and plural otherwise: `1 error`,
+/// `2 errors`, `0 errors`. `noun` is the singular; the plural adds `s`.
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_singular_for_one_only() {
+        assert_eq!(super::count(1u64, "error"), "1 error");
+        assert_eq!(super::count(0u64, "error"), "0 errors");
+        assert_eq!(
+            super::count(2u64, "signed checkpoint"),
+            "2 signed checkpoints"
+        );
+    }
+}
 
 /// Exit codes, documented in `--help`.
 pub(crate) mod exit {
@@ -46,12 +71,17 @@ Exit codes:
   3  the bundle could not be loaded, or its signature did not verify
   4  the input or a key could not be read, or the output written";
 
+/// The end of the top-level `--help`: exit codes differ between commands.
+const TOP_LEVEL_HELP: &str = "\
+Each command lists its own exit codes: agentriage COMMAND --help.
+Exit code 2 always means bad command-line usage.";
+
 #[derive(Parser)]
 #[command(
     name = "agentriage",
     version,
     about = "Policy decision point for AI agents: execute, reject or escalate",
-    after_help = EXIT_CODES
+    after_help = TOP_LEVEL_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -131,6 +161,20 @@ enum Command {
         #[arg(long)]
         evaluators: bool,
     },
+    /// Create a new bundle to start from: manifest, a Rego module, a Cedar
+    /// policy, an agent registry, a risk table and a suite covering every
+    /// rule.
+    ///
+    /// DIR must not exist or be empty. The bundle passes `agentriage test
+    /// DIR` and `agentriage check --bundle DIR` as written.
+    #[command(after_help = init_cmd::EXIT_CODES)]
+    Init {
+        /// Directory to create the bundle in.
+        dir: PathBuf,
+        /// The bundle's name; by default the directory's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
     Anomaly(anomaly_cmd::AnomalyCommand),
@@ -196,6 +240,7 @@ fn main() -> ExitCode {
             format,
             evaluators,
         } => ExitCode::from(check::check(&bundle, format, evaluators)),
+        Command::Init { dir, name } => ExitCode::from(init_cmd::init(&dir, name.as_deref())),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
         Command::Log { command } => ExitCode::from(log_cmd::log(command)),
