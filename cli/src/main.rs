@@ -15,6 +15,7 @@ mod check;
 mod init_cmd;
 mod intent_cmd;
 mod log_cmd;
+mod otlp_cmd;
 mod test_cmd;
 
 // A decision allocates many small values in both policy engines; mimalloc
@@ -113,6 +114,8 @@ enum Command {
         trusted_keys: Vec<PathBuf>,
         #[command(flatten)]
         log: log_cmd::LogArgs,
+        #[command(flatten)]
+        otlp: otlp_cmd::OtlpArgs,
     },
     /// Sign bundles and verify their signatures.
     #[command(subcommand, after_help = EXIT_CODES)]
@@ -218,7 +221,8 @@ fn main() -> ExitCode {
             pretty,
             trusted_keys,
             log,
-        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &log)),
+            otlp,
+        } => ExitCode::from(eval(&bundle, &input, pretty, &trusted_keys, &log, &otlp)),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
         Command::Test {
             paths,
@@ -258,7 +262,15 @@ fn eval(
     pretty: bool,
     trusted_keys: &[PathBuf],
     log: &log_cmd::LogArgs,
+    otlp: &otlp_cmd::OtlpArgs,
 ) -> u8 {
+    let mut sink = match otlp_cmd::Sink::new(otlp) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --otlp-endpoint: {e}");
+            return exit::USAGE;
+        }
+    };
     let loaded = if trusted_keys.is_empty() {
         agentriage::Bundle::load(bundle)
     } else {
@@ -281,7 +293,14 @@ fn eval(
             return exit::IO;
         }
     };
-    let code = eval_with(&engine, input, pretty);
+    let mut code = eval_with(&engine, input, pretty, sink.as_mut());
+    if let Some(sink) = sink
+        && let Err(e) = sink.finish(engine.metrics())
+    {
+        // The decisions were printed as made; only their telemetry is lost.
+        eprintln!("error: OpenTelemetry export: {e}");
+        code = code.max(exit::IO);
+    }
     if let Some(log) = log
         && let Err(e) = log.close()
     {
@@ -291,7 +310,7 @@ fn eval(
     code
 }
 
-fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
+fn eval_with(engine: &Engine, input: &str, pretty: bool, sink: Option<&mut otlp_cmd::Sink>) -> u8 {
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -305,7 +324,7 @@ fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match run(engine, BufReader::new(reader), &mut out, pretty) {
+    match run(engine, BufReader::new(reader), &mut out, pretty, sink) {
         Ok(0) => exit::OK,
         Ok(_) => exit::INVALID_INPUT,
         Err(e) => {
@@ -325,12 +344,15 @@ fn run(
     reader: impl BufRead,
     out: &mut impl Write,
     pretty: bool,
+    mut sink: Option<&mut otlp_cmd::Sink>,
 ) -> io::Result<usize> {
     let mut failures = 0;
     let mut emit = |line: usize, text: &str, out: &mut dyn Write| -> io::Result<()> {
         let result = engine.decide_json(text);
-        if result.is_err() {
-            failures += 1;
+        match (&result, sink.as_deref_mut()) {
+            (Err(_), _) => failures += 1,
+            (Ok(d), Some(sink)) => sink.record(text, d),
+            (Ok(_), None) => {}
         }
         write_result(out, line, &result, pretty)?;
         out.flush()

@@ -44,6 +44,7 @@ mod hooks;
 pub mod intent;
 mod load_limits;
 mod metrics;
+pub mod otlp;
 mod rego;
 mod rego_builtins;
 mod rego_calls;
