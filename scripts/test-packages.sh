@@ -59,7 +59,7 @@ cat "$scratch/python.out"
 
 echo "==> sdist: $(basename "${sdists[0]}")"
 listing="$(tar -tzf "${sdists[0]}")"
-for member in pyproject.toml Cargo.toml Cargo.lock bindings/python/src/lib.rs core/src/lib.rs bindings/python/python/agentriage/__init__.py; do
+for member in pyproject.toml Cargo.toml Cargo.lock bindings/python/src/lib.rs core/src/lib.rs python/agentriage/__init__.py; do
     if ! grep -q "^[^/]*/$member\$" <<<"$listing"; then
         echo "error: the sdist lacks $member" >&2
         exit 1
