@@ -13,10 +13,18 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 python="${PYTHON:-python3}"
-venv="$root/target/venv-python"
+venv="${AGENTRIAGE_PY_VENV:-$root/target/venv-python}"
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "==> creating $venv"
+    # Debian and Ubuntu ship `venv` without ensurepip unless python3-venv
+    # is installed: say so instead of leaving a half-made virtualenv.
+    if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        echo "error: $python cannot create virtualenvs (no venv or ensurepip module):" >&2
+        echo "       install python3-venv (Debian/Ubuntu: apt-get install python3-venv) or set PYTHON" >&2
+        exit 1
+    fi
+    rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi

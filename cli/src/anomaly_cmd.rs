@@ -343,10 +343,10 @@ fn train(a: &TrainArgs) -> Result<u8, Failure> {
         .save(&a.out)
         .map_err(|e| Failure(exit::IO, e.to_string()))?;
     eprintln!(
-        "trained {} trees on {} events x {} features ({}); offset {}; wrote {}",
-        model.n_estimators(),
-        table.n,
-        table.names.len(),
+        "trained {} on {} x {} ({}); offset {}; wrote {}",
+        crate::count(model.n_estimators() as u64, "tree"),
+        crate::count(table.n as u64, "event"),
+        crate::count(table.names.len() as u64, "feature"),
         table.names.join(", "),
         model.offset(),
         a.out.display()
@@ -430,9 +430,17 @@ fn score(a: &ScoreArgs) -> Result<u8, Failure> {
     out.flush().map_err(io_err)?;
     match a.threshold {
         Some(t) => {
-            eprintln!("scored {scored} events; kept {kept} at or above {t}; {errors} errors")
+            eprintln!(
+                "scored {}; kept {kept} at or above {t}; {}",
+                crate::count(scored, "event"),
+                crate::count(errors, "error")
+            )
         }
-        None => eprintln!("scored {scored} events; {errors} errors"),
+        None => eprintln!(
+            "scored {}; {}",
+            crate::count(scored, "event"),
+            crate::count(errors, "error")
+        ),
     }
     Ok(if errors > 0 {
         exit::INVALID_INPUT

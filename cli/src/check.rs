@@ -131,7 +131,11 @@ fn write_human(
         writeln!(out, "warning: {w}")?;
     }
     if let Some(n) = compared {
-        writeln!(out, "{n} requests decided by both Rego evaluators")?;
+        writeln!(
+            out,
+            "{} decided by both Rego evaluators",
+            crate::count(n as u64, "request")
+        )?;
     }
     match problems.len() {
         0 => writeln!(out, "{}: ok, no problems", bundle.display()),

@@ -36,6 +36,10 @@ Exit codes:
 pub enum IntentCommand {
     /// Generate a signing key: writes the private key (PKCS#8 PEM) and prints
     /// the public JWK, bound to the issuer, for the receiver's key set.
+    ///
+    /// With --key-set, the public key also goes into a key set (JWKS) file
+    /// that `verify --keys` reads: created if absent, otherwise the key is
+    /// added to the keys already there (a key id may appear only once).
     #[command(after_help = EXIT_CODES)]
     Keygen {
         /// `EdDSA` (Ed25519) or `ES256` (P-256).
@@ -50,6 +54,9 @@ pub enum IntentCommand {
         /// Where to write the private key (refuses to overwrite a file).
         #[arg(long)]
         private_key: PathBuf,
+        /// Key set (JWKS) file to create, or to add the public key to.
+        #[arg(long, value_name = "FILE")]
+        key_set: Option<PathBuf>,
     },
     /// Sign an intent; prints the compact JWS.
     #[command(after_help = EXIT_CODES)]
@@ -150,7 +157,8 @@ pub fn run(command: IntentCommand) -> u8 {
             kid,
             iss,
             private_key,
-        } => keygen(alg, kid, iss, &private_key),
+            key_set,
+        } => keygen(alg, kid, iss, &private_key, key_set.as_deref()),
         IntentCommand::Sign {
             key,
             alg,
@@ -260,10 +268,17 @@ pub fn run(command: IntentCommand) -> u8 {
     }
 }
 
-fn keygen(alg: Algorithm, kid: String, iss: String, path: &Path) -> u8 {
+fn keygen(alg: Algorithm, kid: String, iss: String, path: &Path, key_set: Option<&Path>) -> u8 {
     let key = match SigningKey::generate(alg, kid, iss) {
         Ok(k) => k,
         Err(e) => return fail(exit::KEYS, e),
+    };
+    // The key set is checked before anything is written, so a refused key
+    // set leaves no private key behind without its public half.
+    let set_text = match key_set.map(|p| with_key(p, json!(key.public_jwk()))) {
+        None => None,
+        Some(Ok(text)) => Some(text),
+        Some(Err(code)) => return code,
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -278,6 +293,76 @@ fn keygen(alg: Algorithm, kid: String, iss: String, path: &Path) -> u8 {
     if let Err(e) = written {
         return fail(exit::IO, format!("cannot write `{}`: {e}", path.display()));
     }
+    if let (Some(set), Some(text)) = (key_set, set_text) {
+        // Written next to the file and renamed over it: a reader never sees
+        // half a key set.
+        let mut tmp = set.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, set)) {
+            let _ = std::fs::remove_file(&tmp);
+            return fail(exit::IO, format!("cannot write `{}`: {e}", set.display()));
+        }
+    }
     println!("{}", json!(key.public_jwk()));
     exit::OK
+}
+
+/// The text of the key set at `path` (an empty set when the file does not
+/// exist) with `jwk` added, checked as `verify --keys` reads it.
+fn with_key(path: &Path, jwk: serde_json::Value) -> Result<String, u8> {
+    let mut set = match std::fs::read_to_string(path) {
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v.get("keys").is_some_and(serde_json::Value::is_array) => v,
+            Ok(_) => {
+                return Err(fail(
+                    exit::KEYS,
+                    format!(
+                        "{}: not a key set: expected an object with a `keys` array",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(fail(exit::KEYS, format!("{}: {e}", path.display()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"keys": []}),
+        Err(e) => {
+            return Err(fail(
+                exit::IO,
+                format!("cannot read `{}`: {e}", path.display()),
+            ));
+        }
+    };
+    let kid = jwk.get("kid").cloned();
+    let Some(keys) = set
+        .get_mut("keys")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return Err(fail(
+            exit::KEYS,
+            format!("{}: not a key set", path.display()),
+        ));
+    };
+    if keys.iter().any(|k| k.get("kid") == kid.as_ref()) {
+        let kid = kid
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        return Err(fail(
+            exit::KEYS,
+            format!(
+                "{}: the key set already has a key with kid `{kid}`",
+                path.display()
+            ),
+        ));
+    }
+    keys.push(jwk);
+    let text = match serde_json::to_string_pretty(&set) {
+        Ok(t) => t + "\n",
+        Err(e) => return Err(fail(exit::KEYS, e)),
+    };
+    if let Err(e) = TrustedKeys::from_json(&text) {
+        return Err(fail(exit::KEYS, format!("{}: {e}", path.display())));
+    }
+    Ok(text)
 }

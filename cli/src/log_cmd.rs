@@ -408,7 +408,7 @@ fn write_table(
     if !changes.is_empty() {
         writeln!(
             out,
-            "{:<28} {:<24} {:<9} {:<9} CANDIDATE POLICIES / NOTE",
+            "{:<28} {:<24} {:<9} {:<9} POLICIES / NOTE",
             "RECORD", "ACTION", "RECORDED", "CANDIDATE"
         )?;
     }
@@ -443,7 +443,8 @@ fn write_table(
     }
     writeln!(
         out,
-        "{replayed} decisions replayed, {} changed; {with_redactions} had redacted fields (replayed as logged, so their outcome may differ from the original's)",
+        "{} replayed, {} changed; {with_redactions} had redacted fields (replayed as logged, so their outcome may differ from the original's)",
+        crate::count(replayed, "decision"),
         changes.len()
     )
 }

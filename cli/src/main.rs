@@ -13,8 +13,10 @@ use serde_json::json;
 mod approval_cmd;
 mod bundle_cmd;
 mod check;
+mod init_cmd;
 mod intent_cmd;
 mod log_cmd;
+mod otlp_cmd;
 mod test_cmd;
 
 // A decision allocates many small values in both policy engines; mimalloc
@@ -23,6 +25,30 @@ mod test_cmd;
 #[global_allocator]
 static GLOBAL: agentriage::alloc::Counting<mimalloc::MiMalloc> =
     agentriage::alloc::Counting::new(mimalloc::MiMalloc);
+
+/// `n` and the noun, singular for 1 and plural otherwise: `1 error`,
+/// `2 errors`, `0 errors`. `noun` is the singular; the plural adds `s`.
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_singular_for_one_only() {
+        assert_eq!(super::count(1u64, "error"), "1 error");
+        assert_eq!(super::count(0u64, "error"), "0 errors");
+        assert_eq!(
+            super::count(2u64, "signed checkpoint"),
+            "2 signed checkpoints"
+        );
+    }
+}
 
 /// Exit codes, documented in `--help`.
 pub(crate) mod exit {
@@ -47,12 +73,17 @@ Exit codes:
   3  the bundle could not be loaded, or its signature did not verify
   4  the input, a key or a bundle URL could not be read, or the output written";
 
+/// The end of the top-level `--help`: exit codes differ between commands.
+const TOP_LEVEL_HELP: &str = "\
+Each command lists its own exit codes: agentriage COMMAND --help.
+Exit code 2 always means bad command-line usage.";
+
 #[derive(Parser)]
 #[command(
     name = "agentriage",
     version,
     about = "Policy decision point for AI agents: execute, reject or escalate",
-    after_help = EXIT_CODES
+    after_help = TOP_LEVEL_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -100,6 +131,8 @@ enum Command {
         state: String,
         #[command(flatten)]
         log: log_cmd::LogArgs,
+        #[command(flatten)]
+        otlp: otlp_cmd::OtlpArgs,
     },
     /// Sign bundles and verify their signatures.
     #[command(subcommand, after_help = EXIT_CODES)]
@@ -155,6 +188,20 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
+    /// Create a new bundle to start from: manifest, a Rego module, a Cedar
+    /// policy, an agent registry, a risk table and a suite covering every
+    /// rule.
+    ///
+    /// DIR must not exist or be empty. The bundle passes `agentriage test
+    /// DIR` and `agentriage check --bundle DIR` as written.
+    #[command(after_help = init_cmd::EXIT_CODES)]
+    Init {
+        /// Directory to create the bundle in.
+        dir: PathBuf,
+        /// The bundle's name; by default the directory's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Train an anomaly model, or score events with one.
     #[command(subcommand)]
     Anomaly(anomaly_cmd::AnomalyCommand),
@@ -205,15 +252,17 @@ fn main() -> ExitCode {
             trusted_keys,
             state,
             log,
-        } => ExitCode::from(eval(
-            bundle.as_deref(),
-            bundle_url.as_deref(),
-            &input,
+            otlp,
+        } => ExitCode::from(eval(&EvalArgs {
+            bundle: bundle.as_deref(),
+            bundle_url: bundle_url.as_deref(),
+            input: &input,
             pretty,
-            &trusted_keys,
-            &state,
-            &log,
-        )),
+            trusted_keys: &trusted_keys,
+            state: &state,
+            log: &log,
+            otlp: &otlp,
+        })),
         Command::Bundle(command) => ExitCode::from(bundle_cmd::run(command)),
         Command::Test {
             paths,
@@ -243,6 +292,7 @@ fn main() -> ExitCode {
             now.as_deref(),
             waiver_horizon_days,
         )),
+        Command::Init { dir, name } => ExitCode::from(init_cmd::init(&dir, name.as_deref())),
         Command::Anomaly(command) => ExitCode::from(anomaly_cmd::run(command)),
         Command::Intent { command } => ExitCode::from(intent_cmd::run(*command)),
         Command::Approval { command } => ExitCode::from(approval_cmd::run(*command)),
@@ -255,19 +305,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn eval(
-    bundle: Option<&std::path::Path>,
-    bundle_url: Option<&str>,
-    input: &str,
+/// The options of `agentriage eval`.
+struct EvalArgs<'a> {
+    bundle: Option<&'a std::path::Path>,
+    bundle_url: Option<&'a str>,
+    input: &'a str,
     pretty: bool,
-    trusted_keys: &[PathBuf],
-    state: &str,
-    log: &log_cmd::LogArgs,
-) -> u8 {
+    trusted_keys: &'a [PathBuf],
+    state: &'a str,
+    log: &'a log_cmd::LogArgs,
+    otlp: &'a otlp_cmd::OtlpArgs,
+}
+
+fn eval(args: &EvalArgs<'_>) -> u8 {
+    let EvalArgs {
+        bundle,
+        bundle_url,
+        input,
+        pretty,
+        trusted_keys,
+        state,
+        log,
+        otlp,
+    } = *args;
     let store = match agentriage::state::open(state) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: --state: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut sink = match otlp_cmd::Sink::new(otlp) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --otlp-endpoint: {e}");
             return exit::USAGE;
         }
     };
@@ -310,7 +381,14 @@ fn eval(
             return exit::IO;
         }
     };
-    let code = eval_with(&engine, input, pretty);
+    let mut code = eval_with(&engine, input, pretty, sink.as_mut());
+    if let Some(sink) = sink
+        && let Err(e) = sink.finish(engine.metrics())
+    {
+        // The decisions were printed as made; only their telemetry is lost.
+        eprintln!("error: OpenTelemetry export: {e}");
+        code = code.max(exit::IO);
+    }
     if let Some(log) = log
         && let Err(e) = log.close()
     {
@@ -320,7 +398,7 @@ fn eval(
     code
 }
 
-fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
+fn eval_with(engine: &Engine, input: &str, pretty: bool, sink: Option<&mut otlp_cmd::Sink>) -> u8 {
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -334,7 +412,7 @@ fn eval_with(engine: &Engine, input: &str, pretty: bool) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match run(engine, BufReader::new(reader), &mut out, pretty) {
+    match run(engine, BufReader::new(reader), &mut out, pretty, sink) {
         Ok(0) => exit::OK,
         Ok(_) => exit::INVALID_INPUT,
         Err(e) => {
@@ -354,12 +432,15 @@ fn run(
     reader: impl BufRead,
     out: &mut impl Write,
     pretty: bool,
+    mut sink: Option<&mut otlp_cmd::Sink>,
 ) -> io::Result<usize> {
     let mut failures = 0;
     let mut emit = |line: usize, text: &str, out: &mut dyn Write| -> io::Result<()> {
         let result = engine.decide_json(text);
-        if result.is_err() {
-            failures += 1;
+        match (&result, sink.as_deref_mut()) {
+            (Err(_), _) => failures += 1,
+            (Ok(d), Some(sink)) => sink.record(text, d),
+            (Ok(_), None) => {}
         }
         write_result(out, line, &result, pretty)?;
         out.flush()

@@ -151,7 +151,7 @@ pub fn test(args: TestArgs) -> u8 {
             args.threshold,
         ),
         Format::Json => write_json(&mut out, &run, elapsed.as_secs_f64(), args.threshold),
-        Format::Junit => write_junit(&mut out, &run, elapsed.as_secs_f64()),
+        Format::Junit => write_junit(&mut out, &run, elapsed.as_secs_f64(), args.threshold),
     }
     .and_then(|()| out.flush());
     if let Err(e) = written {
@@ -407,7 +407,12 @@ fn failure_text(r: &TestResult) -> String {
     t
 }
 
-fn write_junit(out: &mut dyn Write, run: &TestRun, seconds: f64) -> io::Result<()> {
+fn write_junit(
+    out: &mut dyn Write,
+    run: &TestRun,
+    seconds: f64,
+    threshold: Option<f64>,
+) -> io::Result<()> {
     // Suites in order of first appearance.
     let mut suites: Vec<(&str, Vec<&TestResult>)> = Vec::new();
     for r in &run.results {
@@ -417,11 +422,14 @@ fn write_junit(out: &mut dyn Write, run: &TestRun, seconds: f64) -> io::Result<(
         }
     }
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    // The coverage suite's `threshold` case counts as a test.
+    let threshold_case = run.coverage.as_ref().zip(threshold);
+    let threshold_failed = threshold_case.is_some_and(|(c, t)| c.percent() < t);
     writeln!(
         out,
         r#"<testsuites name="agentriage" tests="{}" failures="{}" errors="0" time="{seconds:.6}">"#,
-        run.results.len(),
-        run.failed()
+        run.results.len() + usize::from(threshold_case.is_some()),
+        run.failed() + usize::from(threshold_failed)
     )?;
     for (name, results) in suites {
         let failures = results.iter().filter(|r| !r.passed()).count();
@@ -469,7 +477,77 @@ fn write_junit(out: &mut dyn Write, run: &TestRun, seconds: f64) -> io::Result<(
         }
         writeln!(out, "  </testsuite>")?;
     }
+    if let Some(c) = &run.coverage {
+        write_junit_coverage(out, c, threshold)?;
+    }
     writeln!(out, "</testsuites>")
+}
+
+/// Coverage as a JUnit suite of its own, `coverage`: the figures as
+/// properties, the human report as its output and, with a threshold, one
+/// test case `threshold` that fails when coverage is below it (so CI
+/// systems show the failure where they show tests).
+fn write_junit_coverage(
+    out: &mut dyn Write,
+    c: &Coverage,
+    threshold: Option<f64>,
+) -> io::Result<()> {
+    let covered = c.items.iter().filter(|i| i.covered).count();
+    let below = threshold.is_some_and(|t| c.percent() < t);
+    writeln!(
+        out,
+        r#"  <testsuite name="coverage" tests="{}" failures="{}" errors="0" skipped="0" time="0">"#,
+        usize::from(threshold.is_some()),
+        usize::from(below)
+    )?;
+    writeln!(out, "    <properties>")?;
+    let mut properties = vec![
+        ("coverage.percent", format!("{:.1}", c.percent())),
+        ("coverage.covered", covered.to_string()),
+        ("coverage.total", c.items.len().to_string()),
+        ("coverage.errors", c.errors.len().to_string()),
+    ];
+    if let Some(t) = threshold {
+        properties.push(("coverage.threshold", t.to_string()));
+    }
+    for (name, value) in properties {
+        writeln!(
+            out,
+            r#"      <property name="{name}" value="{}"/>"#,
+            xml_escape(&value)
+        )?;
+    }
+    writeln!(out, "    </properties>")?;
+    if let Some(t) = threshold {
+        write!(
+            out,
+            r#"    <testcase name="threshold" classname="coverage" time="0""#
+        )?;
+        if below {
+            let message = format!(
+                "coverage {:.1}% is below the threshold of {t}%",
+                c.percent()
+            );
+            writeln!(out, ">")?;
+            writeln!(
+                out,
+                r#"      <failure message="{}" type="coverage">{}</failure>"#,
+                xml_escape(&message),
+                xml_escape(&message)
+            )?;
+            writeln!(out, "    </testcase>")?;
+        } else {
+            writeln!(out, "/>")?;
+        }
+    }
+    let mut report = Vec::new();
+    write_coverage(&mut report, c, threshold)?;
+    writeln!(
+        out,
+        "    <system-out>{}</system-out>",
+        xml_escape(String::from_utf8_lossy(&report).trim())
+    )?;
+    writeln!(out, "  </testsuite>")
 }
 
 #[cfg(test)]

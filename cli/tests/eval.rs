@@ -230,4 +230,12 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
     ] {
         assert!(help.contains(code), "{help}");
     }
+    // The top-level help does not show `eval`'s codes as if they were every
+    // command's: it points to each command's own.
+    let out = agentriage(&["--help"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(!help.contains("1  at least one request"), "{help}");
+    assert!(!help.contains("3  the bundle"), "{help}");
+    assert!(help.contains("agentriage COMMAND --help"), "{help}");
 }

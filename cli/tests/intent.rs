@@ -153,6 +153,81 @@ fn keygen_sign_verify_round_trip_for_both_algorithms() {
 }
 
 #[test]
+fn keygen_writes_a_key_set_that_verify_accepts_and_adds_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("trusted.jwks");
+    let keygen = |alg: &str, kid: &str| {
+        let private = dir.path().join(format!("{kid}.pem"));
+        let out = run(&[
+            "keygen",
+            "--alg",
+            alg,
+            "--kid",
+            kid,
+            "--iss",
+            ISS,
+            "--private-key",
+            private.to_str().unwrap(),
+            "--key-set",
+            set.to_str().unwrap(),
+        ]);
+        (out, private)
+    };
+    // Created by the first key, added to by the second.
+    let mut tokens = Vec::new();
+    for (alg, kid) in [("EdDSA", "k-ed"), ("ES256", "k-es")] {
+        let (out, private) = keygen(alg, kid);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = sign(private.to_str().unwrap(), alg, kid, "payment.release");
+        assert_eq!(out.status.code(), Some(0));
+        tokens.push(stdout(&out).trim().to_owned());
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&set).unwrap()).unwrap();
+    let kids: Vec<&str> = doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, ["k-ed", "k-es"]);
+    assert!(doc["keys"][0].get("d").is_none(), "no private part");
+    for token in &tokens {
+        let out = verify(set.to_str().unwrap(), token, "2026-11-21T14:05:00Z");
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let fact: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(fact["status"], "verified");
+    }
+
+    // A key id already in the set: exit 3, the set unchanged, and no
+    // private key written without its public half.
+    let before = std::fs::read_to_string(&set).unwrap();
+    let (out, _) = keygen("EdDSA", "k-es");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has a key with kid `k-es`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&set).unwrap(), before);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        3,
+        "two private keys and the set"
+    );
+
+    // A file that is not a key set is refused, not overwritten.
+    std::fs::write(&set, "[1, 2]").unwrap();
+    let (out, _) = keygen("EdDSA", "k-new");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(std::fs::read_to_string(&set).unwrap(), "[1, 2]");
+}
+
+#[test]
 fn the_shared_vectors_verify_through_the_cli() {
     let doc: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("testdata/intents/vectors.json")).unwrap(),

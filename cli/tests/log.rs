@@ -178,6 +178,23 @@ fn replay_reports_changed_outcomes() {
         table.contains(&format!("{} changed", changes.len())),
         "{table}"
     );
+    // One header line, each column named once.
+    let header = table.lines().next().unwrap();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        [
+            "RECORD",
+            "ACTION",
+            "RECORDED",
+            "CANDIDATE",
+            "POLICIES",
+            "/",
+            "NOTE"
+        ],
+        "{table}"
+    );
+    assert!(table.contains("28 decisions replayed"), "{table}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -293,6 +293,85 @@ fn junit_is_valid_xml_naming_every_case_and_run_filters() {
     assert_eq!(report["filtered_out"], others);
 }
 
+/// The `coverage` suite of a JUnit report: its properties by name, and its
+/// `threshold` case, if any.
+fn junit_coverage(out: &str) -> (Vec<(String, String)>, Option<bool>, String) {
+    let doc = roxmltree::Document::parse(out).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("coverage"))
+        .expect("a coverage suite");
+    let properties = suite
+        .descendants()
+        .filter(|n| n.has_tag_name("property"))
+        .map(|n| {
+            (
+                n.attribute("name").unwrap().to_owned(),
+                n.attribute("value").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let threshold = suite
+        .children()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("threshold"))
+        .map(|c| c.children().any(|n| n.has_tag_name("failure")));
+    let text = suite
+        .children()
+        .find(|n| n.has_tag_name("system-out"))
+        .and_then(|n| n.text())
+        .unwrap_or_default()
+        .to_owned();
+    (properties, threshold, text)
+}
+
+#[test]
+fn junit_keeps_the_coverage_figures_and_fails_below_the_threshold() {
+    let prop = |p: &[(String, String)], name: &str| {
+        p.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no property {name} in {p:?}"))
+    };
+    let (code, out, err) = agentriage(&["test", s(&pack()), "--format", "junit", "--coverage"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (properties, threshold, text) = junit_coverage(&out);
+    assert_eq!(prop(&properties, "coverage.percent"), "100.0");
+    assert_eq!(
+        prop(&properties, "coverage.covered"),
+        prop(&properties, "coverage.total")
+    );
+    assert_ne!(prop(&properties, "coverage.total"), "0");
+    assert_eq!(threshold, None);
+    assert!(text.starts_with("coverage: 100.0% ("), "{text}");
+
+    // Only the R13 cases: coverage falls below 99%, the threshold case
+    // fails, and the root counts it.
+    let (code, out, err) = agentriage(&[
+        "test",
+        s(&pack()),
+        "--format",
+        "junit",
+        "--run",
+        "^R13 ",
+        "--threshold",
+        "99",
+    ]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let (properties, threshold, text) = junit_coverage(&out);
+    let percent: f64 = prop(&properties, "coverage.percent").parse().unwrap();
+    assert!(percent < 99.0, "{percent}");
+    assert_eq!(prop(&properties, "coverage.threshold"), "99");
+    assert_eq!(threshold, Some(true));
+    assert!(text.contains("not covered:"), "{text}");
+    let doc = roxmltree::Document::parse(&out).unwrap();
+    assert_eq!(doc.root_element().attribute("tests"), Some("7"));
+    assert_eq!(doc.root_element().attribute("failures"), Some("1"));
+
+    // Without --coverage there is no coverage suite.
+    let (_, out, _) = agentriage(&["test", s(&pack()), "--format", "junit"]);
+    assert!(!out.contains(r#"name="coverage""#), "{out}");
+}
+
 #[test]
 fn check_passes_the_pack_and_reports_every_problem_with_file_and_line() {
     let (code, out, err) = agentriage(&["check", "--bundle", s(&pack())]);
@@ -358,6 +437,18 @@ fn check_passes_the_pack_and_reports_every_problem_with_file_and_line() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("runtime.rego:"), "{out}");
     assert!(out.contains("pack.cedar:"), "{out}");
+    // The Rego problem names its place once (not again as `--> FILE:L:C`),
+    // with the column and the excerpt.
+    let problem = out.lines().find(|l| l.contains("runtime.rego:")).unwrap();
+    assert_eq!(out.matches("runtime.rego").count(), 1, "{out}");
+    assert!(!out.contains("-->"), "{out}");
+    assert!(problem.contains("(column "), "{problem}");
+
+    // The same for `test` and `eval`, which load the bundle.
+    let (code, _, err) = agentriage(&["test", s(dir.path())]);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(err.matches("runtime.rego").count(), 1, "{err}");
+    assert!(!err.contains("-->"), "{err}");
 }
 
 #[test]

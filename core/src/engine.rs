@@ -235,7 +235,21 @@ impl Engine {
         let verify = |r: &Request, now: Timestamp| self.intents.fact(&bundle, r, now);
         let decision = Engine::evaluate(&bundle, request, &verify, self.state.as_ref(), start)
             .inspect_err(|e| self.hooks.metrics.error_any(e))?;
+        self.count_state_failure(&decision);
         Ok(self.hooks.finish(&bundle, request, decision, &span))
+    }
+
+    /// A decision the state store could not settle (approvals, quotas)
+    /// counts in `agentriage_state_errors_total{op="settle"}`.
+    fn count_state_failure(&self, decision: &Decision) {
+        let failed = decision.reasons.iter().any(|r| {
+            r.engine == Source::Agentriage
+                && (r.policy == crate::approval::STATE_FAILURE_POLICY
+                    || r.policy == "approval.store")
+        });
+        if failed {
+            self.hooks.metrics.state_error(self.state.kind(), "settle");
+        }
     }
 
     /// Decides `request` with `bundle`: the engine's work, without logging

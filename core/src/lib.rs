@@ -47,6 +47,7 @@ pub mod identity;
 pub mod intent;
 mod load_limits;
 mod metrics;
+pub mod otlp;
 mod rego;
 mod rego_builtins;
 mod rego_calls;

@@ -138,13 +138,55 @@ fn locate(
                 .split(':')
                 .next()
                 .and_then(|l| l.trim().parse::<u32>().ok());
-            return (root.join(path), line, message.trim().to_owned());
+            let text =
+                without_location(message, &name).unwrap_or_else(|| message.trim().to_owned());
+            return (root.join(path), line, text);
         }
     }
     let first = modules
         .first()
         .map_or_else(|| root.to_path_buf(), |(p, _)| root.join(p));
     (first, None, message.trim().to_owned())
+}
+
+/// A regorus diagnostic without its `--> FILE:LINE:COL` line, which the
+/// error's own file and line already give: `MESSAGE (column COL)`, then
+/// the source excerpt with its caret. `None` when `message` is not in
+/// regorus's diagnostic layout.
+pub(crate) fn without_location(message: &str, name: &str) -> Option<String> {
+    let marker = format!("--> {name}:");
+    let at = message.find(&marker)?;
+    let context = message.get(..at)?.trim().trim_end_matches(':').trim_end();
+    let rest = message.get(at + marker.len()..)?;
+    let (position, body) = rest.split_once('\n')?;
+    let column = position.split(':').nth(1).map(str::trim);
+    let mut excerpt = Vec::new();
+    let mut headline = None;
+    for line in body.lines() {
+        if headline.is_none() && line.trim_start().contains('|') {
+            excerpt.push(line);
+        } else if headline.is_none() {
+            headline = Some(line.trim());
+        } else {
+            excerpt.push(line);
+        }
+    }
+    let headline = headline?;
+    let headline = headline.strip_prefix("error: ").unwrap_or(headline);
+    let mut text = String::new();
+    if !context.is_empty() {
+        text.push_str(context);
+        text.push_str(": ");
+    }
+    text.push_str(headline);
+    if let Some(c) = column.filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" (column {c})"));
+    }
+    for line in excerpt {
+        text.push('\n');
+        text.push_str(line);
+    }
+    Some(text.trim_end().to_owned())
 }
 
 /// A regorus engine set up as every evaluation of a bundle needs: Rego v1,

@@ -774,6 +774,8 @@ fn an_unreachable_store_fails_closed_and_decisions_resume_after() {
     let request = with_approval(request, &token);
     let d = engine.decide_value(&request).unwrap();
     assert_eq!(d.outcome, Outcome::Reject, "{:?}", d.reasons);
+    // Both failures are counted.
+    assert_eq!(engine.metrics().state_errors("flaky", "settle"), 2);
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(
         engine.decide_value(&purchase(10.0, TIME)).unwrap().outcome,

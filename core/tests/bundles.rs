@@ -124,6 +124,15 @@ fn rego_parse_errors_name_file_and_line() {
     assert_eq!(e.kind(), BundleErrorKind::Rego);
     assert!(e.file().ends_with("p.rego"), "{e}");
     assert!(matches!(e.line(), Some(5 | 6)), "{e}");
+    // The location is printed once, by the error itself: not again by
+    // regorus's `--> p.rego:LINE:COL` line inside the message.
+    let text = e.to_string();
+    assert_eq!(text.matches("p.rego").count(), 1, "{text}");
+    assert!(!e.message().contains("-->"), "{text}");
+    assert!(!e.message().starts_with("error:"), "{text}");
+    assert!(e.message().contains("(column "), "{text}");
+    // The source excerpt and its caret stay.
+    assert!(e.message().contains('^'), "{text}");
 }
 
 #[test]

@@ -242,6 +242,15 @@ impl VerifyReport {
     }
 }
 
+/// `n` and the noun, plural unless `n` is 1: `1 record`, `2 records`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(p) = &self.problem {
@@ -273,24 +282,25 @@ impl fmt::Display for VerifyReport {
         if let Some((first, last)) = self.unsigned_tail_seq {
             writeln!(
                 f,
-                "unsigned tail: {} records (seq {first} to {last}) after the last checkpoint are not covered by a signature",
-                self.unsigned_tail
+                "unsigned tail: {} (seq {first} to {last}) after the last checkpoint {} not covered by a signature",
+                count(self.unsigned_tail, "record"),
+                if self.unsigned_tail == 1 { "is" } else { "are" }
             )?;
         }
         write!(
             f,
-            "integrity {}: {} files, {} records ({} decisions), {} signed checkpoints ({}), {} records after the last checkpoint, {}",
+            "integrity {}: {}, {} ({}), {} ({}), {} after the last checkpoint, {}",
             self.integrity.as_str(),
-            self.files,
-            self.records,
-            self.decisions,
-            self.checkpoints,
+            count(self.files as u64, "file"),
+            count(self.records, "record"),
+            count(self.decisions, "decision"),
+            count(self.checkpoints, "signed checkpoint"),
             if self.key_checked {
                 "signed by the given key"
             } else {
                 "signer not checked: give --key"
             },
-            self.unsigned_tail,
+            count(self.unsigned_tail, "record"),
             if self.closed {
                 "closed cleanly"
             } else {
@@ -899,5 +909,52 @@ impl Verifier<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_in_singular_and_plural() {
+        let one = VerifyReport {
+            files: 1,
+            records: 1,
+            decisions: 1,
+            checkpoints: 1,
+            unsigned_tail: 1,
+            unsigned_tail_seq: Some((7, 7)),
+            ..VerifyReport::default()
+        };
+        let text = one.to_string();
+        assert!(
+            text.contains(": 1 file, 1 record (1 decision), 1 signed checkpoint ("),
+            "{text}"
+        );
+        assert!(
+            text.contains("unsigned tail: 1 record (seq 7 to 7) after the last checkpoint is not"),
+            "{text}"
+        );
+        let two = VerifyReport {
+            files: 2,
+            records: 2,
+            decisions: 0,
+            checkpoints: 2,
+            unsigned_tail: 2,
+            unsigned_tail_seq: Some((3, 4)),
+            ..VerifyReport::default()
+        };
+        let text = two.to_string();
+        assert!(
+            text.contains(": 2 files, 2 records (0 decisions), 2 signed checkpoints ("),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 records after the last checkpoint"),
+            "{text}"
+        );
+        assert!(text.contains("checkpoint are not covered"), "{text}");
     }
 }

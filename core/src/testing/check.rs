@@ -101,7 +101,8 @@ pub fn check_bundle(dir: impl AsRef<Path>) -> Vec<Problem> {
                 kind: "rego".into(),
                 file: dir.join(rel),
                 line,
-                message: message.trim().to_owned(),
+                message: crate::rego::without_location(&message, rel)
+                    .unwrap_or_else(|| message.trim().to_owned()),
             });
         } else {
             // Parsed on its own, so it parses here too.

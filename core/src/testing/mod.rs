@@ -472,7 +472,11 @@ fn run_rego_tests(
                     &SuiteError::new(
                         file,
                         line,
-                        format!("Rego test module does not compile: {}", message.trim()),
+                        format!(
+                            "Rego test module does not compile: {}",
+                            crate::rego::without_location(&message, &name)
+                                .unwrap_or_else(|| message.trim().to_owned())
+                        ),
                     ),
                 ));
             }

@@ -1,0 +1,238 @@
+//! `agentriage eval --otlp-endpoint`: decisions reach an OTLP/HTTP receiver
+//! the test starts on 127.0.0.1 (a free port), as spans in the request's
+//! trace under its `traceparent`, as log records holding the decision, and
+//! as decision counters.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod support;
+
+/// A receiver answering every request with `status`; each request's path
+/// and JSON body go to the channel.
+fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Value)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let path = request_line.split_whitespace().nth(1).unwrap().to_owned();
+            let _ = tx.send((path, serde_json::from_slice(&body).unwrap()));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{{}}"
+            );
+        }
+    });
+    (endpoint, rx)
+}
+
+fn received(rx: &mpsc::Receiver<(String, Value)>) -> Vec<(String, Value)> {
+    let mut all = Vec::new();
+    // Generous watchdog against a hang; every message is already sent when
+    // the CLI has exited.
+    while let Ok(m) = rx.recv_timeout(Duration::from_secs(10)) {
+        all.push(m);
+        if all.iter().any(|(p, _)| p == "/v1/metrics") {
+            break;
+        }
+    }
+    all
+}
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const PARENT: &str = "b7ad6b7169203331";
+
+#[test]
+fn decisions_are_exported_as_spans_logs_and_metrics_under_the_traceparent() {
+    let (endpoint, rx) = receiver(200);
+    let pack = support::repo().join("policies/a2a-supply-chain");
+    let requests =
+        std::fs::read_to_string(support::repo().join("testdata/requests.jsonl")).unwrap();
+    let mut lines: Vec<String> = requests
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    // The first request continues the caller's trace.
+    let mut first: Value = serde_json::from_str(&lines[0]).unwrap();
+    first.as_object_mut().unwrap().remove("trace_id");
+    first["traceparent"] = Value::from(format!("00-{TRACE}-{PARENT}-01"));
+    lines[0] = first.to_string();
+    let input = lines.join("\n") + "\n";
+    let out = support::agentriage(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-service-name",
+            "payments-gateway",
+        ],
+        &input,
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decisions: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(decisions.len(), lines.len());
+
+    let all = received(&rx);
+    let paths: Vec<&str> = all.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/v1/traces", "/v1/logs", "/v1/metrics"]);
+    let body = |p: &str| &all.iter().find(|(q, _)| q == p).unwrap().1;
+
+    let traces = body("/v1/traces");
+    let rs = &traces["resourceSpans"][0];
+    assert_eq!(
+        rs["resource"]["attributes"][0]["value"]["stringValue"],
+        "payments-gateway"
+    );
+    let spans = rs["scopeSpans"][0]["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), decisions.len());
+    // Under the caller's span, in the caller's trace.
+    assert_eq!(spans[0]["traceId"], TRACE);
+    assert_eq!(spans[0]["parentSpanId"], PARENT);
+    assert_eq!(decisions[0]["trace_id"], TRACE);
+    for (span, decision) in spans.iter().zip(&decisions) {
+        assert_eq!(span["name"], "agentriage.decide");
+        assert_eq!(span["traceId"], decision["trace_id"]);
+        let id = span["spanId"].as_str().unwrap();
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let attr = |k: &str| {
+            span["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["key"] == k)
+                .unwrap()["value"]
+                .clone()
+        };
+        assert_eq!(
+            attr("agentriage.outcome")["stringValue"],
+            decision["outcome"]
+        );
+        assert_eq!(
+            attr("agentriage.decision_id")["stringValue"],
+            decision["decision_id"]
+        );
+        let start: u128 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        let end: u128 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        assert!(start <= end && start > 1_700_000_000_000_000_000);
+    }
+    // Requests without a traceparent have no parent span.
+    assert!(spans[1].get("parentSpanId").is_none());
+
+    let logs = body("/v1/logs");
+    let records = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array()
+        .unwrap();
+    assert_eq!(records.len(), decisions.len());
+    for ((record, decision), span) in records.iter().zip(&decisions).zip(spans) {
+        let logged: Value =
+            serde_json::from_str(record["body"]["stringValue"].as_str().unwrap()).unwrap();
+        assert_eq!(&logged, decision);
+        assert_eq!(record["traceId"], span["traceId"]);
+        assert_eq!(record["spanId"], span["spanId"]);
+    }
+
+    let metrics = body("/v1/metrics");
+    let metric = &metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0];
+    assert_eq!(metric["name"], "agentriage.decisions");
+    for point in metric["sum"]["dataPoints"].as_array().unwrap() {
+        let outcome = point["attributes"][0]["value"]["stringValue"]
+            .as_str()
+            .unwrap();
+        let expected = decisions.iter().filter(|d| d["outcome"] == outcome).count();
+        assert_eq!(point["asInt"], expected.to_string(), "{outcome}");
+    }
+}
+
+#[test]
+fn a_receiver_that_refuses_the_export_makes_eval_exit_4_with_decisions_printed() {
+    let (endpoint, rx) = receiver(503);
+    let pack = support::repo().join("policies/a2a-supply-chain");
+    let request = std::fs::read_to_string(support::repo().join("testdata/requests.jsonl")).unwrap();
+    let first = request.lines().next().unwrap();
+    let out = support::agentriage(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-endpoint",
+            &endpoint,
+        ],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answered HTTP 503"), "{err}");
+    // The decision itself is still printed: telemetry never changes it.
+    let d: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert!(d["outcome"].is_string());
+    assert!(!received(&rx).is_empty());
+
+    // No receiver at all: the same, and a bad endpoint is a usage error.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let out = support::agentriage(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-endpoint",
+            &closed,
+        ],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let out = support::agentriage(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-endpoint",
+            "https://x:1",
+        ],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,386 @@
+//! OpenTelemetry export of decisions: OTLP over HTTP with the JSON encoding
+//! (`/v1/traces`, `/v1/logs`, `/v1/metrics`), what an OpenTelemetry
+//! Collector, Jaeger, Grafana Tempo/Loki or any OTLP receiver accepts on
+//! port 4318.
+//!
+//! Each decision becomes a span `agentriage.decide` in the request's trace
+//! (the `traceparent`'s trace id and, as parent span, its parent id, so the
+//! span sits under the caller's), and a log record carrying the decision as
+//! the public contract's JSON (the decision-log record OPA users export as
+//! OTLP logs). Metrics are the engine's decision counters as cumulative
+//! sums. Only `http://` endpoints are spoken to (no TLS): send to a local
+//! collector, which forwards wherever the host's telemetry goes.
+//!
+//! No OpenTelemetry SDK is linked: the payloads are built with
+//! `serde_json`, and [`OtlpExporter`] writes them with one HTTP/1.1 request
+//! each over `std::net`.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{Decision, Metrics, Outcome};
+
+/// The instrumentation scope named in every payload.
+pub const SCOPE: &str = "agentriage";
+
+/// Why an export failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtlpError {
+    /// The endpoint is not an `http://host:port` URL.
+    #[error("`{endpoint}` is not an OTLP/HTTP endpoint: {why}")]
+    Endpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The receiver could not be reached, or the exchange failed.
+    #[error("cannot export to `{url}`: {message}")]
+    Transport {
+        /// The URL of the request.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The receiver answered with a status other than 2xx.
+    #[error("`{url}` answered HTTP {status}")]
+    Status {
+        /// The URL of the request.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+}
+
+/// One decision to export, with what the request said about its trace.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRecord<'a> {
+    /// The decision.
+    pub decision: &'a Decision,
+    /// The request's `traceparent`, if it had one: the span's parent.
+    pub traceparent: Option<&'a str>,
+    /// When the decision was made (its end).
+    pub time: SystemTime,
+}
+
+fn unix_nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// The parent span id of a W3C `traceparent` (`00-<trace>-<parent>-<flags>`),
+/// when it is well formed.
+fn parent_span_id(traceparent: &str) -> Option<&str> {
+    let parent = traceparent.get(36..52)?;
+    let well_formed = crate::traceparent::parse(traceparent).is_ok();
+    well_formed.then_some(parent)
+}
+
+/// A span id (16 hex digits, never all zeros) derived from the decision id:
+/// the same decision gives the same span in traces and logs.
+fn span_id(decision: &Decision) -> String {
+    let digest = Sha256::digest(decision.decision_id.as_bytes());
+    let mut id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if id.bytes().all(|b| b == b'0') {
+        id.replace_range(15.., "1");
+    }
+    id
+}
+
+fn string_attribute(key: &str, value: &str) -> Value {
+    json!({"key": key, "value": {"stringValue": value}})
+}
+
+fn attributes(d: &Decision) -> Vec<Value> {
+    let policies: Vec<Value> = d.policy_ids().map(|p| json!({"stringValue": p})).collect();
+    vec![
+        string_attribute("agentriage.outcome", d.outcome.as_str()),
+        string_attribute("agentriage.decision_id", &d.decision_id),
+        string_attribute("agentriage.bundle.name", &d.bundle.name),
+        string_attribute("agentriage.bundle.revision", &d.bundle.revision),
+        string_attribute("agentriage.bundle.digest", &d.bundle.digest),
+        json!({"key": "agentriage.policies", "value": {"arrayValue": {"values": policies}}}),
+        json!({"key": "agentriage.duration_us", "value": {"intValue": d.duration_us.to_string()}}),
+    ]
+}
+
+fn resource(service_name: &str) -> Value {
+    json!({"attributes": [string_attribute("service.name", service_name)]})
+}
+
+fn scope() -> Value {
+    json!({"name": SCOPE, "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// An OTLP `ExportTraceServiceRequest` (JSON): one `agentriage.decide`
+/// span per decision, in the decision's trace, child of the request's
+/// `traceparent` parent when there is one.
+pub fn traces_json(service_name: &str, records: &[DecisionRecord<'_>]) -> Value {
+    let spans: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let end = unix_nanos(r.time);
+            let start = end.saturating_sub(u128::from(r.decision.duration_us) * 1000);
+            let mut span = json!({
+                "traceId": r.decision.trace_id,
+                "spanId": span_id(r.decision),
+                "name": "agentriage.decide",
+                "kind": 1,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": end.to_string(),
+                "attributes": attributes(r.decision),
+            });
+            if let (Some(parent), Value::Object(map)) =
+                (r.traceparent.and_then(parent_span_id), &mut span)
+            {
+                map.insert("parentSpanId".into(), parent.into());
+            }
+            span
+        })
+        .collect();
+    json!({"resourceSpans": [{
+        "resource": resource(service_name),
+        "scopeSpans": [{"scope": scope(), "spans": spans}],
+    }]})
+}
+
+/// An OTLP `ExportLogsServiceRequest` (JSON): one record per decision, its
+/// body the decision as the contract's JSON text, linked to the decision's
+/// span.
+pub fn logs_json(service_name: &str, records: &[DecisionRecord<'_>]) -> Value {
+    let logs: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut attrs = attributes(r.decision);
+            attrs.insert(0, string_attribute("event.name", "agentriage.decision"));
+            let time = unix_nanos(r.time).to_string();
+            json!({
+                "timeUnixNano": time,
+                "observedTimeUnixNano": time,
+                "severityNumber": 9,
+                "severityText": "INFO",
+                "body": {"stringValue": r.decision.to_json()},
+                "attributes": attrs,
+                "traceId": r.decision.trace_id,
+                "spanId": span_id(r.decision),
+            })
+        })
+        .collect();
+    json!({"resourceLogs": [{
+        "resource": resource(service_name),
+        "scopeLogs": [{"scope": scope(), "logRecords": logs}],
+    }]})
+}
+
+/// An OTLP `ExportMetricsServiceRequest` (JSON): `agentriage.decisions`, a
+/// cumulative monotonic sum by `outcome`, counted since `start`.
+pub fn metrics_json(service_name: &str, metrics: &Metrics, start: SystemTime) -> Value {
+    let now = unix_nanos(SystemTime::now()).to_string();
+    let start = unix_nanos(start).to_string();
+    let points: Vec<Value> = [Outcome::Execute, Outcome::Escalate, Outcome::Reject]
+        .iter()
+        .map(|&o| {
+            json!({
+                "attributes": [string_attribute("outcome", o.as_str())],
+                "startTimeUnixNano": start,
+                "timeUnixNano": now,
+                "asInt": metrics.decisions(o).to_string(),
+            })
+        })
+        .collect();
+    json!({"resourceMetrics": [{
+        "resource": resource(service_name),
+        "scopeMetrics": [{"scope": scope(), "metrics": [{
+            "name": "agentriage.decisions",
+            "description": "decisions made, by outcome",
+            "unit": "{decision}",
+            "sum": {"dataPoints": points, "aggregationTemporality": 2, "isMonotonic": true},
+        }]}],
+    }]})
+}
+
+/// Sends OTLP/HTTP JSON payloads to one receiver (`http://host:port`, an
+/// optional path prefix before `/v1/...`).
+#[derive(Debug, Clone)]
+pub struct OtlpExporter {
+    host: String,
+    port: u16,
+    prefix: String,
+    service_name: String,
+    timeout: Duration,
+}
+
+impl OtlpExporter {
+    /// An exporter for `endpoint`, e.g. `http://127.0.0.1:4318`; the
+    /// resource's `service.name` is `agentriage` until
+    /// [`with_service_name`](Self::with_service_name).
+    pub fn new(endpoint: &str) -> Result<OtlpExporter, OtlpError> {
+        let bad = |why: &str| OtlpError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            why: why.to_owned(),
+        };
+        let rest = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("only `http://` is supported (send to a local collector)"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected `http://host:port`"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+        if port == 0 || host.is_empty() {
+            return Err(bad("expected `http://host:port`"));
+        }
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        {
+            return Err(bad("the host has characters a host name cannot have"));
+        }
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'))
+        {
+            return Err(bad("the path has characters a URL path cannot have"));
+        }
+        let prefix = path.trim_end_matches('/');
+        Ok(OtlpExporter {
+            host: host.to_owned(),
+            port,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("/{prefix}")
+            },
+            service_name: "agentriage".to_owned(),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The resource's `service.name`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> OtlpExporter {
+        self.service_name = name.into();
+        self
+    }
+
+    /// How long connecting, sending and reading the answer may take each.
+    pub fn with_timeout(mut self, timeout: Duration) -> OtlpExporter {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Exports the decisions' spans and log records (two requests). Nothing
+    /// is sent for an empty slice.
+    pub fn export_decisions(&self, records: &[DecisionRecord<'_>]) -> Result<(), OtlpError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.post("/v1/traces", &traces_json(&self.service_name, records))?;
+        self.post("/v1/logs", &logs_json(&self.service_name, records))
+    }
+
+    /// Exports the engine's decision counters (counted since `start`).
+    pub fn export_metrics(&self, metrics: &Metrics, start: SystemTime) -> Result<(), OtlpError> {
+        self.post(
+            "/v1/metrics",
+            &metrics_json(&self.service_name, metrics, start),
+        )
+    }
+
+    /// POSTs `body` as JSON to `path` under the endpoint; `Ok` on 2xx.
+    fn post(&self, path: &str, body: &Value) -> Result<(), OtlpError> {
+        let url = format!("http://{}:{}{}{path}", self.host, self.port, self.prefix);
+        let fail = |message: String| OtlpError::Transport {
+            url: url.clone(),
+            message,
+        };
+        let body = body.to_string();
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let address = (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("cannot resolve the host: {e}")))?
+            .next()
+            .ok_or_else(|| fail("the host resolves to no address".to_owned()))?;
+        let mut stream =
+            TcpStream::connect_timeout(&address, self.timeout).map_err(|e| fail(e.to_string()))?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| fail(e.to_string()))?;
+        let head = format!(
+            "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.prefix,
+            self.host,
+            self.port,
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body.as_bytes()))
+            .and_then(|()| stream.flush())
+            .map_err(|e| fail(e.to_string()))?;
+        // The status line is all that matters; read at most a little.
+        let mut answer = Vec::new();
+        stream
+            .take(64 * 1024)
+            .read_to_end(&mut answer)
+            .map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8_lossy(&answer);
+        let status = text
+            .strip_prefix("HTTP/1.")
+            .and_then(|s| s.get(2..5))
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| fail("the answer is not HTTP".to_owned()))?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(OtlpError::Status { url, status })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_http_host_port_with_an_optional_prefix() {
+        let e = OtlpExporter::new("http://127.0.0.1:4318").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.prefix.as_str()),
+            ("127.0.0.1", 4318, "")
+        );
+        let e = OtlpExporter::new("http://collector:4318/otlp/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.prefix, "/otlp");
+        for bad in [
+            "https://collector:4318",
+            "collector:4318",
+            "http://collector",
+            "http://collector:0",
+            "http://collector:99999",
+            "http://:4318",
+            "http://a b:4318",
+            "http://collector:4318/a\r\nX: y",
+        ] {
+            assert!(OtlpExporter::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_parent_span_comes_from_a_well_formed_traceparent_only() {
+        assert_eq!(
+            parent_span_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(
+            parent_span_id("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+            None
+        );
+        assert_eq!(parent_span_id("garbage"), None);
+    }
+}
