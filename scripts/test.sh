@@ -64,7 +64,9 @@ else
         echo "cargo-deny is missing: cargo install cargo-deny@$deny_version --locked (once; several minutes)"
         cargo install "cargo-deny@$deny_version" --locked --quiet
     fi
-    if [ -d "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" ]; then
+    # A fetched copy holds the database's `crates/` tree (a failed fetch
+    # leaves an empty directory behind).
+    if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
         # A local copy of the RustSec database (no fetch): see SECURITY.md.
         cargo deny --offline check
     elif timeout 120 cargo deny fetch db >/dev/null 2>&1; then
