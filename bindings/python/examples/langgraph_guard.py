@@ -225,8 +225,9 @@ def build_agent(guard: PolicyGuard, model: GenericFakeChatModel) -> CompiledStat
 DEMO_APPROVER = Path(__file__).resolve().parents[3] / "testdata" / "approvals" / "keys" / "lee-logistics.pem"
 
 
-def demo_approver(pending: dict[str, Any]) -> Optional[str]:
-    """Plays the human reviewer: approves what it is shown, with a signed approval."""
+def demo_approver(pending: dict[str, Any], now: Optional[dt.datetime] = None) -> Optional[str]:
+    """Plays the human reviewer: approves what it is shown, with a signed
+    approval made at `now` (default: the current time)."""
     if not pending.get("approval_request"):
         return None
     return agentriage.approval.sign(
@@ -235,6 +236,7 @@ def demo_approver(pending: dict[str, Any]) -> Optional[str]:
         kid="lee-2026-11",
         iss="mailto:lee.brandt@acme.example",
         request=pending["decision"],
+        iat=now,
     )
 
 

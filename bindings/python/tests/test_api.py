@@ -55,9 +55,12 @@ def test_to_dict_matches_the_json_contract(engine: agentriage.Engine) -> None:
     decision = engine.decide(escalating_request())
     as_dict = decision.to_dict()
     assert as_dict == json.loads(decision.to_json())
+    # An escalation an approval can settle also carries what the approver needs.
     assert set(as_dict) == {
         "outcome", "reasons", "obligations", "trace_id", "decision_id", "bundle", "duration_us",
+        "approval_request",
     }
+    assert as_dict["approval_request"] == decision.approval_request
     assert as_dict["outcome"] == "escalate"
     assert as_dict["reasons"] == [r.to_dict() for r in decision.reasons]
     assert as_dict["bundle"] == decision.bundle.to_dict()

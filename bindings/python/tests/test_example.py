@@ -39,7 +39,7 @@ def test_guarded_agent_executes_pauses_and_refuses() -> None:
 
     def human(pending: dict[str, Any]) -> str | None:
         seen_by_human.append(pending)
-        return example.demo_approver(pending)
+        return example.demo_approver(pending, now=WORKING_HOURS)
 
     lines: list[str] = []
     outcome = example.run(engine, approve=human, out=lines.append, clock=lambda: WORKING_HOURS)
@@ -91,7 +91,12 @@ def test_a_yes_without_a_valid_approval_does_not_run() -> None:
 
 def test_after_hours_the_payment_also_needs_a_human(engine: agentriage.Engine) -> None:
     example = load_example()
-    outcome = example.run(engine, approve=example.demo_approver, out=lambda line: None, clock=lambda: AFTER_HOURS)
+    outcome = example.run(
+        engine,
+        approve=lambda pending: example.demo_approver(pending, now=AFTER_HOURS),
+        out=lambda line: None,
+        clock=lambda: AFTER_HOURS,
+    )
     refused = [d for name, d in outcome["decisions"] if name == "release_payment"]
     assert refused[0].outcome is agentriage.Outcome.REJECT
     assert refused[0].policy_ids == ["R3.role_not_permitted", "R13.outside_business_hours", "R14.intent_missing"]
