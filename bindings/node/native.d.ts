@@ -5,10 +5,14 @@
 export declare class NativeEngine {
   /**
    * Loads and compiles the bundle in directory `dir`. `replay_check:
-   * false` turns off the replay check of signed intents (test suites
-   * only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
+   * false` turns off everything the engine remembers between decisions
+   * — intents' replay check, approvals' one-time use, quota counting
+   * (test suites only). `trusted_keys` (Ed25519 public keys, PEM) makes the engine
    * require a bundle one of them signed, now and on every reload; a key
    * that does not parse is an `InvalidArg` error naming its index.
+   * `state` (`memory`, `memory:CAPACITY`, `redis://…`) names where used
+   * intents and approvals and quota counters are kept; a URL that does
+   * not parse is an `InvalidArg` error.
    */
   static load(dir: string, replayCheck?: boolean | undefined | null, trustedKeys?: Array<string> | undefined | null, state?: string | undefined | null): NativeEngine
   /** Whether every bundle this engine loads must be signed by a trusted key. */
@@ -47,6 +51,18 @@ export declare class NativeEngine {
   /** Decides requests given as JSON texts on a libuv worker thread. */
   decideBatchJsonAsync(texts: Array<string>, signal?: AbortSignal | undefined | null): Promise<string>
 }
+
+/**
+ * The digest of the action of `request` (JSON text), with
+ * `context_fields` digested.
+ */
+export declare function approvalDigest(request: string, contextFields: Array<string>): string
+
+/**
+ * Signs an approval described by `options` (JSON); returns the compact
+ * JWS (`typ` `approval+jwt`).
+ */
+export declare function approvalSign(options: string): string
 
 /** A new checkpoint signing key as JSON text. */
 export declare function generateSigningKeyJson(): string

@@ -29,7 +29,18 @@ test('JSON.stringify(decision) has the snake_case keys of the contract', async (
   const d = await engine.decide(request)
   assert.equal(d.outcome, 'escalate')
   const json = JSON.parse(JSON.stringify(d))
-  assert.deepEqual(Object.keys(json), ['outcome', 'reasons', 'obligations', 'trace_id', 'decision_id', 'bundle', 'duration_us'])
+  // An escalation an approval can settle also carries what the approver needs.
+  assert.deepEqual(Object.keys(json), [
+    'outcome',
+    'reasons',
+    'obligations',
+    'trace_id',
+    'decision_id',
+    'bundle',
+    'duration_us',
+    'approval_request',
+  ])
+  assert.deepEqual(json.approval_request, d.approvalRequest)
   assert.equal(json.trace_id, d.traceId)
   assert.equal(json.decision_id, d.decisionId)
   assert.equal(json.duration_us, d.durationUs)

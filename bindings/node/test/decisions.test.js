@@ -79,6 +79,8 @@ test('a decision carries everything the contract names', () => {
   const c = cases.find((x) => x.name === 'R9 reroute value 1 above the limit escalates')
   const d = engine.decideSync(c.request)
   assert.deepEqual(Object.keys(d).sort(), [
+    'approval',
+    'approvalRequest',
     'bundle',
     'decisionId',
     'durationUs',
@@ -100,12 +102,15 @@ test('a decision carries everything the contract names', () => {
     assert.ok(['rego', 'cedar', 'agentriage'].includes(r.engine))
   }
   // The decision is plain data; as JSON it is the contract's snake_case form.
-  const { traceId, decisionId, durationUs, ...rest } = d
+  // (`approval` and `approval_request` appear only when there is one.)
+  const { traceId, decisionId, durationUs, approvalRequest, approval, ...rest } = d
+  assert.equal(approval, null)
   assert.deepEqual(JSON.parse(JSON.stringify(d)), {
     ...rest,
     trace_id: traceId,
     decision_id: decisionId,
     duration_us: durationUs,
+    approval_request: approvalRequest,
   })
 })
 
