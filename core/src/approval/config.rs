@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::bundle::BundleFiles;
 use crate::decision::Effect;
-use crate::error::{BundleError, BundleErrorKind};
+use crate::error::BundleError;
 use crate::intent::TrustedKeys;
 
 /// Longest lifetime (`exp - iat`) a bundle may allow an approval: 7 days.
@@ -476,23 +476,7 @@ fn load_approvals(
     a: &ManifestApprovals,
 ) -> Result<ApprovalConfig, BundleError> {
     let audience = nonempty(files, &a.audience, "approvals.audience")?;
-    let (path, text) = files.text(&a.keys)?;
-    let keys = TrustedKeys::from_json(&text).map_err(|e| {
-        BundleError::new(
-            BundleErrorKind::Data,
-            files.root.join(&path),
-            e.line(),
-            format!("`{}`: {}", e.path(), e.message()),
-        )
-    })?;
-    if keys.is_empty() {
-        return Err(BundleError::new(
-            BundleErrorKind::Data,
-            files.root.join(&path),
-            None,
-            "the approvers' key set holds no key",
-        ));
-    }
+    let keys = crate::intent::load_key_set(files, &a.keys, "the approvers' key set")?;
     let mut approvers = HashMap::new();
     for (id, r) in &a.approvers {
         approvers.insert(id.clone(), roles(files, r, "approvals.approvers")?);

@@ -30,13 +30,15 @@ pub(crate) struct ManifestIntents {
     max_lifetime_s: Option<Spanned<u64>>,
 }
 
-pub(crate) fn load(files: &BundleFiles, m: &ManifestIntents) -> Result<IntentConfig, BundleError> {
-    let audience = m.audience.get_ref().trim();
-    if audience.is_empty() {
-        return Err(files.manifest_error(m.audience.span(), "`intents.audience` is empty".into()));
-    }
-    let (path, text) = files.text(&m.keys)?;
-    let keys = TrustedKeys::from_json(&text).map_err(|e| {
+/// The JWKS file the manifest names at `keys`, parsed and not empty; an
+/// error names the file, the line and the member (`what` names the set).
+pub(crate) fn load_key_set(
+    files: &BundleFiles,
+    keys: &Spanned<String>,
+    what: &str,
+) -> Result<TrustedKeys, BundleError> {
+    let (path, text) = files.text(keys)?;
+    let set = TrustedKeys::from_json(&text).map_err(|e| {
         BundleError::new(
             BundleErrorKind::Data,
             files.root.join(&path),
@@ -44,14 +46,23 @@ pub(crate) fn load(files: &BundleFiles, m: &ManifestIntents) -> Result<IntentCon
             format!("`{}`: {}", e.path(), e.message()),
         )
     })?;
-    if keys.is_empty() {
+    if set.is_empty() {
         return Err(BundleError::new(
             BundleErrorKind::Data,
             files.root.join(&path),
             None,
-            "the key set holds no key",
+            format!("{what} holds no key"),
         ));
     }
+    Ok(set)
+}
+
+pub(crate) fn load(files: &BundleFiles, m: &ManifestIntents) -> Result<IntentConfig, BundleError> {
+    let audience = m.audience.get_ref().trim();
+    if audience.is_empty() {
+        return Err(files.manifest_error(m.audience.span(), "`intents.audience` is empty".into()));
+    }
+    let keys = load_key_set(files, &m.keys, "the key set")?;
     let mut config = IntentConfig::new(keys, audience);
     if let Some(s) = &m.clock_skew_s {
         if *s.get_ref() > MAX_CLOCK_SKEW_S {

@@ -36,7 +36,7 @@ pub use error::{IntentCheck, IntentError, KeySetError, SignError};
 pub use fact::IntentFact;
 pub use keys::{Algorithm, MAX_KEY_SET_BYTES, TrustedKey, TrustedKeys};
 pub use manifest::{MAX_CLOCK_SKEW_S, MAX_LIFETIME_S};
-pub(crate) use manifest::{ManifestIntents, load as load_manifest};
+pub(crate) use manifest::{ManifestIntents, load as load_manifest, load_key_set};
 pub use replay::{
     DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, NoReplayCheck, ReplayCache, ReplayError,
 };

@@ -23,12 +23,12 @@ digest, expiry) and uses it up when the decision executes; see
 from __future__ import annotations
 
 import json
-import time as _time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from agentriage import _native
+from agentriage.intent import _unix_seconds as _intent_seconds
 
 __all__ = ["digest", "sign"]
 
@@ -43,13 +43,7 @@ def digest(request: Mapping[str, Any] | str, *, context_fields: Sequence[str] = 
 
 
 def _unix_seconds(t: datetime | float | None) -> int:
-    if t is None:
-        return int(_time.time())
-    if isinstance(t, datetime):
-        if t.tzinfo is None:
-            raise ValueError("a datetime for an approval must be timezone-aware")
-        return int(t.timestamp())
-    return int(t)
+    return _intent_seconds(t, "an approval")
 
 
 def sign(

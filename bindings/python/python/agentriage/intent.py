@@ -43,12 +43,13 @@ def keygen(alg: str = "EdDSA", *, kid: str, iss: str) -> tuple[str, dict[str, An
     return pem, json.loads(jwk)
 
 
-def _unix_seconds(t: datetime | float | None) -> int:
+def _unix_seconds(t: datetime | float | None, what: str = "an intent") -> int:
+    """Seconds since the epoch of ``t`` (now when None); shared with ``approval``."""
     if t is None:
         return int(_time.time())
     if isinstance(t, datetime):
         if t.tzinfo is None:
-            raise ValueError("a datetime for an intent must be timezone-aware")
+            raise ValueError(f"a datetime for {what} must be timezone-aware")
         return int(t.timestamp())
     return int(t)
 
