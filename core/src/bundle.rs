@@ -7,12 +7,10 @@
 //! set with static entities. Nothing is parsed again per decision.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::anomaly::IsolationForest;
@@ -20,19 +18,13 @@ use crate::anomaly::decision::ManifestAnomaly;
 use crate::cedar::CedarPolicies;
 use crate::decision::{BundleInfo, Outcome};
 use crate::error::{BundleError, BundleErrorKind, line_of};
+pub(crate) use crate::files::BundleFiles;
+pub use crate::files::{MANIFEST_FILE, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES};
+use crate::intent::IntentConfig;
 use crate::load_limits::{Language, Totals};
 use crate::rego::{RegoEvaluator, RegoProgram};
 use crate::rego_limits::{DEFAULT_MAX_BUILTIN_OUTPUT_BYTES, DEFAULT_MAX_EVAL_BYTES};
 use crate::signing::TrustedKeys;
-
-/// Name of the manifest file at the root of a bundle.
-pub const MANIFEST_FILE: &str = "bundle.toml";
-
-/// Most files a bundle directory may hold.
-pub const MAX_BUNDLE_FILES: usize = 10_000;
-
-/// Largest total size of a bundle's files, in bytes (256 MiB).
-pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
 
 /// Default instruction budget of one Rego evaluation.
 pub const DEFAULT_MAX_INSTRUCTIONS: usize = 100_000;
@@ -149,238 +141,11 @@ struct ManifestCedar {
     action_type: Option<Spanned<String>>,
 }
 
-/// The files of a bundle directory, read once, keyed by `/`-separated path.
-pub(crate) struct BundleFiles {
-    pub(crate) root: PathBuf,
-    files: BTreeMap<String, Vec<u8>>,
-    manifest_text: String,
-    /// Decides with this Rego evaluator whatever the manifest says (the
-    /// evaluator comparison of `agentriage check --evaluators`).
-    pub(crate) evaluator: Option<RegoEvaluator>,
-    /// For a bundle read from an archive, its signature entry (the archive
-    /// has no directory to read `.signature.json` from).
-    pub(crate) archive: Option<ArchivedSignature>,
-}
-
-/// The signature entry of a bundle archive (`None` when it has none).
-pub(crate) struct ArchivedSignature(pub(crate) Option<Vec<u8>>);
-
-impl BundleFiles {
-    pub(crate) fn read(root: &Path) -> Result<BundleFiles, BundleError> {
-        // A regular file is a bundle archive (`agentriage bundle build`).
-        if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
-            return crate::delivery::archive::read_file(root);
-        }
-        let mut files = BTreeMap::new();
-        let mut total = 0u64;
-        walk(root, root, &mut files, &mut total, 0)?;
-        BundleFiles::from_map(root, files, None)
+impl Bundle {
+    /// The bundle's intent configuration (its `[intents]` table), if any.
+    pub fn intents(&self) -> Option<&IntentConfig> {
+        self.intents.as_ref()
     }
-
-    /// The bundle files `files` found at `root`; `archive` is set for an
-    /// archive's files.
-    pub(crate) fn from_map(
-        root: &Path,
-        files: BTreeMap<String, Vec<u8>>,
-        archive: Option<ArchivedSignature>,
-    ) -> Result<BundleFiles, BundleError> {
-        let manifest_path = root.join(MANIFEST_FILE);
-        let manifest_text = match files.get(MANIFEST_FILE) {
-            Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| {
-                BundleError::new(
-                    BundleErrorKind::Manifest,
-                    &manifest_path,
-                    None,
-                    "not valid UTF-8",
-                )
-            })?,
-            None => {
-                return Err(BundleError::new(
-                    BundleErrorKind::Io,
-                    &manifest_path,
-                    None,
-                    format!("no `{MANIFEST_FILE}` in the bundle directory"),
-                ));
-            }
-        };
-        Ok(BundleFiles {
-            root: root.to_path_buf(),
-            files,
-            manifest_text,
-            evaluator: None,
-            archive,
-        })
-    }
-
-    /// `sha256:` over every file in path order: for each, its relative path,
-    /// a NUL byte, its length as 8 big-endian bytes, and its bytes.
-    pub(crate) fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for (path, bytes) in &self.files {
-            h.update(path.as_bytes());
-            h.update([0u8]);
-            h.update((bytes.len() as u64).to_be_bytes());
-            h.update(bytes);
-        }
-        let mut out = String::with_capacity(71);
-        out.push_str("sha256:");
-        for b in h.finalize() {
-            let _ = write!(out, "{b:02x}");
-        }
-        out
-    }
-
-    /// Every file, in path order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
-    }
-
-    /// Whether the bundle holds a file at `rel`.
-    pub(crate) fn contains(&self, rel: &str) -> bool {
-        self.files.contains_key(rel)
-    }
-
-    fn manifest_path(&self) -> PathBuf {
-        self.root.join(MANIFEST_FILE)
-    }
-
-    /// The manifest's text.
-    pub(crate) fn manifest_text(&self) -> &str {
-        &self.manifest_text
-    }
-
-    /// The text of a file the manifest names; the error points at the
-    /// manifest line that names it.
-    pub(crate) fn text(&self, name: &Spanned<String>) -> Result<(PathBuf, String), BundleError> {
-        let rel = name.get_ref();
-        let line = Some(line_of(&self.manifest_text, name.span().start));
-        let normal = normalize(rel).ok_or_else(|| {
-            BundleError::new(
-                BundleErrorKind::Manifest,
-                self.manifest_path(),
-                line,
-                format!("`{rel}` must be a relative path inside the bundle"),
-            )
-        })?;
-        let bytes = self.files.get(&normal).ok_or_else(|| {
-            BundleError::new(
-                BundleErrorKind::Io,
-                self.manifest_path(),
-                line,
-                format!("`{rel}` does not exist in the bundle"),
-            )
-        })?;
-        let path = self.root.join(&normal);
-        let text = String::from_utf8(bytes.clone())
-            .map_err(|_| BundleError::new(BundleErrorKind::Io, &path, None, "not valid UTF-8"))?;
-        Ok((PathBuf::from(normal), text))
-    }
-
-    pub(crate) fn manifest_error(
-        &self,
-        span: std::ops::Range<usize>,
-        message: String,
-    ) -> BundleError {
-        BundleError::new(
-            BundleErrorKind::Manifest,
-            self.manifest_path(),
-            Some(line_of(&self.manifest_text, span.start)),
-            message,
-        )
-    }
-}
-
-/// `a/./b` → `a/b`; `None` for absolute paths or paths leaving the bundle.
-pub(crate) fn normalize(rel: &str) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in Path::new(rel).components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_str()?.to_owned()),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
-fn walk(
-    root: &Path,
-    dir: &Path,
-    files: &mut BTreeMap<String, Vec<u8>>,
-    total: &mut u64,
-    depth: usize,
-) -> Result<(), BundleError> {
-    let io = |path: &Path, e: std::io::Error| {
-        BundleError::new(BundleErrorKind::Io, path, None, format!("cannot read: {e}"))
-    };
-    if depth > 32 {
-        return Err(BundleError::new(
-            BundleErrorKind::Io,
-            dir,
-            None,
-            "directories nest deeper than 32 levels",
-        ));
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(BundleError::new(
-                BundleErrorKind::Io,
-                entry.path(),
-                None,
-                "file name is not valid UTF-8",
-            ));
-        };
-        // Hidden files (editor state, signatures) are not part of the bundle.
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| io(&path, e))?;
-        if kind.is_dir() {
-            walk(root, &path, files, total, depth + 1)?;
-        } else if kind.is_file() {
-            if files.len() >= MAX_BUNDLE_FILES {
-                return Err(BundleError::new(
-                    BundleErrorKind::Io,
-                    root,
-                    None,
-                    format!("bundle holds more than {MAX_BUNDLE_FILES} files"),
-                ));
-            }
-            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-            *total += bytes.len() as u64;
-            if *total > MAX_BUNDLE_BYTES {
-                return Err(BundleError::new(
-                    BundleErrorKind::Io,
-                    root,
-                    None,
-                    format!("bundle is larger than {MAX_BUNDLE_BYTES} bytes"),
-                ));
-            }
-            let rel = path
-                .strip_prefix(root)
-                .ok()
-                .and_then(|p| p.to_str())
-                .and_then(normalize)
-                .ok_or_else(|| {
-                    BundleError::new(BundleErrorKind::Io, &path, None, "unexpected path")
-                })?;
-            files.insert(rel, bytes);
-        } else {
-            // Symbolic links and special files would make the digest depend on
-            // what lies outside the bundle.
-            return Err(BundleError::new(
-                BundleErrorKind::Io,
-                &path,
-                None,
-                "symbolic links and special files are not allowed in a bundle",
-            ));
-        }
-    }
-    Ok(())
 }
 
 impl Bundle {
@@ -410,11 +175,21 @@ impl Bundle {
     }
 
     pub(crate) fn from_files(files: &BundleFiles) -> Result<Bundle, BundleError> {
-        let manifest: Manifest = toml::from_str(&files.manifest_text).map_err(|e| {
+        Bundle::from_files_with(files, None)
+    }
+
+    /// As [`from_files`](Self::from_files), deciding with `evaluator`
+    /// whatever the manifest says when it is set (the evaluator comparison
+    /// of `agentriage check --evaluators`).
+    pub(crate) fn from_files_with(
+        files: &BundleFiles,
+        evaluator: Option<RegoEvaluator>,
+    ) -> Result<Bundle, BundleError> {
+        let manifest: Manifest = toml::from_str(files.manifest_text()).map_err(|e| {
             BundleError::new(
                 BundleErrorKind::Manifest,
                 files.manifest_path(),
-                e.span().map(|s| line_of(&files.manifest_text, s.start)),
+                e.span().map(|s| line_of(files.manifest_text(), s.start)),
                 e.message().trim_end_matches('\n').to_owned(),
             )
         })?;
@@ -461,7 +236,7 @@ impl Bundle {
         // before any of it reaches a parser.
         let mut totals = Totals::default();
         let rego = match &manifest.rego {
-            Some(r) if !r.modules.is_empty() => Some(load_rego(files, r, &mut totals)?),
+            Some(r) if !r.modules.is_empty() => Some(load_rego(files, r, &mut totals, evaluator)?),
             Some(r) if !r.data.is_empty() => {
                 return Err(files.manifest_error(
                     r.data.first().map_or(0..0, |d| d.span()),
@@ -579,6 +354,7 @@ fn load_rego(
     files: &BundleFiles,
     m: &ManifestRego,
     totals: &mut Totals,
+    evaluator: Option<RegoEvaluator>,
 ) -> Result<RegoProgram, BundleError> {
     let package = m
         .package
@@ -610,7 +386,7 @@ fn load_rego(
         data.push((path, text));
     }
     let evaluator = match &m.evaluator {
-        _ if files.evaluator.is_some() => files.evaluator.unwrap_or(RegoEvaluator::Interpreter),
+        _ if evaluator.is_some() => evaluator.unwrap_or(RegoEvaluator::Interpreter),
         None => RegoEvaluator::Interpreter,
         Some(e) => match e.get_ref().as_str() {
             "interpreter" => RegoEvaluator::Interpreter,
@@ -726,18 +502,4 @@ fn load_cedar(
         &types,
         |span, msg| files.manifest_error(span, msg),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_keeps_paths_inside() {
-        assert_eq!(normalize("a/./b.rego").as_deref(), Some("a/b.rego"));
-        assert_eq!(normalize("../x"), None);
-        assert_eq!(normalize("/etc/passwd"), None);
-        assert_eq!(normalize("a/../b"), None);
-        assert_eq!(normalize(""), None);
-    }
 }

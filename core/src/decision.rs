@@ -166,10 +166,10 @@ pub struct Decision {
     /// (the action's digest, the reasons and who may approve them, the
     /// expiry of this request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_request: Option<crate::approval::ApprovalRequest>,
+    pub approval_request: Option<ApprovalRequest>,
     /// The approval the request carried, and what became of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<crate::approval::ApprovalUse>,
+    pub approval: Option<ApprovalUse>,
 }
 
 impl Decision {
@@ -189,6 +189,66 @@ impl Decision {
     pub fn policy_ids(&self) -> impl Iterator<Item = &str> {
         self.reasons.iter().map(|r| r.policy.as_str())
     }
+}
+
+// What the approval step (`crate::approval`) records in a decision.
+
+/// One escalation reason an approver may approve, and the roles that may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovableReason {
+    /// The rule id.
+    pub policy: String,
+    /// The roles, any of which may approve it.
+    pub roles: Vec<String>,
+}
+
+/// What an approver needs to approve an escalated decision: carried by an
+/// `escalate` decision when the bundle accepts approvals and every
+/// escalation reason may be approved by some role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// The digest an approval must name (`sha256:…`).
+    pub action_digest: String,
+    /// The escalation reasons an approval must name, with who may approve
+    /// each (one approver must hold a role for every one).
+    pub reasons: Vec<ApprovableReason>,
+    /// The audience an approval must name.
+    pub audience: String,
+    /// When this request for approval expires (RFC 3339); an approval
+    /// signed later is refused.
+    pub expires_at: String,
+}
+
+/// What became of the approval a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    /// It settled the escalations it names and was used up.
+    Used,
+    /// It was refused: the decision is `reject`.
+    Refused,
+    /// It verified, but the decision did not execute (another reason
+    /// rejects), so it was not used up.
+    Unused,
+}
+
+/// The approval a request carried, as the decision records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalUse {
+    /// What became of it.
+    pub status: ApprovalStatus,
+    /// The approver (`iss`), when the token could be read that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// Its one-time id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The escalations it settled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<String>,
+    /// The failed check, when refused (`expired`, `reused`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 #[cfg(test)]

@@ -8,8 +8,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::load_limits::LoadLimit;
-
 /// Any error of the engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -242,6 +240,46 @@ pub(crate) fn line_of(text: &str, offset: usize) -> u32 {
         .get(..end)
         .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
     u32::try_from(newlines + 1).unwrap_or(u32::MAX)
+}
+
+/// Which of the load limits a file crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadLimit {
+    /// A policy file is larger than [`MAX_POLICY_FILE_BYTES`](crate::MAX_POLICY_FILE_BYTES).
+    PolicyFileBytes,
+    /// The policy files together are larger than [`MAX_POLICY_BYTES`](crate::MAX_POLICY_BYTES).
+    PolicyBytes,
+    /// A data or entities file is larger than [`MAX_DATA_FILE_BYTES`](crate::MAX_DATA_FILE_BYTES).
+    DataFileBytes,
+    /// The data and entities files together are larger than [`MAX_DATA_BYTES`](crate::MAX_DATA_BYTES).
+    DataBytes,
+    /// Brackets nest deeper than [`MAX_REGO_DEPTH`](crate::MAX_REGO_DEPTH), [`MAX_CEDAR_DEPTH`](crate::MAX_CEDAR_DEPTH) or
+    /// [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH).
+    Depth,
+    /// The Cedar files hold more than [`MAX_CEDAR_POLICIES`](crate::MAX_CEDAR_POLICIES) policies.
+    CedarPolicies,
+    /// A Cedar policy holds more than [`MAX_CEDAR_OPERATORS`](crate::MAX_CEDAR_OPERATORS) operators.
+    CedarOperators,
+    /// Nested literals in the Rego modules would take the parser more than
+    /// [`MAX_REGO_PARSE_WORK`](crate::MAX_REGO_PARSE_WORK).
+    RegoParseWork,
+}
+
+impl LoadLimit {
+    /// A stable, machine-readable name (`policy_file_bytes`, `depth`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadLimit::PolicyFileBytes => "policy_file_bytes",
+            LoadLimit::PolicyBytes => "policy_bytes",
+            LoadLimit::DataFileBytes => "data_file_bytes",
+            LoadLimit::DataBytes => "data_bytes",
+            LoadLimit::Depth => "depth",
+            LoadLimit::CedarPolicies => "cedar_policies",
+            LoadLimit::RegoParseWork => "rego_parse_work",
+            LoadLimit::CedarOperators => "cedar_operators",
+        }
+    }
 }
 
 #[cfg(test)]

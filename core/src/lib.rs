@@ -42,7 +42,7 @@ pub mod delivery;
 mod engine;
 mod error;
 mod facts;
-mod hooks;
+mod files;
 pub mod identity;
 pub mod intent;
 mod load_limits;
@@ -54,9 +54,9 @@ mod rego_calls;
 mod rego_limits;
 mod rego_rewrite;
 mod request;
-mod shadow;
 pub mod signing;
 pub mod state;
+mod strict_json;
 pub mod testing;
 mod traceparent;
 
@@ -66,9 +66,10 @@ pub use bundle::{
 };
 pub use decision::{BundleInfo, Decision, Effect, Obligation, Outcome, Reason, Source};
 pub use engine::Engine;
+pub use engine::hooks::LOG_FAILURE_POLICY;
+pub use engine::shadow::{ShadowDifference, ShadowSink};
 pub use error::{BundleError, BundleErrorKind, Error, RequestError, RequestErrorKind};
 pub use facts::UNKNOWN_RISK_CLASS;
-pub use hooks::LOG_FAILURE_POLICY;
 pub use load_limits::{
     LoadLimit, MAX_CEDAR_DEPTH, MAX_CEDAR_OPERATORS, MAX_CEDAR_POLICIES, MAX_DATA_BYTES,
     MAX_DATA_DEPTH, MAX_DATA_FILE_BYTES, MAX_POLICY_BYTES, MAX_POLICY_FILE_BYTES, MAX_REGO_DEPTH,
@@ -86,4 +87,3 @@ pub use request::{
 pub use serde_json;
 /// A JSON value, as [`Request::from_value`] and the attribute maps take it.
 pub use serde_json::{Map, Value};
-pub use shadow::{ShadowDifference, ShadowSink};

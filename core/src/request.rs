@@ -5,6 +5,8 @@
 //! [`Request::new`]. Parsing validates the public contract and names the JSON
 //! path of the first field that is wrong.
 
+pub(crate) mod features;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -406,10 +408,7 @@ impl Request {
                 m.insert("score".into(), number(s));
             }
             if let Some(f) = &a.features {
-                m.insert(
-                    "features".into(),
-                    crate::anomaly::decision::features_json(f),
-                );
+                m.insert("features".into(), features::features_json(f));
             }
             out.insert("anomaly".into(), Value::Object(m));
         }
@@ -442,7 +441,7 @@ impl Request {
             check_score(score, "anomaly.score")?;
         }
         if let Some(a) = &self.anomaly {
-            crate::anomaly::decision::check(a.score, a.features.as_ref())?;
+            features::check(a.score, a.features.as_ref())?;
         }
         if self.context.contains_key(RESERVED_CONTEXT_KEY) {
             return Err(reserved_facts());
@@ -947,9 +946,9 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
             };
             let features = f
                 .get("features")
-                .map(crate::anomaly::decision::parse_features)
+                .map(features::parse_features)
                 .transpose()?;
-            crate::anomaly::decision::check(score, features.as_ref())?;
+            features::check(score, features.as_ref())?;
             Some(Anomaly { score, features })
         }
     };

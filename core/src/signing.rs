@@ -39,11 +39,11 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::BundleFiles;
 use crate::error::{BundleError, BundleErrorKind};
+use crate::files::BundleFiles;
 
 /// Name of the signature file at the root of a signed bundle.
-pub const SIGNATURE_FILE: &str = ".signature.json";
+pub use crate::files::SIGNATURE_FILE;
 
 /// DSSE payload type of a bundle signature statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.agentriage.bundle-signature+json";

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use toml::Spanned;
 
-use crate::bundle::BundleFiles;
 use crate::decision::Effect;
 use crate::error::BundleError;
+use crate::files::BundleFiles;
 use crate::intent::TrustedKeys;
 
 /// Longest lifetime (`exp - iat`) a bundle may allow an approval: 7 days.

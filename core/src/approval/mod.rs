@@ -29,6 +29,7 @@ mod digest;
 pub(crate) mod settle;
 mod token;
 
+pub use crate::decision::{ApprovableReason, ApprovalRequest, ApprovalStatus, ApprovalUse};
 pub use config::{
     ApprovalConfig, Controls, DEFAULT_WAIVER_LIFETIME_DAYS, DEFAULT_WAIVER_WARNING_DAYS,
     MAX_APPROVAL_LIFETIME_S, QUOTA_AMOUNT_SCALE, Quota, QuotaMeasure, QuotaScope, Waiver,
@@ -38,9 +39,7 @@ pub(crate) use config::{
     ManifestApprovals, ManifestControls, ManifestQuota, ManifestWaivers, load,
 };
 pub use digest::{action_digest, canonical_action};
-pub use settle::{
-    ApprovableReason, ApprovalRequest, ApprovalStatus, ApprovalUse, STATE_FAILURE_POLICY,
-};
+pub use settle::STATE_FAILURE_POLICY;
 pub use token::{
     APPROVAL_TYP, ApprovalCheck, ApprovalClaims, ApprovalError, VerifiedApproval, sign,
 };

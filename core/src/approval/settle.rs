@@ -3,11 +3,11 @@
 //! covers, quotas count what is about to execute, and every one-time use
 //! and counter goes through the engine's state store.
 
-use serde::{Deserialize, Serialize};
-
 use super::config::{Controls, QUOTA_AMOUNT_SCALE, Quota, QuotaMeasure, QuotaScope};
 use super::token::{self, ApprovalCheck, ApprovalError};
-use crate::decision::{Effect, Outcome, Reason, Source};
+use crate::decision::{
+    ApprovableReason, ApprovalRequest, ApprovalStatus, ApprovalUse, Effect, Outcome, Reason, Source,
+};
 use crate::facts::Facts;
 use crate::intent::{IntentCheck, IntentFact};
 use crate::request::{Request, Timestamp};
@@ -17,64 +17,6 @@ const NANOS: i128 = 1_000_000_000;
 
 /// Policy id of the reason given when the state store cannot answer.
 pub const STATE_FAILURE_POLICY: &str = "state.unavailable";
-
-/// One escalation reason an approver may approve, and the roles that may.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovableReason {
-    /// The rule id.
-    pub policy: String,
-    /// The roles, any of which may approve it.
-    pub roles: Vec<String>,
-}
-
-/// What an approver needs to approve an escalated decision: carried by an
-/// `escalate` decision when the bundle accepts approvals and every
-/// escalation reason may be approved by some role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalRequest {
-    /// The digest an approval must name (`sha256:…`).
-    pub action_digest: String,
-    /// The escalation reasons an approval must name, with who may approve
-    /// each (one approver must hold a role for every one).
-    pub reasons: Vec<ApprovableReason>,
-    /// The audience an approval must name.
-    pub audience: String,
-    /// When this request for approval expires (RFC 3339); an approval
-    /// signed later is refused.
-    pub expires_at: String,
-}
-
-/// What became of the approval a request carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApprovalStatus {
-    /// It settled the escalations it names and was used up.
-    Used,
-    /// It was refused: the decision is `reject`.
-    Refused,
-    /// It verified, but the decision did not execute (another reason
-    /// rejects), so it was not used up.
-    Unused,
-}
-
-/// The approval a request carried, as the decision records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalUse {
-    /// What became of it.
-    pub status: ApprovalStatus,
-    /// The approver (`iss`), when the token could be read that far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approver: Option<String>,
-    /// Its one-time id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// The escalations it settled.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub settled: Vec<String>,
-    /// The failed check, when refused (`expired`, `reused`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
-}
 
 /// What the settle step adds to a decision.
 #[derive(Debug, Default)]

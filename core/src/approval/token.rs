@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 
 use super::config::ApprovalConfig;
 use crate::intent::jws_json::{self, Member, Members};
-use crate::intent::strict_json;
 use crate::intent::verify::parse_typed;
 use crate::intent::{IntentCheck, MAX_JTI_BYTES, SignError, SigningKey};
 use crate::request::Timestamp;
+use crate::strict_json;
 
 /// The header `typ` every approval carries.
 pub const APPROVAL_TYP: &str = "approval+jwt";

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::error::{LogError, LogErrorKind};
 use super::key::{key_id, verify_signature};
 use super::{FORMAT_VERSION, GENESIS, canonical, hex, unhex};
-use crate::intent::strict_json;
+use crate::strict_json;
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]

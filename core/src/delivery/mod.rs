@@ -18,7 +18,6 @@
 pub mod archive;
 pub mod http;
 pub mod oci;
-pub mod status;
 pub mod watch;
 
 use std::sync::Arc;
@@ -31,6 +30,10 @@ use crate::error::BundleError;
 use crate::signing::TrustedKeys;
 use crate::{Bundle, Engine};
 
+/// What an engine reports of its bundle and where it came from.
+pub mod status {
+    pub use crate::engine::status::{BundleStatus, HOST_SOURCE};
+}
 pub use status::BundleStatus;
 
 /// A bundle that could not be fetched or loaded.

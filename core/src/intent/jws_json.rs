@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::strict_json::DUPLICATE_KEY;
+use crate::strict_json::DUPLICATE_KEY;
 
 /// The message serde reports when the text is JSON but not an object.
 pub(crate) const NOT_AN_OBJECT: &str = "not a JSON object";

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::b64;
 use super::error::KeySetError;
-use super::strict_json;
+use crate::strict_json;
 
 /// A signature algorithm agentriage accepts. Nothing else is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

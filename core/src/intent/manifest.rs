@@ -7,8 +7,8 @@ use toml::Spanned;
 
 use super::keys::TrustedKeys;
 use super::verify::IntentConfig;
-use crate::bundle::{Bundle, BundleFiles};
 use crate::error::{BundleError, BundleErrorKind};
+use crate::files::BundleFiles;
 
 /// Largest `clock_skew_s` a bundle may set (10 minutes).
 pub const MAX_CLOCK_SKEW_S: u64 = 600;
@@ -89,11 +89,4 @@ pub(crate) fn load(files: &BundleFiles, m: &ManifestIntents) -> Result<IntentCon
         config = config.with_max_lifetime(Duration::from_secs(v));
     }
     Ok(config)
-}
-
-impl Bundle {
-    /// The bundle's intent configuration (its `[intents]` table), if any.
-    pub fn intents(&self) -> Option<&IntentConfig> {
-        self.intents.as_ref()
-    }
 }

@@ -12,8 +12,8 @@ use super::b64;
 use super::error::{IntentCheck, IntentError};
 use super::keys::{Algorithm, TrustedKeys};
 use super::replay::{MemoryReplayCache, ReplayCache, ReplayError};
-use super::strict_json;
 use crate::request::{Request, Timestamp};
+use crate::strict_json;
 
 /// Largest token accepted, in bytes (8 KiB). Larger ones fail the
 /// [`IntentCheck::Size`] check before anything is decoded.

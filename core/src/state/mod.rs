@@ -27,8 +27,6 @@ pub use redis::{
     DEFAULT_NAMESPACE, DEFAULT_POOL, DEFAULT_TIMEOUT, MAX_EXACT, RedisOptions, RedisStore,
 };
 
-use crate::intent::{ReplayCache, ReplayError};
-
 /// Why a store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -302,41 +300,4 @@ pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
 /// issuer holding `:` cannot forge another pair's key).
 pub(crate) fn key3(prefix: &str, a: &str, b: &str) -> String {
     format!("{prefix}:{}:{a}:{b}", a.len())
-}
-
-/// A [`StateStore`] seen as the intents' [`ReplayCache`]; a failure of the
-/// store counts in the engine's metrics.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreReplay(
-    pub(crate) Arc<dyn StateStore>,
-    pub(crate) Arc<crate::metrics::Metrics>,
-);
-
-impl ReplayCache for StoreReplay {
-    fn check_and_record(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_unix_nanos: i128,
-        now_unix_nanos: i128,
-    ) -> Result<(), ReplayError> {
-        match self
-            .0
-            .insert_once(&jti_key(issuer, jti), expires_unix_nanos, now_unix_nanos)
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ReplayError::Seen {
-                issuer: issuer.to_owned(),
-                jti: jti.to_owned(),
-            }),
-            Err(StateError::Full { capacity }) => {
-                self.1.state_error(self.0.kind(), "insert_once");
-                Err(ReplayError::Full { capacity })
-            }
-            Err(e) => {
-                self.1.state_error(self.0.kind(), "insert_once");
-                Err(ReplayError::Unavailable(e.to_string()))
-            }
-        }
-    }
 }

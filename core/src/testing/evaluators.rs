@@ -103,9 +103,11 @@ pub fn compare_evaluators(dir: impl AsRef<Path>) -> Result<EvaluatorReport, Bund
 }
 
 fn load(dir: &Path, evaluator: RegoEvaluator) -> Result<Engine, BundleError> {
-    let mut files = BundleFiles::read(dir)?;
-    files.evaluator = Some(evaluator);
-    Ok(Engine::new(Bundle::from_files(&files)?))
+    let files = BundleFiles::read(dir)?;
+    Ok(Engine::new(Bundle::from_files_with(
+        &files,
+        Some(evaluator),
+    )?))
 }
 
 /// `outcome [policy, …]`, or `error: …`: what is compared.

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Engine;
 use crate::bundle::Bundle;
 use crate::decision::{BundleInfo, Decision, Outcome};
-use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::request::{Request, Timestamp};
 
@@ -54,7 +54,7 @@ impl Shadow {
             // The candidate checks the intent with its own keys and never
             // records the `jti`: the live decision already did.
             let verify = |r: &Request, now: Timestamp| {
-                crate::intent::EngineIntents::unrecorded(&self.bundle, r, now)
+                super::intents::EngineIntents::unrecorded(&self.bundle, r, now)
             };
             Engine::evaluate(
                 &self.bundle,

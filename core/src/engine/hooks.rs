@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
+use super::Engine;
+use super::shadow::{Shadow, ShadowSink};
 use crate::audit::{DecisionLog, Entry, LogError};
 use crate::bundle::Bundle;
 use crate::decision::{Decision, Effect, Outcome, Reason, Source};
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::request::{Request, Timestamp};
-use crate::shadow::{Shadow, ShadowSink};
 
 /// The policy id of the reason a decision gets when a mandatory log fails.
 pub const LOG_FAILURE_POLICY: &str = "decision-log";
@@ -24,7 +24,7 @@ pub(crate) struct Hooks {
     log: ArcSwapOption<DecisionLog>,
     shadow: ArcSwapOption<Shadow>,
     /// Where the bundle came from (directory watch, HTTP, OCI).
-    pub(crate) delivery: crate::delivery::status::DeliveryState,
+    pub(crate) delivery: super::status::DeliveryState,
 }
 
 impl std::fmt::Debug for Hooks {

@@ -1,5 +1,11 @@
 //! The engine: one loaded bundle, deciding for every thread of the host.
 
+pub(crate) mod hooks;
+mod intents;
+mod scoring;
+pub(crate) mod shadow;
+pub(crate) mod status;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +20,8 @@ use crate::intent::IntentFact;
 use crate::rego;
 use crate::request::{Request, Timestamp};
 use crate::signing::TrustedKeys;
-use crate::state::{MemoryStore, StateStore, StoreReplay};
+use crate::state::{MemoryStore, StateStore};
+use intents::StoreReplay;
 
 /// Decides requests against one policy bundle.
 ///
@@ -46,8 +53,8 @@ use crate::state::{MemoryStore, StateStore, StoreReplay};
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) bundle: ArcSwap<Bundle>,
-    pub(crate) hooks: crate::hooks::Hooks,
-    pub(crate) intents: crate::intent::EngineIntents,
+    pub(crate) hooks: hooks::Hooks,
+    pub(crate) intents: intents::EngineIntents,
     /// Set by [`Engine::from_dir_verified`]: every bundle this engine loads
     /// from a directory must be signed by one of these keys.
     pub(crate) trusted: Option<Arc<TrustedKeys>>,
@@ -59,10 +66,10 @@ impl Engine {
     /// An engine deciding with `bundle`.
     pub fn new(bundle: Bundle) -> Engine {
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-        let hooks = crate::hooks::Hooks::default();
+        let hooks = hooks::Hooks::default();
         Engine {
             bundle: ArcSwap::from_pointee(bundle),
-            intents: crate::intent::EngineIntents::with_replay(Arc::new(StoreReplay(
+            intents: intents::EngineIntents::with_replay(Arc::new(StoreReplay(
                 Arc::clone(&state),
                 Arc::clone(&hooks.metrics),
             ))),
@@ -95,7 +102,7 @@ impl Engine {
     /// ```
     #[must_use]
     pub fn with_state(mut self, store: Arc<dyn StateStore>) -> Engine {
-        self.intents = crate::intent::EngineIntents {
+        self.intents = intents::EngineIntents {
             replay: Arc::new(StoreReplay(
                 Arc::clone(&store),
                 Arc::clone(&self.hooks.metrics),
@@ -219,7 +226,7 @@ impl Engine {
         let start = Instant::now();
         request.validate()?;
         let bundle = self.bundle.load_full();
-        let span = crate::hooks::decision_span();
+        let span = hooks::decision_span();
         let _entered = span.enter();
         let replay = StoreReplay(Arc::clone(state), Arc::clone(&self.hooks.metrics));
         let verify =
@@ -230,7 +237,7 @@ impl Engine {
 
     fn decide_at(&self, request: &Request, start: Instant) -> Result<Decision, Error> {
         let bundle = self.bundle.load_full();
-        let span = crate::hooks::decision_span();
+        let span = hooks::decision_span();
         let _entered = span.enter();
         let verify = |r: &Request, now: Timestamp| self.intents.fact(&bundle, r, now);
         let decision = Engine::evaluate(&bundle, request, &verify, self.state.as_ref(), start)
@@ -265,7 +272,7 @@ impl Engine {
         start: Instant,
     ) -> Result<Decision, Error> {
         // `anomaly.features` become `anomaly.score` before policies see the request.
-        let scored = crate::anomaly::decision::score_request(bundle, request)?;
+        let scored = scoring::score_request(bundle, request)?;
         let request = scored.as_ref().unwrap_or(request);
         let mut facts = Facts::derive(request, bundle.risk_class(&request.action.name));
         facts.intent = intent(request, facts.time);
