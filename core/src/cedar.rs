@@ -331,11 +331,9 @@ impl CedarPolicies {
                         .map_or_else(PathBuf::new, |(_, p)| p.clone());
                     BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
                 })?;
-                // Action entities matter only through their groups.
-                let grouped = actions
-                    .iter()
-                    .any(|a| a.clone().into_inner().2.iter().next().is_some());
-                grouped.then_some(actions)
+                // Built once: `Entities::from_entities` with a schema would
+                // build the schema's action entities again for every request.
+                Some(actions)
             }
             _ if entity_files.is_empty() => None,
             _ => Some(Entities::from_entities(all, schema_ref).map_err(|e| {

@@ -79,7 +79,16 @@ pub(crate) struct RegoProgram {
     /// The prepared interpreter (with the entry point module), cloned once
     /// per thread in interpreter mode.
     prepared: regorus::Engine,
+    /// How the VM runs: to completion when no rule can recurse and calls
+    /// nest at most [`MAX_NATIVE_CALL_DEPTH`] deep, else suspendable.
+    vm_mode: ExecutionMode,
 }
+
+/// The deepest chain of rule calls the VM runs to completion. Run to
+/// completion, the VM calls rules on the native stack (about twice as fast
+/// as its suspendable loop, which keeps frames on the heap); a policy whose
+/// calls might recurse, or nest deeper than this, runs suspendable.
+pub(crate) const MAX_NATIVE_CALL_DEPTH: usize = 32;
 
 /// What the Rego half of a bundle said about one request.
 #[derive(Debug, Default)]
@@ -340,6 +349,22 @@ impl RegoProgram {
         } else {
             None
         };
+        // Run to completion only where no call can recurse: regorus's
+        // compiler refuses static recursion, but a lookup of a virtual
+        // document with a dynamic key (`data.p[x]`) is resolved at run time
+        // and flagged; the call graph is checked here too (over-approximated,
+        // so a false cycle only costs speed).
+        let vm_mode = match (
+            &program,
+            crate::rego_calls::rule_call_depth(engine.get_modules()),
+        ) {
+            (Some(p), Some(depth))
+                if !p.needs_runtime_recursion_check && depth <= MAX_NATIVE_CALL_DEPTH =>
+            {
+                ExecutionMode::RunToCompletion
+            }
+            _ => ExecutionMode::Suspendable,
+        };
         crate::rego_limits::install(&mut engine)
             .map_err(|e| BundleError::new(BundleErrorKind::Rego, root.to_path_buf(), None, e))?;
         // `compile_with_entrypoint` above prepared the interpreter's view
@@ -357,6 +382,7 @@ impl RegoProgram {
             output_limits: crate::rego_limits::OutputLimits::default(),
             evaluators: ThreadLocal::new(),
             prepared,
+            vm_mode,
         })
     }
 
@@ -382,6 +408,12 @@ impl RegoProgram {
         self
     }
 
+    /// How the VM runs this program (see [`MAX_NATIVE_CALL_DEPTH`]).
+    #[cfg(test)]
+    pub(crate) fn vm_mode(&self) -> ExecutionMode {
+        self.vm_mode
+    }
+
     /// A copy of the prepared interpreter (modules, data and the entry
     /// point), for the policy test runner: Rego-native tests and coverage.
     pub(crate) fn interpreter(&self) -> regorus::Engine {
@@ -400,10 +432,11 @@ impl RegoProgram {
                 vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
                 vm.set_max_instructions(self.max_instructions);
                 vm.set_execution_timer_config(self.time_limit);
-                // The stackless loop keeps rule and function frames on the
-                // heap: a policy that recurses meets the instruction budget
-                // instead of overflowing the host thread's stack.
-                vm.set_execution_mode(ExecutionMode::Suspendable);
+                // Suspendable, the stackless loop keeps rule and function
+                // frames on the heap: a policy that might recurse meets the
+                // instruction budget instead of overflowing the host
+                // thread's stack. Run to completion where it cannot.
+                vm.set_execution_mode(self.vm_mode);
                 Evaluator::Vm(Box::new(vm))
             }
             RegoEvaluator::Interpreter => Evaluator::Interpreter(Box::new(self.prepared.clone())),
@@ -938,5 +971,105 @@ obligations contains {"id": "log", "n": input.amount}
         .unwrap();
         let e = p.evaluate(Value::new_object()).unwrap_err();
         assert!(e.contains("instruction limit"), "{e}");
+    }
+
+    fn vm_mode_of(module: &str) -> ExecutionMode {
+        program(module, RegoEvaluator::Vm).vm_mode()
+    }
+
+    fn chain(n: usize) -> String {
+        let mut m = String::from("package agentriage\nimport rego.v1\nallow if r0\n");
+        for i in 0..n {
+            m.push_str(&format!("r{i} if r{}\n", i + 1));
+        }
+        m.push_str(&format!("r{n} if input.x == 1\n"));
+        m
+    }
+
+    #[test]
+    fn the_vm_runs_to_completion_only_where_no_call_can_recurse_or_nest_deep() {
+        let plain = "package agentriage\nimport rego.v1\nallow if input.x == 1\n\
+            reject contains {\"id\": \"r\", \"message\": \"m\"} if { not allow; count(t) > 0 }\n\
+            t contains x if { some x in data.list }\n";
+        assert_eq!(vm_mode_of(plain), ExecutionMode::RunToCompletion);
+        // A chain of rule calls: entry point → allow → r0 → … → rN.
+        assert_eq!(vm_mode_of(&chain(8)), ExecutionMode::RunToCompletion);
+        assert_eq!(
+            vm_mode_of(&chain(MAX_NATIVE_CALL_DEPTH)),
+            ExecutionMode::Suspendable
+        );
+        // A function that reaches itself through a rule (regorus's compiler
+        // lets it through; the call graph sees the cycle).
+        let cycle =
+            "package agentriage\nimport rego.v1\nr := f(1)\nf(x) := y if { y := r }\nallow if r\n";
+        assert_eq!(vm_mode_of(cycle), ExecutionMode::Suspendable);
+        // A dynamic reference into the package may reach any of its rules,
+        // the rule making it too.
+        let dynamic =
+            "package agentriage\nimport rego.v1\nallow if data.agentriage[input.k] == 1\n";
+        let mut engine = regorus::Engine::new();
+        engine.add_policy("p.rego".into(), dynamic.into()).unwrap();
+        assert_eq!(
+            crate::rego_calls::rule_call_depth(engine.get_modules()),
+            None
+        );
+        let mut engine = regorus::Engine::new();
+        engine.add_policy("p.rego".into(), chain(3)).unwrap();
+        // allow → r0 → r1 → r2 → r3
+        assert_eq!(
+            crate::rego_calls::rule_call_depth(engine.get_modules()),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn both_vm_modes_decide_alike() {
+        for (module, input) in [
+            (chain(8), r#"{"x": 1}"#),
+            (chain(8), r#"{"x": 2}"#),
+            (chain(MAX_NATIVE_CALL_DEPTH), r#"{"x": 1}"#),
+        ] {
+            let mut p = program(&module, RegoEvaluator::Vm);
+            let first = p.evaluate(Value::from_json_str(input).unwrap()).unwrap();
+            p.vm_mode = match p.vm_mode {
+                ExecutionMode::RunToCompletion => ExecutionMode::Suspendable,
+                ExecutionMode::Suspendable => ExecutionMode::RunToCompletion,
+            };
+            p.evaluators = ThreadLocal::new();
+            let second = p.evaluate(Value::from_json_str(input).unwrap()).unwrap();
+            assert_eq!(first.allow, second.allow, "{input}");
+            assert_eq!(first.reasons, second.reasons, "{input}");
+            assert_eq!(first.allow, input.contains('1'), "{input}");
+        }
+    }
+
+    #[test]
+    fn the_reference_pack_runs_to_completion_on_the_vm() {
+        let root = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/a2a-supply-chain"
+        ));
+        let modules: Vec<(PathBuf, String)> = ["identity", "runtime", "thresholds", "intents"]
+            .iter()
+            .map(|m| {
+                let rel = PathBuf::from(format!("rego/{m}.rego"));
+                let text = std::fs::read_to_string(root.join(&rel)).unwrap();
+                (rel, text)
+            })
+            .collect();
+        let data = vec![(
+            PathBuf::from("data/pack.json"),
+            std::fs::read_to_string(root.join("data/pack.json")).unwrap(),
+        )];
+        let p = RegoProgram::compile(
+            root,
+            "agentriage",
+            &modules,
+            &data,
+            100_000,
+            RegoEvaluator::Vm,
+        )
+        .unwrap();
+        assert_eq!(p.vm_mode(), ExecutionMode::RunToCompletion);
     }
 }

@@ -365,6 +365,164 @@ fn find_cycle(functions: &BTreeMap<String, Function>) -> Option<Vec<String>> {
     None
 }
 
+/// The deepest chain of rule and function calls of `modules`, counted over
+/// a graph that over-approximates what each rule may call: a reference
+/// whose path turns dynamic (`data.p[x]`) is taken to reach every rule under
+/// its static prefix, a plain name every rule of that name in the package,
+/// and a reference to a document every rule inside it and every rule whose
+/// value holds it. `None` when that graph has a cycle (Rego forbids
+/// recursion; a false cycle only makes the answer `None`).
+///
+/// The bytecode VM may then run to completion (rule calls on the native
+/// stack) when this depth is small: see `crate::rego`.
+pub(crate) fn rule_call_depth(modules: &[Ref<Module>]) -> Option<usize> {
+    // full rule path ("data.p.r") -> paths (static prefixes) it refers to
+    let mut rules: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for module in modules {
+        let Some(package) = path_of(&module.package.refr) else {
+            // A package we cannot name: no claim about its calls.
+            return None;
+        };
+        let package_path = pkg_path(&package);
+        let imports = imports_of(module);
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. }
+                    | RuleHead::Set { refr, .. }
+                    | RuleHead::Func { refr, .. } => refr,
+                },
+                Rule::Default { refr, .. } => refr,
+            };
+            let mut name = package_path.clone();
+            name.extend(static_prefix(refr)?);
+            let (exprs, queries) = rule_exprs(rule);
+            let mut referred: Vec<Vec<String>> = Vec::new();
+            // The inner parts of a reference (`data.p` of `data.p.r`) are
+            // not references of their own.
+            let mut inner: std::collections::HashSet<*const Expr> =
+                std::collections::HashSet::new();
+            visit_exprs(exprs, queries, &mut |e| {
+                if let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = e {
+                    inner.insert(std::ptr::from_ref(refr.as_ref()));
+                }
+                if inner.contains(&std::ptr::from_ref(e)) {
+                    return;
+                }
+                if matches!(
+                    e,
+                    Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. }
+                ) && let Some(prefix) = static_prefix(e)
+                {
+                    let Some((head, rest)) = prefix.split_first() else {
+                        return;
+                    };
+                    let full: Vec<String> = if head == "data" {
+                        prefix.clone()
+                    } else if let Some(target) = imports.get(head) {
+                        target.iter().chain(rest.iter()).cloned().collect()
+                    } else if head == "input" {
+                        return;
+                    } else {
+                        package_path.iter().chain(prefix.iter()).cloned().collect()
+                    };
+                    referred.push(full);
+                }
+            });
+            rules.entry(name.join(".")).or_default().extend(referred);
+        }
+    }
+    let names: Vec<Vec<String>> = rules
+        .keys()
+        .map(|k| k.split('.').map(str::to_owned).collect())
+        .collect();
+    // A reference reaches a rule when one path is a prefix of the other.
+    let reaches = |target: &[String], rule: &[String]| {
+        let n = target.len().min(rule.len());
+        target.get(..n) == rule.get(..n)
+    };
+    let edges: BTreeMap<&str, Vec<String>> = rules
+        .iter()
+        .map(|(name, referred)| {
+            let to: Vec<String> = names
+                .iter()
+                .filter(|rule| referred.iter().any(|t| reaches(t, rule)))
+                .map(|rule| rule.join("."))
+                .collect();
+            (name.as_str(), to)
+        })
+        .collect();
+    // Longest path, iteratively; grey = on the current path (a cycle).
+    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut grey: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for start in edges.keys() {
+        if depth.contains_key(start) {
+            continue;
+        }
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        grey.insert(start);
+        while let Some((name, next)) = stack.last_mut() {
+            let out = edges.get(*name).map_or(&[][..], Vec::as_slice);
+            if let Some(callee) = out.get(*next) {
+                *next += 1;
+                let callee = callee.as_str();
+                if grey.contains(callee) {
+                    return None;
+                }
+                if !depth.contains_key(callee) {
+                    grey.insert(callee);
+                    let callee = edges.get_key_value(callee)?.0;
+                    stack.push((callee, 0));
+                }
+                continue;
+            }
+            let d = 1 + out
+                .iter()
+                .filter_map(|c| depth.get(c.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            let name = *name;
+            depth.insert(name, d);
+            grey.remove(name);
+            stack.pop();
+        }
+    }
+    Some(depth.values().copied().max().unwrap_or(0))
+}
+
+/// The leading static components of a reference (`a.b["c"][x].d` →
+/// `a, b, c`); `None` for an expression that is not a reference.
+fn static_prefix(expr: &Expr) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut at = expr;
+    loop {
+        match at {
+            Expr::Var { value, .. } => {
+                parts.push(value.as_string().ok()?.to_string());
+                break;
+            }
+            Expr::RefDot { refr, field, .. } => {
+                parts.push(field.1.as_string().ok()?.to_string());
+                at = refr;
+            }
+            Expr::RefBrack { refr, index, .. } => {
+                match index.as_ref() {
+                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                        parts.push(value.as_string().ok()?.to_string());
+                    }
+                    // Dynamic from here on: what follows is unknown.
+                    _ => parts.clear(),
+                }
+                at = refr;
+            }
+            _ => return None,
+        }
+    }
+    parts.reverse();
+    Some(parts)
+}
+
 /// The rules of a bundle's decision package, `package`.
 pub(crate) const DECISION_RULES: [&str; 4] = ["reject", "escalate", "allow", "obligations"];
 
