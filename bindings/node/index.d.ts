@@ -170,6 +170,75 @@ export interface EngineOptions {
   state?: string
 }
 
+/** Options of {@link Engine.fromSource}. */
+export interface SourceOptions {
+  /**
+   * Ed25519 public keys (PEM) of the bundle's publishers: every bundle, the
+   * first and the local copy included, must be signed by one of them.
+   */
+  trustedKeys?: Array<string | Uint8Array>
+  /** Seconds between two looks at the source (default 30), with jitter for URLs. */
+  intervalSeconds?: number
+  /** Time limit of one HTTP request, in seconds (default 30). */
+  timeoutSeconds?: number
+  /** Largest bundle archive downloaded, in bytes (default 64 MiB). */
+  maxBytes?: number
+  /** Sent as `Authorization: Bearer …`. */
+  bearerToken?: string
+  /** File keeping the last good bundle (and its ETag, beside it in `<cache>.etag.json`). */
+  cache?: string
+  /**
+   * Start from `cache` when it loads (and verifies), then follow the
+   * source; the kept ETag makes an unchanged bundle cost a `304`.
+   */
+  startFromCache?: boolean
+  /** How long to wait for the first bundle, in seconds (default 60). */
+  startupTimeoutSeconds?: number
+  /** PEM file of the certificate authorities trusted for `https://`, instead of the Mozilla roots. */
+  caFile?: string
+}
+
+/**
+ * Where an engine's bundle came from and how its delivery goes. Frozen;
+ * `JSON.stringify` gives snake_case keys (`last_success_unix`, …).
+ */
+export declare class BundleStatus {
+  private constructor()
+  /** Name of the live bundle. */
+  readonly name: string
+  /** Revision of the live bundle. */
+  readonly revision: string
+  /** Digest of the live bundle (the digest every decision carries). */
+  readonly digest: string
+  /** A path, a URL, an `oci://` reference, or `'host'` (a bundle the host loaded). */
+  readonly source: string
+  /** When a fetch or load last succeeded (Unix seconds; a `304` counts), or `null`. */
+  readonly lastSuccessUnix: number | null
+  /** When a fetch or load last failed (Unix seconds), or `null`. */
+  readonly lastFailureUnix: number | null
+  /** Why it failed then, or `null`. */
+  readonly lastError: string | null
+  /** Failed fetches and loads so far (the live bundle stayed each time). */
+  readonly failures: number
+  /** Bundles swapped in by the source so far. */
+  readonly updates: number
+  /** The status with snake_case keys. */
+  toJSON(): BundleStatusJson
+}
+
+/** {@link BundleStatus} as JSON (the keys the CLI and the Python module use). */
+export interface BundleStatusJson {
+  name: string
+  revision: string
+  digest: string
+  source: string
+  last_success_unix: number | null
+  last_failure_unix: number | null
+  last_error: string | null
+  failures: number
+  updates: number
+}
+
 /** Decides requests against one policy bundle; share one per bundle. */
 export declare class Engine {
   private constructor()
@@ -181,6 +250,20 @@ export declare class Engine {
    * `replayCheck: false` turns off the replay check of signed intents (test suites only).
    */
   static fromBundle(dir: string, options?: EngineOptions): Engine
+  /**
+   * Loads the bundle at `source` (an `http(s)://` URL of an archive, an
+   * `oci://HOST/REPOSITORY:TAG` or `@sha256:…` reference, or a directory or
+   * archive path) and keeps following it: updates load off the event loop
+   * and swap in atomically; a broken or unsigned update is refused and the
+   * live bundle stays. Rejects with {@link BundleError} (arrived, does not
+   * load), {@link BundleFetchError} (none arrived) or a TypeError
+   * (`ERR_INVALID_ARG_VALUE`: options or a source not understood).
+   */
+  static fromSource(source: string, options?: SourceOptions): Promise<Engine>
+  /** The live bundle and its delivery. */
+  bundleStatus(): BundleStatus
+  /** Stops following the source given to `fromSource` (the engine keeps its bundle). */
+  stopFollowing(): void
   /** Name, revision and digest of the bundle deciding now. */
   readonly bundle: BundleInfo
   /** Whether every bundle this engine loads must be signed by a trusted key. */
@@ -229,6 +312,7 @@ export declare class AgentriageError extends Error {
     | 'AGENTRIAGE_BUNDLE'
     | 'AGENTRIAGE_INTERNAL'
     | 'AGENTRIAGE_DECISION_LOG'
+    | 'AGENTRIAGE_BUNDLE_FETCH'
 }
 
 /** What is wrong with a request. */
@@ -267,6 +351,27 @@ export declare class BundleError extends AgentriageError {
   /** The 1-based line in `file`, or `null` where none is known. */
   readonly line: number | null
   /** The problem, without file and line. */
+  readonly reason: string
+}
+
+/** Why a bundle source gave no bundle. */
+export type BundleFetchErrorKind =
+  | 'transport'
+  | 'tls'
+  | 'status'
+  | 'too_large'
+  | 'digest'
+  | 'protocol'
+  | 'startup_timeout'
+  | 'cache'
+  | 'other'
+
+/** A bundle source gave no bundle (see {@link Engine.fromSource}). */
+export declare class BundleFetchError extends AgentriageError {
+  readonly code: 'AGENTRIAGE_BUNDLE_FETCH'
+  /** Why. */
+  readonly kind: BundleFetchErrorKind
+  /** The problem, naming the source. */
   readonly reason: string
 }
 

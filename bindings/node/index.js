@@ -96,6 +96,22 @@ class DecisionLogError extends AgentriageError {
   }
 }
 
+/**
+ * A bundle source gave no bundle: `kind` is `transport` (unreachable,
+ * broken or timed out), `tls` (the server's certificate is not trusted, or
+ * `caFile` holds no certificate), `status` (an unexpected HTTP status),
+ * `too_large`, `digest`, `protocol`, `startup_timeout` (no bundle within
+ * `startupTimeoutSeconds`; the message says the last failure) or `cache`.
+ * A bundle that arrived but does not load is a BundleError instead.
+ */
+class BundleFetchError extends AgentriageError {
+  constructor(kind, reason) {
+    super(reason, 'AGENTRIAGE_BUNDLE_FETCH')
+    this.kind = kind
+    this.reason = reason
+  }
+}
+
 /** A TypeError as Node's own APIs throw for a bad argument value. */
 function invalidArgValue(message) {
   const e = new TypeError(message)
@@ -136,6 +152,8 @@ function translate(error) {
       return new BundleError(f.kind, f.file, f.line, f.message)
     case 'AGENTRIAGE_DECISION_LOG':
       return new DecisionLogError(f.kind, f.file, f.message)
+    case 'AGENTRIAGE_BUNDLE_FETCH':
+      return new BundleFetchError(f.kind, f.message)
     default:
       return new InternalError(f.message)
   }
@@ -512,6 +530,94 @@ function withSignal(signal, start, convert) {
   })
 }
 
+/**
+ * Where an engine's bundle came from and how its delivery goes
+ * (`engine.bundleStatus()`). Times are Unix seconds, or `null`.
+ * `JSON.stringify(status)` gives the snake_case keys the CLI and the Python
+ * module use (`last_success_unix`, …).
+ */
+class BundleStatus {
+  constructor(s) {
+    /** Name of the live bundle. */
+    this.name = s.name
+    /** Revision of the live bundle. */
+    this.revision = s.revision
+    /** Digest of the live bundle (the digest every decision carries). */
+    this.digest = s.digest
+    /** Where the live bundle came from: a path, a URL, an `oci://` reference, or `'host'`. */
+    this.source = s.source
+    /** When a fetch or load last succeeded (a `304 Not Modified` counts), or `null`. */
+    this.lastSuccessUnix = s.last_success_unix ?? null
+    /** When a fetch or load last failed, or `null`. */
+    this.lastFailureUnix = s.last_failure_unix ?? null
+    /** Why it failed then, or `null`. */
+    this.lastError = s.last_error ?? null
+    /** Failed fetches and loads so far (the live bundle stayed each time). */
+    this.failures = s.failures
+    /** Bundles swapped in by the source so far. */
+    this.updates = s.updates
+    Object.freeze(this)
+  }
+
+  /** The status with snake_case keys. */
+  toJSON() {
+    return {
+      name: this.name,
+      revision: this.revision,
+      digest: this.digest,
+      source: this.source,
+      last_success_unix: this.lastSuccessUnix,
+      last_failure_unix: this.lastFailureUnix,
+      last_error: this.lastError,
+      failures: this.failures,
+      updates: this.updates,
+    }
+  }
+}
+
+/** Options of `Engine.fromSource` and their checks: the JSON the addon takes. */
+function sourceOptionsOf(options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+  const o = {}
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue
+    switch (name) {
+      case 'trustedKeys':
+        break
+      case 'intervalSeconds':
+      case 'timeoutSeconds':
+      case 'startupTimeoutSeconds':
+        if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+          throw invalidArgValue(`options.${name} must be a positive number of seconds`)
+        }
+        o[name] = value
+        break
+      case 'maxBytes':
+        if (!Number.isSafeInteger(value) || value <= 0) {
+          throw invalidArgValue('options.maxBytes must be a positive integer')
+        }
+        o.maxBytes = value
+        break
+      case 'startFromCache':
+        if (typeof value !== 'boolean') throw new TypeError('options.startFromCache must be a boolean')
+        o.startFromCache = value
+        break
+      case 'bearerToken':
+        if (typeof value !== 'string') throw new TypeError('options.bearerToken must be a string')
+        o.bearerToken = value
+        break
+      case 'cache':
+      case 'caFile':
+        if (typeof value !== 'string') throw new TypeError(`options.${name} must be a path (string)`)
+        o[name] = resolve(value)
+        break
+      default:
+        throw new TypeError(`unknown fromSource option \`${name}\``)
+    }
+  }
+  return JSON.stringify(o)
+}
+
 const CONSTRUCT = Symbol('agentriage.Engine')
 
 /**
@@ -565,6 +671,60 @@ class Engine {
       throw translate(e)
     }
     return new Engine(CONSTRUCT, handle)
+  }
+
+  /**
+   * Loads the bundle at `source` and keeps following it; the Promise of an
+   * Engine. `source` is an `http://` or `https://` URL of a bundle archive,
+   * an `oci://HOST/REPOSITORY:TAG` (or `@sha256:…`) reference, or a
+   * directory or archive path (watched). Updates load off the event loop
+   * and swap in atomically; a broken or unsigned update is refused and the
+   * live bundle stays (see `bundleStatus()`).
+   *
+   * Options: `trustedKeys` (as for `fromBundle`: every bundle, the first and
+   * the local copy included, must be signed), `intervalSeconds` (between
+   * polls, default 30), `timeoutSeconds` (per request, default 30),
+   * `maxBytes` (largest archive, default 64 MiB), `bearerToken`, `cache` (a
+   * file keeping the last good bundle and its ETag), `startFromCache`
+   * (start from `cache` when it loads; a restart then costs a `304`),
+   * `startupTimeoutSeconds` (wait for the first bundle, default 60),
+   * `caFile` (PEM: trust only these certificate authorities for `https://`
+   * instead of the Mozilla roots).
+   *
+   * Rejects with BundleError when the bundle arrived but does not load,
+   * BundleFetchError when none arrived (`kind` says why), a TypeError
+   * (code `ERR_INVALID_ARG_VALUE`) for options or a source not understood.
+   */
+  static async fromSource(source, options = {}) {
+    if (typeof source !== 'string') throw new TypeError('the bundle source must be a string')
+    const json = sourceOptionsOf(options)
+    const trustedKeys = trustedKeysOf(options.trustedKeys)
+    const where = source.includes('://') ? source : resolve(source)
+    let handle
+    try {
+      handle = await native.NativeEngine.fromSource(where, json, trustedKeys)
+    } catch (e) {
+      if (e?.code === 'InvalidArg') throw invalidArgValue(e.message)
+      throw translate(e)
+    }
+    return new Engine(CONSTRUCT, handle)
+  }
+
+  /**
+   * The live bundle and its delivery: a frozen BundleStatus (`name`,
+   * `revision`, `digest`, `source`, `lastSuccessUnix`, `lastFailureUnix`,
+   * `lastError`, `failures`, `updates`).
+   */
+  bundleStatus() {
+    return new BundleStatus(JSON.parse(this.#native.bundleStatusJson()))
+  }
+
+  /**
+   * Stops following the source given to `fromSource` (the engine keeps its
+   * bundle; a fetch under way may still finish). Nothing for other engines.
+   */
+  stopFollowing() {
+    this.#native.stopFollowing()
   }
 
   /** Whether every bundle this engine loads must be signed by a trusted key. */
@@ -909,11 +1069,13 @@ module.exports = {
   identity,
   intent,
   Decision,
+  BundleStatus,
   AgentriageError,
   InvalidRequestError,
   BundleError,
   InternalError,
   DecisionLogError,
+  BundleFetchError,
   IdentityError: identity.IdentityError,
   verifyLog,
   generateSigningKey,

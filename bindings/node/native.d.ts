@@ -33,6 +33,20 @@ export declare class NativeEngine {
   /** The engine's metrics in the Prometheus text format. */
   metricsText(): string
   /**
+   * Loads the bundle at `source` (an `http(s)://` URL, an `oci://`
+   * reference, or a directory or archive path) on a libuv worker thread,
+   * and keeps following it. `options` is JSON (see `fromSource` in
+   * `index.js`); `trusted_keys` as for `load`.
+   */
+  static fromSource(source: string, options: string, trustedKeys?: Array<string> | undefined | null): Promise<NativeEngine>
+  /** The live bundle and its delivery as JSON text (snake_case keys). */
+  bundleStatusJson(): string
+  /**
+   * Stops following the source given to `from_source` (the engine keeps
+   * its bundle); nothing for other engines.
+   */
+  stopFollowing(): void
+  /**
    * Logs every decision to a decision log in `dir`; `options` is JSON
    * (see `enableDecisionLog` in `index.js`).
    */

@@ -112,6 +112,11 @@ enum Command {
         /// `oci://HOST/REPOSITORY:TAG` / `@sha256:...` instead.
         #[arg(long)]
         bundle_url: Option<String>,
+        /// Trust only the certificate authorities in this PEM file for an
+        /// `https://` (or TLS registry) `--bundle-url`, instead of the
+        /// Mozilla root certificates.
+        #[arg(long, value_name = "FILE")]
+        bundle_ca: Option<PathBuf>,
         /// Request file, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
         input: String,
@@ -247,6 +252,7 @@ fn main() -> ExitCode {
         Command::Eval {
             bundle,
             bundle_url,
+            bundle_ca,
             input,
             pretty,
             trusted_keys,
@@ -256,6 +262,7 @@ fn main() -> ExitCode {
         } => ExitCode::from(eval(&EvalArgs {
             bundle: bundle.as_deref(),
             bundle_url: bundle_url.as_deref(),
+            bundle_ca: bundle_ca.as_deref(),
             input: &input,
             pretty,
             trusted_keys: &trusted_keys,
@@ -309,6 +316,7 @@ fn main() -> ExitCode {
 struct EvalArgs<'a> {
     bundle: Option<&'a std::path::Path>,
     bundle_url: Option<&'a str>,
+    bundle_ca: Option<&'a std::path::Path>,
     input: &'a str,
     pretty: bool,
     trusted_keys: &'a [PathBuf],
@@ -321,6 +329,7 @@ fn eval(args: &EvalArgs<'_>) -> u8 {
     let EvalArgs {
         bundle,
         bundle_url,
+        bundle_ca,
         input,
         pretty,
         trusted_keys,
@@ -358,11 +367,21 @@ fn eval(args: &EvalArgs<'_>) -> u8 {
             return exit::USAGE;
         }
     };
-    let loaded = agentriage::delivery::fetch_bundle(
-        &source,
-        trusted.as_ref(),
-        &agentriage::delivery::SourceOptions::default(),
-    );
+    if bundle_ca.is_some() && bundle_url.is_none() {
+        eprintln!("error: --bundle-ca applies to --bundle-url only");
+        return exit::USAGE;
+    }
+    let mut options = agentriage::delivery::SourceOptions::default();
+    if let Some(ca) = bundle_ca {
+        match std::fs::read(ca) {
+            Ok(pem) => options.http.tls_ca_pem = Some(pem),
+            Err(e) => {
+                eprintln!("error: --bundle-ca: cannot read `{}`: {e}", ca.display());
+                return exit::IO;
+            }
+        }
+    }
+    let loaded = agentriage::delivery::fetch_bundle(&source, trusted.as_ref(), &options);
     let engine = match loaded.map(|b| Engine::new(b).with_state(store)) {
         Ok(e) => e,
         Err(agentriage::delivery::DeliveryError::Bundle(e)) => {

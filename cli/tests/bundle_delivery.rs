@@ -177,6 +177,155 @@ fn build_is_reproducible_and_every_form_decides_with_the_directory_digest() {
     assert_eq!(both.status.code(), Some(2));
 }
 
+/// Serves `body` over TLS on 127.0.0.1 with certificate `cert` of
+/// testdata/tls (see its make.sh).
+fn serve_tls(body: Vec<u8>, cert: &str) -> String {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = common::repo().join("testdata/tls");
+    let certs = CertificateDer::pem_file_iter(dir.join(format!("{cert}.pem")))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{cert}.key"))).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let session = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(session, conn);
+            let mut req = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if req.is_empty() {
+                continue;
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls
+                .write_all(head.as_bytes())
+                .and_then(|()| tls.write_all(&body))
+                .and_then(|()| tls.flush());
+        }
+    });
+    addr
+}
+
+#[test]
+fn eval_from_an_https_url_trusts_the_given_certificate_authority_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a.tar.gz");
+    let out = agentriage(&[
+        "bundle",
+        "build",
+        &s(&common::reference_pack()),
+        "-o",
+        &s(&archive),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = s(&common::repo().join("testdata/requests.jsonl"));
+    let ca = s(&common::repo().join("testdata/tls/ca.pem"));
+    let body = std::fs::read(&archive).unwrap();
+    let url = format!("https://{}/a2a.tar.gz", serve_tls(body.clone(), "server"));
+
+    let trusted = agentriage(&[
+        "eval",
+        "--bundle-url",
+        &url,
+        "--bundle-ca",
+        &ca,
+        "--input",
+        &requests,
+    ]);
+    assert_eq!(trusted.status.code(), Some(0), "{}", text(&trusted.stderr));
+    let from_dir = agentriage(&[
+        "eval",
+        "--bundle",
+        &s(&common::reference_pack()),
+        "--input",
+        &requests,
+    ]);
+    assert_eq!(digests(&trusted), digests(&from_dir));
+
+    // The Mozilla roots do not know the test authority: exit 4, no decision.
+    let untrusted = agentriage(&["eval", "--bundle-url", &url, "--input", &requests]);
+    assert_eq!(
+        untrusted.status.code(),
+        Some(4),
+        "{}",
+        text(&untrusted.stderr)
+    );
+    assert!(text(&untrusted.stdout).is_empty());
+    let stderr = text(&untrusted.stderr);
+    assert!(stderr.contains("TLS with `https://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+
+    // A certificate for another name: refused though the authority is trusted.
+    let wrong = format!("https://{}/a2a.tar.gz", serve_tls(body, "wrong-name"));
+    let out = agentriage(&[
+        "eval",
+        "--bundle-url",
+        &wrong,
+        "--bundle-ca",
+        &ca,
+        "--input",
+        &requests,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not valid for name"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A file that holds no certificate: refused, naming the problem.
+    let out = agentriage(&[
+        "eval",
+        "--bundle-url",
+        &url,
+        "--bundle-ca",
+        &requests,
+        "--input",
+        &requests,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no PEM"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --bundle-ca without --bundle-url is a usage error.
+    let out = agentriage(&[
+        "eval",
+        "--bundle",
+        &s(&common::reference_pack()),
+        "--bundle-ca",
+        &ca,
+        "--input",
+        &requests,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
 fn registry_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)

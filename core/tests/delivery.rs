@@ -574,9 +574,12 @@ struct Served {
     mode: Mode,
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 serving one archive with an `ETag`.
+/// A tiny HTTP/1.1 server on 127.0.0.1 serving one archive with an `ETag`;
+/// over TLS when started with a certificate.
 struct Server {
     addr: String,
+    /// The certificate served, when HTTPS (it can be swapped).
+    tls: Option<Arc<Mutex<Arc<rustls::ServerConfig>>>>,
     state: Arc<Mutex<Served>>,
     full: Arc<AtomicUsize>,
     not_modified: Arc<AtomicUsize>,
@@ -584,12 +587,52 @@ struct Server {
     stop: Arc<AtomicBool>,
 }
 
+/// The test certificates (see testdata/tls/make.sh).
+fn tls_file(name: &str) -> Vec<u8> {
+    std::fs::read(common::repo().join("testdata/tls").join(name)).unwrap()
+}
+
+/// A TLS server configuration with certificate `name` of testdata/tls.
+fn tls_config(name: &str) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(&tls_file(&format!("{name}.pem")))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&tls_file(&format!("{name}.key"))).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    )
+}
+
 impl Server {
     fn start(body: Vec<u8>) -> Server {
+        Server::serve(body, None)
+    }
+
+    /// An HTTPS server presenting certificate `cert` of testdata/tls.
+    fn start_tls(body: Vec<u8>, cert: &str) -> Server {
+        Server::serve(body, Some(tls_config(cert)))
+    }
+
+    /// Presents certificate `cert` from the next connection on.
+    fn certificate(&self, cert: &str) {
+        *self.tls.as_ref().unwrap().lock().unwrap() = tls_config(cert);
+    }
+
+    fn serve(body: Vec<u8>, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let server = Server {
             addr,
+            tls: tls.map(|c| Arc::new(Mutex::new(c))),
             state: Arc::new(Mutex::new(Served {
                 etag: format!("\"{}\"", &archive_digest(&body)[7..23]),
                 body,
@@ -600,12 +643,13 @@ impl Server {
             authorized: Arc::default(),
             stop: Arc::default(),
         };
-        let (state, full, nm, auth, stop) = (
+        let (state, full, nm, auth, stop, tls) = (
             Arc::clone(&server.state),
             Arc::clone(&server.full),
             Arc::clone(&server.not_modified),
             Arc::clone(&server.authorized),
             Arc::clone(&server.stop),
+            server.tls.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -613,20 +657,30 @@ impl Server {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
                 let (state, full, nm, auth) = (
                     Arc::clone(&state),
                     Arc::clone(&full),
                     Arc::clone(&nm),
                     Arc::clone(&auth),
                 );
-                std::thread::spawn(move || handle(conn, &state, &full, &nm, &auth));
+                let config = tls.as_ref().map(|t| Arc::clone(&t.lock().unwrap()));
+                std::thread::spawn(move || match config {
+                    None => handle(conn, &state, &full, &nm, &auth),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config).unwrap();
+                        let stream = rustls::StreamOwned::new(session, conn);
+                        handle(stream, &state, &full, &nm, &auth);
+                    }
+                });
             }
         });
         server
     }
 
     fn url(&self) -> String {
-        format!("http://{}/bundle.tar.gz", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/bundle.tar.gz", self.addr)
     }
 
     fn publish(&self, body: Vec<u8>) {
@@ -648,7 +702,7 @@ impl Drop for Server {
 }
 
 fn handle(
-    mut conn: TcpStream,
+    mut conn: impl Read + Write,
     state: &Mutex<Served>,
     full: &AtomicUsize,
     not_modified: &AtomicUsize,
@@ -698,6 +752,7 @@ fn handle(
             })
         }
     };
+    let _ = conn.flush();
 }
 
 fn archive_of(revision: &str, reject: bool, key: Option<&SigningKey>) -> Vec<u8> {
@@ -920,6 +975,167 @@ fn http_source_persists_the_last_good_bundle_and_restarts_from_it_offline() {
         Engine::from_http(&url, Some(trusted), options),
         Err(DeliveryError::StartupTimeout { .. })
     ));
+}
+
+#[test]
+fn kept_etag_makes_a_restart_from_the_local_copy_a_304() {
+    let (key, trusted) = key();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache/last.tar.gz");
+    let etag_file = agentriage::delivery::http::etag_path(&cache);
+    let good = archive_of("e-1", false, Some(&key));
+    let server = Server::start(good.clone());
+    let url = server.url();
+    let mut options = fast_http();
+    options.cache = Some(cache.clone());
+    options.startup = Startup::PreferLocal(Duration::from_secs(10));
+    let start = |url: &str| Engine::from_http(url, Some(trusted.clone()), options.clone()).unwrap();
+    let full = || server.full.load(Ordering::Relaxed);
+    let not_modified = || server.not_modified.load(Ordering::Relaxed);
+
+    // First lifetime: one download; the copy and its ETag are kept.
+    {
+        let (engine, _f) = start(&url);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+        eventually("a 304", || not_modified() >= 1);
+    }
+    assert_eq!(full(), 1);
+    assert_eq!(std::fs::read(&cache).unwrap(), good);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&etag_file).unwrap()).unwrap();
+    assert_eq!(kept["url"], url.as_str());
+    assert_eq!(kept["etag"], server.state.lock().unwrap().etag.as_str());
+    assert_eq!(kept["archive_digest"], archive_digest(&good).as_str());
+
+    // Second lifetime: starts from the copy and asks with its ETag; the
+    // server's 304 keeps it, nothing is downloaded.
+    let before = not_modified();
+    {
+        let (engine, _f) = start(&url);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+        eventually("a 304 after the restart", || not_modified() > before);
+        assert_eq!(full(), 1, "the restart downloaded the bundle again");
+        eventually("the 304 confirmed the copy", || {
+            engine.bundle_status().source == url
+        });
+        assert_eq!(engine.bundle_status().failures, 0);
+    }
+
+    // The copy replaced by another (valid, signed) archive: the kept ETag
+    // is not its own, so it is not sent; the server's bundle is downloaded.
+    std::fs::write(&cache, archive_of("e-other", true, Some(&key))).unwrap();
+    {
+        let (engine, _f) = start(&url);
+        assert_eq!(engine.bundle_info().revision, "e-other");
+        eventually("e-1 downloaded", || engine.bundle_info().revision == "e-1");
+        assert_eq!(full(), 2);
+    }
+    eventually("copy rewritten", || std::fs::read(&cache).unwrap() == good);
+
+    // A corrupt copy: a full fetch at start-up.
+    std::fs::write(&cache, b"not an archive").unwrap();
+    {
+        let (engine, _f) = start(&url);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+        assert_eq!(full(), 3);
+    }
+    // A missing copy with its ETag kept: a full fetch.
+    std::fs::remove_file(&cache).unwrap();
+    assert!(etag_file.exists());
+    {
+        let (engine, _f) = start(&url);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+        assert_eq!(full(), 4);
+    }
+    // Another URL (same server): the ETag kept for the first is not sent.
+    let other = format!("{url}?mirror");
+    {
+        let (engine, _f) = start(&other);
+        eventually("full download from the other URL", || full() == 5);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+    }
+    // A kept ETag that does not parse is ignored.
+    std::fs::write(&etag_file, b"{").unwrap();
+    {
+        let (engine, _f) = start(&url);
+        eventually("full download", || full() == 6);
+        assert_eq!(engine.bundle_info().revision, "e-1");
+    }
+}
+
+#[test]
+fn https_source_trusts_the_given_certificate_authority_and_fails_closed_otherwise() {
+    let (key, trusted) = key();
+    let ca = tls_file("ca.pem");
+    let server = Server::start_tls(archive_of("s-1", false, Some(&key)), "server");
+    let url = server.url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let mut options = fast_http();
+    options.tls_ca_pem = Some(ca.clone());
+
+    // Trusted: loads, polls with ETag (304s over TLS), follows updates.
+    let (engine, _f) = Engine::from_http(&url, Some(trusted.clone()), options.clone()).unwrap();
+    assert_eq!(engine.bundle_info().revision, "s-1");
+    eventually("304 over TLS", || {
+        server.not_modified.load(Ordering::Relaxed) >= 1
+    });
+    server.publish(archive_of("s-2", true, Some(&key)));
+    eventually("s-2 live", || engine.bundle_info().revision == "s-2");
+    assert!(agentriage::delivery::http::get(&url, &options).is_ok());
+
+    // The server turns to a certificate for another name: refused, the
+    // live bundle stays, the failure says why.
+    server.certificate("wrong-name");
+    let f = engine.bundle_status().failures;
+    eventually("wrong name refused", || engine.bundle_status().failures > f);
+    assert_eq!(engine.bundle_info().revision, "s-2");
+    let last = engine.bundle_status().last_error.unwrap();
+    assert!(last.starts_with("TLS with `https://127.0.0.1:"), "{last}");
+    assert!(last.contains("not valid for name"), "{last}");
+    let e = agentriage::delivery::http::get(&url, &options).unwrap_err();
+    assert!(matches!(e, DeliveryError::Tls { .. }), "{e}");
+    server.certificate("server");
+    server.publish(archive_of("s-3", false, Some(&key)));
+    eventually("s-3 live", || engine.bundle_info().revision == "s-3");
+
+    // Without the certificate authority (the Mozilla roots only): refused.
+    let e = agentriage::delivery::http::get(&url, &fast_http()).unwrap_err();
+    match &e {
+        DeliveryError::Tls { url: u, message } => {
+            assert_eq!(u, &url);
+            assert!(message.contains("UnknownIssuer"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let mut strict = fast_http();
+    strict.startup = Startup::WaitForFirst(Duration::from_millis(300));
+    match Engine::from_http(&url, Some(trusted.clone()), strict) {
+        Err(DeliveryError::StartupTimeout { last_error, .. }) => {
+            assert!(last_error.contains("UnknownIssuer"), "{last_error}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("an untrusted server gave an engine"),
+    }
+
+    // Certificate authorities that do not parse: refused before connecting.
+    let mut bad = fast_http();
+    bad.tls_ca_pem = Some(b"not a certificate".to_vec());
+    let e = Engine::from_http(&url, None, bad.clone()).unwrap_err();
+    assert!(
+        matches!(&e, DeliveryError::Tls { message, .. } if message.contains("no PEM")),
+        "{e}"
+    );
+    let key_only = tls_file("server.key");
+    bad.tls_ca_pem = Some(key_only);
+    assert!(matches!(
+        agentriage::delivery::http::get(&url, &bad),
+        Err(DeliveryError::Tls { .. })
+    ));
+
+    // Plain HTTP works with a certificate authority given.
+    let plain = Server::start(archive_of("p-1", false, None));
+    let (engine, _f) = Engine::from_http(&plain.url(), None, options).unwrap();
+    assert_eq!(engine.bundle_info().revision, "p-1");
 }
 
 #[test]

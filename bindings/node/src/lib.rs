@@ -24,6 +24,7 @@ use napi_derive::napi;
 use serde::Serialize;
 
 pub mod approval;
+pub mod delivery;
 pub mod identity;
 pub mod intent;
 
@@ -226,6 +227,8 @@ pub struct NativeBundleInfo {
 #[napi]
 pub struct NativeEngine {
     engine: Arc<agentriage::Engine>,
+    /// Keeps the bundle source of `from_source` followed.
+    following: delivery::Following,
 }
 
 #[napi]
@@ -278,6 +281,7 @@ impl NativeEngine {
             })
             .map(|engine| NativeEngine {
                 engine: Arc::new(engine),
+                following: delivery::Following::default(),
             })
             .map_err(|e| BatchFailure::from(Failure::Core(e)))
         })
@@ -333,6 +337,36 @@ impl NativeEngine {
     #[napi]
     pub fn metrics_text(&self) -> String {
         self.engine.metrics_text()
+    }
+
+    /// Loads the bundle at `source` (an `http(s)://` URL, an `oci://`
+    /// reference, or a directory or archive path) on a libuv worker thread,
+    /// and keeps following it. `options` is JSON (see `fromSource` in
+    /// `index.js`); `trusted_keys` as for `load`.
+    #[napi(ts_return_type = "Promise<NativeEngine>")]
+    pub fn from_source(
+        source: String,
+        options: String,
+        trusted_keys: Option<Vec<String>>,
+    ) -> napi::Result<AsyncTask<delivery::FromSource>> {
+        Ok(AsyncTask::new(delivery::FromSource {
+            source,
+            trusted: delivery::trusted_keys(trusted_keys)?,
+            options: delivery::source_options(&options)?,
+        }))
+    }
+
+    /// The live bundle and its delivery as JSON text (snake_case keys).
+    #[napi]
+    pub fn bundle_status_json(&self) -> napi::Result<String> {
+        delivery::status_json(&self.engine)
+    }
+
+    /// Stops following the source given to `from_source` (the engine keeps
+    /// its bundle); nothing for other engines.
+    #[napi]
+    pub fn stop_following(&self) {
+        self.following.stop();
     }
 
     /// Logs every decision to a decision log in `dir`; `options` is JSON

@@ -2,82 +2,19 @@
 
 // Signed bundles from Node: Engine.fromBundle(dir, { trustedKeys }).
 //
-// The bundles here are signed by a signer written in this file from the
-// format in docs/bundle.md (DSSE envelope, node:crypto's Ed25519), not by the
+// The bundles here are signed by a signer written in bundle-signing.js from
+// the format in docs/bundle.md (DSSE envelope, node:crypto's Ed25519), not by the
 // engine: a bundle a third-party pipeline signs loads, and one altered after
 // signing does not.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { Engine, BundleError } = require('..')
 const { bundleDir, decisionCases } = require('./helpers')
-
-const PAYLOAD_TYPE = 'application/vnd.agentriage.bundle-signature+json'
-
-/** Every non-hidden file by `/`-separated relative path, in byte order of the paths. */
-function bundleFiles(root) {
-  const files = []
-  const walk = (dir, prefix) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      if (entry.name.startsWith('.')) continue
-      const rel = prefix ? `${prefix}/${entry.name}` : entry.name
-      const full = path.join(dir, entry.name)
-      if (entry.isDirectory()) walk(full, rel)
-      else files.push([rel, fs.readFileSync(full)])
-    }
-  }
-  walk(root, '')
-  return files.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
-}
-
-const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex')
-
-function digest(files) {
-  const h = crypto.createHash('sha256')
-  for (const [rel, data] of files) {
-    const len = Buffer.alloc(8)
-    len.writeBigUInt64BE(BigInt(data.length))
-    h.update(Buffer.concat([Buffer.from(rel), Buffer.from([0]), len, data]))
-  }
-  return `sha256:${h.digest('hex')}`
-}
-
-function keyId(publicKey) {
-  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
-  return `ed25519:${sha256(raw).slice(0, 32)}`
-}
-
-function publisher() {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519')
-  return { privateKey, publicKey, pem: publicKey.export({ format: 'pem', type: 'spki' }) }
-}
-
-function sign(root, key, revision = '2026.11.0') {
-  const files = bundleFiles(root)
-  const statement = {
-    format: 'agentriage.bundle-signature',
-    version: 1,
-    name: 'a2a-supply-chain',
-    revision,
-    digest: digest(files),
-    files: Object.fromEntries(files.map(([rel, data]) => [rel, `sha256:${sha256(data)}`])),
-  }
-  const payload = Buffer.from(JSON.stringify(statement))
-  const pae = Buffer.concat([
-    Buffer.from(`DSSEv1 ${PAYLOAD_TYPE.length} ${PAYLOAD_TYPE} ${payload.length} `),
-    payload,
-  ])
-  const envelope = {
-    payloadType: PAYLOAD_TYPE,
-    payload: payload.toString('base64'),
-    signatures: [{ keyid: keyId(key.publicKey), sig: crypto.sign(null, pae, key.privateKey).toString('base64') }],
-  }
-  fs.writeFileSync(path.join(root, '.signature.json'), JSON.stringify(envelope))
-}
+const { bundleFiles, digest, publisher, sign } = require('./bundle-signing')
 
 function signedCopy(key) {
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentriage-node-')), 'pack')

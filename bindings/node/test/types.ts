@@ -5,7 +5,9 @@ import {
   Decision,
   InvalidRequestError,
   BundleError,
+  BundleFetchError,
   AgentriageError,
+  BundleStatus,
   type Outcome,
   type Request,
   type BundleInfo,
@@ -52,6 +54,28 @@ async function run(signal: AbortSignal): Promise<Outcome> {
   return many.length > 0 ? one.outcome : o
 }
 
+async function follow(): Promise<number | null> {
+  let followed: Engine
+  try {
+    followed = await Engine.fromSource('https://bundles.example/a2a.tar.gz', {
+      trustedKeys: ['-----BEGIN PUBLIC KEY-----'],
+      intervalSeconds: 30,
+      cache: '/var/lib/agentriage/a2a.tar.gz',
+      startFromCache: true,
+      caFile: '/etc/ssl/bundles-ca.pem',
+    })
+  } catch (e) {
+    if (e instanceof BundleFetchError) return e.kind === 'tls' ? 0 : 1
+    throw e
+  }
+  const st: BundleStatus = followed.bundleStatus()
+  const revision: string = st.revision + st.digest + st.source + (st.lastError ?? '')
+  followed.stopFollowing()
+  return revision.length > 0 ? st.lastSuccessUnix : st.toJSON().last_failure_unix
+}
+// @ts-expect-error intervals are numbers of seconds
+Engine.fromSource('x', { intervalSeconds: '30' })
+
 // @ts-expect-error the engine is made by Engine.fromBundle only
 new Engine()
 // @ts-expect-error principal is required
@@ -76,4 +100,4 @@ const guarded: (args: { shipment_id: string }, extra: unknown) => Promise<ToolRe
 const wire = (d: Decision): DecisionJson => d.toJSON()
 const traceOf = (d: Decision): string => wire(d).trace_id
 
-export { run, ids, us, name, bad, fromMap, guarded, traceOf }
+export { run, follow, ids, us, name, bad, fromMap, guarded, traceOf }

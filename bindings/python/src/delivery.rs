@@ -25,6 +25,8 @@ pub struct Options {
     pub start_from_cache: bool,
     /// How long to wait for the first bundle.
     pub startup_timeout_seconds: f64,
+    /// PEM file of the certificate authorities trusted for `https://`.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
@@ -49,6 +51,12 @@ pub fn source_options(o: &Options) -> PyResult<SourceOptions> {
     options.http.max_bytes = o.max_bytes;
     options.http.bearer_token = o.bearer_token.clone();
     options.http.cache = o.cache.clone();
+    if let Some(path) = &o.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("ca_file `{}`: {e}", path.display()))
+        })?;
+        options.http.tls_ca_pem = Some(pem);
+    }
     options.http.startup = if o.start_from_cache {
         Startup::PreferLocal(startup)
     } else {
@@ -69,11 +77,13 @@ pub fn start(
 }
 
 /// `BundleError` for a bundle that arrived but did not load, `OSError`
-/// (`ConnectionError` for transport failures) otherwise.
+/// (`ConnectionError` for transport and TLS failures) otherwise.
 pub fn error(py: Python<'_>, e: DeliveryError) -> PyErr {
     match e {
         DeliveryError::Bundle(b) => crate::errors::core(py, &agentriage::Error::Bundle(b), None),
-        DeliveryError::Transport { .. } | DeliveryError::StartupTimeout { .. } => {
+        DeliveryError::Transport { .. }
+        | DeliveryError::Tls { .. }
+        | DeliveryError::StartupTimeout { .. } => {
             pyo3::exceptions::PyConnectionError::new_err(e.to_string())
         }
         DeliveryError::Source { .. } => pyo3::exceptions::PyValueError::new_err(e.to_string()),

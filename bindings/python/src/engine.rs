@@ -381,12 +381,16 @@ impl Engine {
     ///
     /// `trusted_keys` as for `from_bundle`: every bundle, the first and the
     /// local copy included, must be signed. `cache` keeps the last good
-    /// bundle on disk; `start_from_cache=True` starts from it when it loads.
+    /// bundle on disk (and its `ETag` beside it, so a restart from it costs
+    /// a `304 Not Modified`); `start_from_cache=True` starts from it when it
+    /// loads. `ca_file` (a PEM file) makes `https://` trust only those
+    /// certificate authorities instead of the Mozilla roots; a server
+    /// whose certificate is not trusted is refused (`ConnectionError`).
     /// Raises `agentriage.BundleError` when the bundle arrived but does not
     /// load, `ConnectionError` when none arrived within
     /// `startup_timeout_seconds`, `ValueError` for a source not understood.
     #[staticmethod]
-    #[pyo3(signature = (source, *, trusted_keys = None, interval_seconds = 30.0, timeout_seconds = 30.0, max_bytes = 64 << 20, bearer_token = None, cache = None, start_from_cache = false, startup_timeout_seconds = 60.0))]
+    #[pyo3(signature = (source, *, trusted_keys = None, interval_seconds = 30.0, timeout_seconds = 30.0, max_bytes = 64 << 20, bearer_token = None, cache = None, start_from_cache = false, startup_timeout_seconds = 60.0, ca_file = None))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn from_source(
         py: Python<'_>,
@@ -399,6 +403,7 @@ impl Engine {
         cache: Option<PathBuf>,
         start_from_cache: bool,
         startup_timeout_seconds: f64,
+        ca_file: Option<PathBuf>,
     ) -> PyResult<Engine> {
         guard(py, || {
             let trusted = trusted_keys.map(trusted_keys_from).transpose()?;
@@ -410,6 +415,7 @@ impl Engine {
                 cache,
                 start_from_cache,
                 startup_timeout_seconds,
+                ca_file,
             })?;
             let (engine, follower) = crate::delivery::start(py, source, trusted, options)?;
             Ok(Engine {

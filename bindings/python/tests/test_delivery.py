@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import io
 import shutil
+import ssl
 import tarfile
 import threading
 import time
@@ -20,7 +21,9 @@ import pytest
 
 import agentriage
 
-from conftest import REFERENCE_BUNDLE
+from conftest import REFERENCE_BUNDLE, TESTDATA
+
+TLS = TESTDATA / "tls"
 
 REROUTE = {
     "time": "2026-11-21T14:05:00Z",
@@ -51,7 +54,8 @@ class Served:
     status: int = 200
 
 
-def serve(state: Served) -> tuple[str, Callable[[], None]]:
+def serve(state: Served, cert: str | None = None) -> tuple[str, Callable[[], None]]:
+    """Serves `state` on 127.0.0.1; over TLS with certificate `cert` of testdata/tls."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             if state.status != 200:
@@ -68,6 +72,12 @@ def serve(state: Served) -> tuple[str, Callable[[], None]]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS / f"{cert}.pem", TLS / f"{cert}.key")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
@@ -76,7 +86,7 @@ def serve(state: Served) -> tuple[str, Callable[[], None]]:
         server.shutdown()
         server.server_close()
 
-    return f"http://{host}:{port}/bundle.tar.gz", stop
+    return f"{scheme}://{host}:{port}/bundle.tar.gz", stop
 
 
 def eventually(what: str, done: Callable[[], bool]) -> None:
@@ -153,3 +163,29 @@ def test_watched_directory_follows_an_archive_file(tmp_path: Path) -> None:
     tmp.write_bytes(archive(REFERENCE_BUNDLE, "file-2"))
     tmp.replace(path)
     eventually("file-2 live", lambda: engine.bundle_status()["revision"] == "file-2")
+
+
+def test_https_source_trusts_the_given_certificate_authority_only() -> None:
+    state = Served()
+    state.body = archive(REFERENCE_BUNDLE, "tls-1")
+    url, stop = serve(state, "server")
+    wrong_url, stop_wrong = serve(state, "wrong-name")
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        engine = agentriage.Engine.from_source(url, ca_file=TLS / "ca.pem", interval_seconds=0.05)
+        assert engine.bundle_status()["revision"] == "tls-1"
+        state.body = archive(REFERENCE_BUNDLE, "tls-2")
+        eventually("tls-2 live", lambda: engine.bundle_status()["revision"] == "tls-2")
+        engine.stop_following()
+        # The Mozilla roots do not know the test authority.
+        with pytest.raises(ConnectionError, match="UnknownIssuer"):
+            agentriage.Engine.from_source(url, startup_timeout_seconds=0.3)
+        with pytest.raises(ConnectionError, match="not valid for name"):
+            agentriage.Engine.from_source(
+                wrong_url, ca_file=TLS / "ca.pem", startup_timeout_seconds=0.3
+            )
+        with pytest.raises(OSError, match="ca_file"):
+            agentriage.Engine.from_source(url, ca_file=TLS / "missing.pem")
+    finally:
+        stop()
+        stop_wrong()

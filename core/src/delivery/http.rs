@@ -6,11 +6,19 @@
 //! Polls are spaced by [`HttpOptions::interval`] with random jitter; after a
 //! failure the wait doubles, up to [`HttpOptions::max_backoff`]. Every
 //! request has a time limit and every answer a size limit. TLS is rustls
-//! with the Mozilla root certificates.
+//! with the Mozilla root certificates, or only the certificate authorities
+//! given in [`HttpOptions::tls_ca_pem`]; a server whose certificate is not
+//! trusted is refused ([`DeliveryError::Tls`]).
 //!
 //! With [`HttpOptions::cache`], the last bundle that loaded is kept on disk
-//! (written to a temporary file, then renamed), so an engine restarted while
-//! the server is unreachable can start from it ([`Startup::PreferLocal`]).
+//! (written to a temporary file, synced, then renamed), so an engine
+//! restarted while the server is unreachable can start from it
+//! ([`Startup::PreferLocal`]). Its `ETag` and URL are kept beside it (in
+//! [`etag_path`], written the same way): an engine restarted from the copy
+//! asks with `If-None-Match`, and a `304 Not Modified` keeps the copy
+//! without downloading it again. A kept `ETag` counts only when the copy
+//! loads and has the archive digest recorded with it, and the URL is the
+//! same.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -53,8 +61,13 @@ pub struct HttpOptions {
     pub max_bytes: u64,
     /// Sent as `Authorization: Bearer …`.
     pub bearer_token: Option<String>,
-    /// Where the last bundle that loaded is kept.
+    /// Where the last bundle that loaded is kept (its `ETag` beside it, in
+    /// [`etag_path`]).
     pub cache: Option<PathBuf>,
+    /// PEM certificates of the certificate authorities trusted for
+    /// `https://` (one or more `CERTIFICATE` blocks), instead of the Mozilla
+    /// root certificates; `None` (the default) trusts those roots.
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// How the engine starts (default: wait up to 60 s for the first bundle).
     pub startup: Startup,
 }
@@ -69,6 +82,7 @@ impl Default for HttpOptions {
             max_bytes: DEFAULT_MAX_BYTES,
             bearer_token: None,
             cache: None,
+            tls_ca_pem: None,
             startup: Startup::WaitForFirst(Duration::from_secs(60)),
         }
     }
@@ -90,22 +104,78 @@ pub(crate) trait Fetch: Send + 'static {
     /// Called once an archive fetched by the last `fetch` loaded and was
     /// swapped in (or was already live): later polls may skip it.
     fn accepted(&mut self);
+    /// What identifies the accepted archive to the server (an `ETag`), to
+    /// be kept with the local copy.
+    fn validator(&self) -> Option<String> {
+        None
+    }
+    /// Resumes from a local copy the server knew as `validator`.
+    fn resume(&mut self, _validator: String) {}
 }
 
-pub(crate) fn agent(options: &HttpOptions) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The certificate authorities in `pem`, or why they cannot be used.
+fn roots(pem: &[u8]) -> Result<ureq::tls::RootCerts, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("the certificate authorities do not parse: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("the certificate authorities hold no PEM `CERTIFICATE`".into());
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+/// The HTTP client for `source` with `options`' limits and trust.
+pub(crate) fn agent(source: &str, options: &HttpOptions) -> Result<ureq::Agent, DeliveryError> {
+    let roots = match &options.tls_ca_pem {
+        None => ureq::tls::RootCerts::WebPki,
+        Some(pem) => roots(pem).map_err(|message| DeliveryError::Tls {
+            url: source.to_owned(),
+            message,
+        })?,
+    };
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(roots)
+        .build();
+    Ok(ureq::Agent::config_builder()
         .timeout_global(Some(options.timeout))
         .http_status_as_error(false)
         .max_redirects(5)
+        .tls_config(tls)
         .user_agent(concat!("agentriage/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into()
+        .into())
+}
+
+/// The rustls error inside `e`, if the transfer failed in TLS.
+fn tls_error(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Tls(m) => Some((*m).to_owned()),
+        ureq::Error::Rustls(r) => Some(r.to_string()),
+        ureq::Error::Pem(p) => Some(p.to_string()),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string),
+        _ => None,
+    }
 }
 
 pub(crate) fn transport(url: &str, e: &ureq::Error) -> DeliveryError {
-    DeliveryError::Transport {
-        url: url.to_owned(),
-        message: e.to_string(),
+    match tls_error(e) {
+        Some(message) => DeliveryError::Tls {
+            url: url.to_owned(),
+            message,
+        },
+        None => DeliveryError::Transport {
+            url: url.to_owned(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -131,12 +201,12 @@ pub(crate) fn read_body(
     }
 }
 
-/// Fetches `url` once with `options`' time and size limits and bearer
-/// token; only a `200` answer is a success.
+/// Fetches `url` once with `options`' time and size limits, trust and
+/// bearer token; only a `200` answer is a success.
 pub fn get(url: &str, options: &HttpOptions) -> Result<Vec<u8>, DeliveryError> {
     let mut fetch = HttpFetch {
         url: url.to_owned(),
-        agent: agent(options),
+        agent: agent(url, options)?,
         bearer: options.bearer_token.clone(),
         max_bytes: options.max_bytes,
         etag: None,
@@ -192,9 +262,84 @@ impl Fetch for HttpFetch {
     fn accepted(&mut self) {
         self.etag = self.pending_etag.take();
     }
+
+    fn validator(&self) -> Option<String> {
+        self.etag.clone()
+    }
+
+    fn resume(&mut self, validator: String) {
+        self.etag = Some(validator);
+    }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, sync, rename).
+/// Where the `ETag` of the local copy `cache` is kept: beside it, with
+/// `.etag.json` appended to its name. The file holds the URL, the `ETag`
+/// and the digest of the archive ([`super::archive::archive_digest`]).
+pub fn etag_path(cache: &Path) -> PathBuf {
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".etag.json");
+    PathBuf::from(name)
+}
+
+/// What is kept beside the local copy.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptEtag {
+    url: String,
+    etag: String,
+    archive_digest: String,
+}
+
+/// Keeps `etag` for the copy `bytes` of `url` just written to `cache`
+/// (removes a stale one when there is no `ETag`).
+fn persist_etag(
+    cache: &Path,
+    url: &str,
+    etag: Option<String>,
+    bytes: &[u8],
+) -> Result<(), DeliveryError> {
+    let path = etag_path(cache);
+    let Some(etag) = etag else {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeliveryError::Cache {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            _ => Ok(()),
+        };
+    };
+    let kept = KeptEtag {
+        url: url.to_owned(),
+        etag,
+        archive_digest: super::archive::archive_digest(bytes),
+    };
+    let text = serde_json::to_vec(&kept).map_err(|e| DeliveryError::Cache {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    persist(&path, &text)
+}
+
+/// The `ETag` kept for the local copy `bytes` (read from `cache`) of
+/// `url`, when it is that copy's and that URL's.
+fn kept_etag(cache: &Path, url: &str, bytes: &[u8]) -> Option<String> {
+    let path = etag_path(cache);
+    let text = std::fs::read(&path).ok()?;
+    let kept: KeptEtag = match serde_json::from_slice(&text) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(target: "agentriage::delivery", path = %path.display(), error = %e, "kept ETag ignored");
+            return None;
+        }
+    };
+    if kept.url != url || kept.archive_digest != super::archive::archive_digest(bytes) {
+        tracing::info!(target: "agentriage::delivery", path = %path.display(), "kept ETag is not the local copy's; ignored");
+        return None;
+    }
+    Some(kept.etag)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, renamed over `path`, then the directory synced.
 pub(crate) fn persist(path: &Path, bytes: &[u8]) -> Result<(), DeliveryError> {
     use std::io::Write as _;
     let err = |e: std::io::Error| DeliveryError::Cache {
@@ -209,10 +354,28 @@ pub(crate) fn persist(path: &Path, bytes: &[u8]) -> Result<(), DeliveryError> {
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    // The rename itself is durable once the directory is synced.
+    if let Ok(d) = std::fs::File::open(dir.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Keeps the accepted archive `bytes` of `source`, and its `ETag`, in
+/// `cache`; a failure is recorded, the engine goes on.
+fn keep(engine: &Engine, fetch: &dyn Fetch, source: &str, cache: &Path, bytes: &[u8]) {
+    let kept =
+        persist(cache, bytes).and_then(|()| persist_etag(cache, source, fetch.validator(), bytes));
+    if let Err(e) = kept {
+        super::failed(engine, source, &e);
+    }
 }
 
 /// The wait before the next poll: the interval with jitter, doubled for
@@ -283,7 +446,12 @@ pub(crate) fn start(
         (Startup::PreferLocal(_), Some(path)) => match std::fs::read(path) {
             Ok(bytes) => {
                 match super::load_for(trusted.as_ref(), &bytes, &path.display().to_string()) {
-                    Ok(b) => Some(b),
+                    Ok(b) => {
+                        if let Some(tag) = kept_etag(path, &source, &bytes) {
+                            fetch.resume(tag);
+                        }
+                        Some(b)
+                    }
                     Err(e) => {
                         tracing::warn!(target: "agentriage::delivery", error = %e, "local copy refused");
                         None
@@ -318,10 +486,8 @@ pub(crate) fn start(
         .hooks
         .delivery
         .succeeded(&label, &engine.bundle_info().digest, false);
-    if let (Some(bytes), Some(path)) = (&fetched, &options.cache)
-        && let Err(e) = persist(path, bytes)
-    {
-        super::failed(&engine, &source, &e);
+    if let (Some(bytes), Some(path)) = (&fetched, &options.cache) {
+        keep(&engine, &*fetch, &source, path, bytes);
     }
     let weak = Arc::downgrade(&engine);
     let follower = Follower::spawn(source.clone(), move |stop| {
@@ -363,10 +529,8 @@ fn poll_loop(
                 match super::apply(&engine, source, loaded) {
                     Ok(_) => {
                         fetch.accepted();
-                        if let Some(path) = &options.cache
-                            && let Err(e) = persist(path, &bytes)
-                        {
-                            super::failed(&engine, source, &e);
+                        if let Some(path) = &options.cache {
+                            keep(&engine, &*fetch, source, path, &bytes);
                         }
                         Ok(())
                     }
@@ -406,7 +570,7 @@ impl Engine {
         }
         let fetch = HttpFetch {
             url: url.to_owned(),
-            agent: agent(&options),
+            agent: agent(url, &options)?,
             bearer: options.bearer_token.clone(),
             max_bytes: options.max_bytes,
             etag: None,

@@ -56,6 +56,17 @@ pub enum DeliveryError {
         /// Why it failed.
         message: String,
     },
+    /// The TLS connection was refused: the server's certificate is not
+    /// trusted (unknown authority, wrong host name, expired), the handshake
+    /// failed, or the certificate authorities given
+    /// ([`http::HttpOptions::tls_ca_pem`]) do not parse.
+    #[error("TLS with `{url}`: {message}")]
+    Tls {
+        /// What was fetched.
+        url: String,
+        /// Why the connection was refused.
+        message: String,
+    },
     /// The server answered with an unexpected status.
     #[error("`{url}` answered HTTP {status}")]
     Status {

@@ -162,14 +162,18 @@ type Resp = ureq::http::Response<ureq::Body>;
 type MakeRequest<'a> = dyn Fn(&ureq::Agent, Option<&str>) -> Result<Resp, ureq::Error> + 'a;
 
 impl Client {
-    fn new(reference: &Reference, http: HttpOptions, oci: OciOptions) -> Client {
-        Client {
-            agent: super::http::agent(&http),
+    fn new(
+        reference: &Reference,
+        http: HttpOptions,
+        oci: OciOptions,
+    ) -> Result<Client, DeliveryError> {
+        Ok(Client {
+            agent: super::http::agent(&reference.base(&oci), &http)?,
             base: reference.base(&oci),
             token: http.bearer_token.clone(),
             http,
             oci,
-        }
+        })
     }
 
     fn basic(&self) -> Option<String> {
@@ -457,7 +461,7 @@ pub fn push(
         });
     }
     let bundle = super::archive::load_archive(archive, reference, None)?;
-    let mut client = Client::new(&r, http, oci);
+    let mut client = Client::new(&r, http, oci)?;
     let layer = sha256_digest(archive);
     let config = sha256_digest(EMPTY_CONFIG);
     client.upload(&config, EMPTY_CONFIG)?;
@@ -504,7 +508,7 @@ pub fn push(
 /// Pulls the bundle archive at `reference`, every digest verified.
 pub fn pull(reference: &str, http: HttpOptions, oci: OciOptions) -> Result<Vec<u8>, DeliveryError> {
     let r = Reference::parse(reference)?;
-    let mut client = Client::new(&r, http, oci);
+    let mut client = Client::new(&r, http, oci)?;
     let (_, digest, size) = client.manifest(&r)?;
     client.blob(&digest, size)
 }
@@ -545,7 +549,7 @@ impl Engine {
         oci: OciOptions,
     ) -> Result<(Arc<Engine>, Follower), DeliveryError> {
         let r = Reference::parse(reference)?;
-        let client = Client::new(&r, http.clone(), oci);
+        let client = Client::new(&r, http.clone(), oci)?;
         let fetch = OciFetch {
             reference: r,
             client,

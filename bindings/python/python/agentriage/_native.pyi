@@ -184,6 +184,7 @@ class Engine:
         cache: Optional[Union[str, os.PathLike[str]]] = None,
         start_from_cache: bool = False,
         startup_timeout_seconds: float = 60.0,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> Engine:
         """Loads the bundle at ``source`` and keeps following it.
 
@@ -194,6 +195,9 @@ class Engine:
         the live bundle stays. Raises :class:`agentriage.BundleError` when the
         bundle arrived but does not load, ``ConnectionError`` when none
         arrived in time, ``ValueError`` for a source not understood.
+        ``cache`` keeps the last good bundle and its ``ETag`` (a restart from
+        it costs a ``304``); ``ca_file`` (PEM) makes ``https://`` trust only
+        those certificate authorities instead of the Mozilla roots.
         """
     def bundle_status(self) -> dict[str, Any]:
         """The live bundle and its delivery: ``name``, ``revision``, ``digest``,
