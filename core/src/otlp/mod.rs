@@ -543,6 +543,23 @@ mod tests {
     }
 
     #[test]
+    fn protocols_are_named_as_otel_exporter_otlp_protocol_names_them() {
+        assert_eq!(Protocol::default(), Protocol::HttpProtobuf);
+        for p in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+            assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
+            assert_eq!(p.default_endpoint(), "http://localhost:4318");
+        }
+        let grpc = "grpc".parse::<Protocol>();
+        if cfg!(feature = "otlp-grpc") {
+            assert_eq!(grpc, Ok(Protocol::Grpc));
+        } else {
+            assert!(grpc.unwrap_err().to_string().contains("otlp-grpc"));
+        }
+        let e = "http/xml".parse::<Protocol>().unwrap_err().to_string();
+        assert!(e.contains("`http/xml`") && e.contains("http/protobuf"), "{e}");
+    }
+
+    #[test]
     fn the_parent_span_comes_from_a_well_formed_traceparent_only() {
         assert_eq!(
             parent_span_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),

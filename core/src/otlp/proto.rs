@@ -242,7 +242,7 @@ fn decimal<T: std::str::FromStr>(value: &Value, path: &str) -> Result<T, String>
 
 fn hex(text: &str, path: &str) -> Result<Vec<u8>, String> {
     let bad = || format!("`{path}` is not hex");
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..text.len())

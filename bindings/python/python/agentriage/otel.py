@@ -113,7 +113,6 @@ class _Telemetry:
             ) from e
         from agentriage import __version__
 
-        self.trace = trace
         self.propagator = TraceContextTextMapPropagator()
         self.tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
@@ -129,13 +128,15 @@ class _Telemetry:
     def parent(self, request: Any) -> Any:
         """The context the span starts in: the current one when it has a
         span, else the request's ``traceparent`` (when valid), else none."""
-        if self.trace.get_current_span().get_span_context().is_valid:
+        from opentelemetry import trace
+
+        if trace.get_current_span().get_span_context().is_valid:
             return None
         tp = _traceparent(request)
         if tp is None:
             return None
         ctx = self.propagator.extract({"traceparent": tp})
-        return ctx if self.trace.get_current_span(ctx).get_span_context().is_valid else None
+        return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
 
     def record(self, outcome_or_error: dict[str, str], start: float, count: int = 1) -> None:
         elapsed = time.perf_counter() - start
@@ -146,6 +147,7 @@ class _Telemetry:
     def span(self, request: Any, extra: Optional[dict[str, Any]] = None) -> Iterator[Any]:
         """A decision span around the block; ends it with status ERROR and
         the exception recorded when the block raises."""
+        from opentelemetry import trace
         from opentelemetry.trace import SpanKind
 
         attributes = _request_attributes(request)
@@ -158,7 +160,7 @@ class _Telemetry:
             attributes=attributes,
         )
         try:
-            with self.trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 yield span
         except BaseException as e:
             _failed_span(span, e)
