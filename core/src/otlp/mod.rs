@@ -556,7 +556,10 @@ mod tests {
             assert!(grpc.unwrap_err().to_string().contains("otlp-grpc"));
         }
         let e = "http/xml".parse::<Protocol>().unwrap_err().to_string();
-        assert!(e.contains("`http/xml`") && e.contains("http/protobuf"), "{e}");
+        assert!(
+            e.contains("`http/xml`") && e.contains("http/protobuf"),
+            "{e}"
+        );
     }
 
     #[test]
