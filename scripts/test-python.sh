@@ -46,6 +46,13 @@ echo "==> pip install ./bindings/python (release build, features: test-hooks)"
 MATURIN_PEP517_ARGS="--features test-hooks" \
     "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./bindings/python
 
+# The OTLP receiver tests (tests/test_otlp_receivers.py) run the CLI's
+# exporter; `cargo test` builds the same debug binary, so after it this is
+# a no-op.
+echo "==> cargo build -p agentriage-cli (for the OTLP receiver tests)"
+cargo build --quiet --locked -p agentriage-cli
+export AGENTRIAGE_CLI="${AGENTRIAGE_CLI:-$root/target/debug/agentriage}"
+
 echo "==> pytest bindings/python"
 # Strict: a missing test tool (mypy, langgraph) or test hook fails the run
 # instead of skipping tests.

@@ -347,7 +347,7 @@ fn eval(args: &EvalArgs<'_>) -> u8 {
     let mut sink = match otlp_cmd::Sink::new(otlp) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: --otlp-endpoint: {e}");
+            eprintln!("error: OTLP export: {e}");
             return exit::USAGE;
         }
     };

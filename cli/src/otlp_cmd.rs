@@ -1,10 +1,11 @@
-//! `agentriage eval --otlp-endpoint URL`: every decision exported as an
-//! OpenTelemetry span and log record (OTLP/HTTP JSON), and the decision
-//! counters as metrics when the input ends.
+//! `agentriage eval --otlp-endpoint URL` (or `--otlp`): every decision
+//! exported as an OpenTelemetry span and log record (OTLP over HTTP with
+//! protobuf or JSON, or over gRPC), and the decision counters as metrics
+//! when the input ends.
 
 use std::time::SystemTime;
 
-use agentriage::otlp::{DecisionRecord, OtlpExporter};
+use agentriage::otlp::{DecisionRecord, OtlpExporter, Protocol};
 use agentriage::{Decision, Metrics};
 
 /// Decisions are sent in batches of this many.
@@ -14,19 +15,42 @@ const BATCH: usize = 256;
 #[derive(clap::Args, Debug, Default)]
 pub struct OtlpArgs {
     /// Export each decision as an OpenTelemetry span and log record, and the
-    /// decision counters as metrics, to this OTLP/HTTP receiver
-    /// (`http://host:port`, e.g. a local collector on port 4318).
+    /// decision counters as metrics, to this OTLP receiver
+    /// (`http://host:port`, e.g. a local collector on port 4318, or 4317
+    /// for gRPC).
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Export as --otlp-endpoint does, to `OTEL_EXPORTER_OTLP_ENDPOINT`, or
+    /// the protocol's default (`http://localhost:4318`, `:4317` for gRPC).
+    #[arg(long, conflicts_with = "otlp_endpoint")]
+    pub otlp: bool,
+    /// `http/protobuf` (the default), `http/json` or `grpc`; without it,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` when set.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
     /// The `service.name` of the exported telemetry (default `agentriage`).
-    #[arg(long, value_name = "NAME", requires = "otlp_endpoint")]
+    #[arg(long, value_name = "NAME")]
     pub otlp_service_name: Option<String>,
+}
+
+/// A variable of the environment, when set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A decision waiting to be exported, with what its request said.
+struct Pending {
+    decision: Decision,
+    traceparent: Option<String>,
+    action: Option<String>,
+    principal: Option<String>,
+    time: SystemTime,
 }
 
 /// Decisions waiting to be exported, and the first export failure.
 pub struct Sink {
     exporter: OtlpExporter,
-    pending: Vec<(Decision, Option<String>, SystemTime)>,
+    pending: Vec<Pending>,
     failure: Option<String>,
     start: SystemTime,
 }
@@ -34,11 +58,31 @@ pub struct Sink {
 impl Sink {
     /// A sink for `args`, or `None` without an endpoint.
     pub fn new(args: &OtlpArgs) -> Result<Option<Sink>, String> {
-        let Some(endpoint) = &args.otlp_endpoint else {
+        if args.otlp_endpoint.is_none() && !args.otlp {
+            if args.otlp_protocol.is_some() || args.otlp_service_name.is_some() {
+                return Err(
+                    "--otlp-protocol and --otlp-service-name need --otlp-endpoint or --otlp"
+                        .to_owned(),
+                );
+            }
             return Ok(None);
+        }
+        let protocol = match args
+            .otlp_protocol
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            Some(p) => p.parse::<Protocol>().map_err(|e| e.to_string())?,
+            None => Protocol::default(),
         };
-        let exporter = OtlpExporter::new(endpoint)
+        let endpoint = match &args.otlp_endpoint {
+            Some(e) => e.clone(),
+            None => env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .unwrap_or_else(|| protocol.default_endpoint().to_owned()),
+        };
+        let exporter = OtlpExporter::new(&endpoint)
             .map_err(|e| e.to_string())?
+            .with_protocol(protocol)
             .with_service_name(args.otlp_service_name.as_deref().unwrap_or("agentriage"));
         Ok(Some(Sink {
             exporter,
@@ -51,11 +95,19 @@ impl Sink {
     /// Queues `decision`, made for the request `text` (its `traceparent`
     /// becomes the span's parent).
     pub fn record(&mut self, text: &str, decision: &Decision) {
-        let traceparent = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v.get("traceparent")?.as_str().map(str::to_owned));
-        self.pending
-            .push((decision.clone(), traceparent, SystemTime::now()));
+        let request = serde_json::from_str::<serde_json::Value>(text).ok();
+        let string = |pointer: &str| {
+            request
+                .as_ref()
+                .and_then(|v| v.pointer(pointer)?.as_str().map(str::to_owned))
+        };
+        self.pending.push(Pending {
+            decision: decision.clone(),
+            traceparent: string("/traceparent"),
+            action: string("/action/name"),
+            principal: string("/principal/id"),
+            time: SystemTime::now(),
+        });
         if self.pending.len() >= BATCH {
             self.flush();
         }
@@ -65,10 +117,12 @@ impl Sink {
         let records: Vec<DecisionRecord<'_>> = self
             .pending
             .iter()
-            .map(|(decision, traceparent, time)| DecisionRecord {
-                decision,
-                traceparent: traceparent.as_deref(),
-                time: *time,
+            .map(|p| DecisionRecord {
+                decision: &p.decision,
+                traceparent: p.traceparent.as_deref(),
+                action: p.action.as_deref(),
+                principal: p.principal.as_deref(),
+                time: p.time,
             })
             .collect();
         let result = self.exporter.export_decisions(&records);

@@ -1,7 +1,9 @@
 //! `agentriage eval --otlp-endpoint`: decisions reach an OTLP/HTTP receiver
 //! the test starts on 127.0.0.1 (a free port), as spans in the request's
 //! trace under its `traceparent`, as log records holding the decision, and
-//! as decision counters.
+//! as decision counters; `http/json` is decoded here, `http/protobuf` and
+//! `grpc` by the official generated classes in
+//! bindings/python/tests/test_otlp_receivers.py.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,9 +20,16 @@ use serde_json::Value;
 
 mod support;
 
-/// A receiver answering every request with `status`; each request's path
-/// and JSON body go to the channel.
-fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Value)>) {
+/// One request the receiver got.
+struct Received {
+    path: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+/// A receiver answering every request with `status`; each request's path,
+/// content type and body go to the channel.
+fn receiver(status: u16) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
@@ -31,6 +40,7 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Value)>) {
             let mut request_line = String::new();
             reader.read_line(&mut request_line).unwrap();
             let mut length = 0usize;
+            let mut content_type = String::new();
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
@@ -41,11 +51,18 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Value)>) {
                 if let Some(v) = lower.strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap();
                 }
+                if let Some(v) = lower.strip_prefix("content-type:") {
+                    v.trim().clone_into(&mut content_type);
+                }
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             let path = request_line.split_whitespace().nth(1).unwrap().to_owned();
-            let _ = tx.send((path, serde_json::from_slice(&body).unwrap()));
+            let _ = tx.send(Received {
+                path,
+                content_type,
+                body,
+            });
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{{}}"
@@ -55,17 +72,29 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Value)>) {
     (endpoint, rx)
 }
 
-fn received(rx: &mpsc::Receiver<(String, Value)>) -> Vec<(String, Value)> {
+fn received_raw(rx: &mpsc::Receiver<Received>) -> Vec<Received> {
     let mut all = Vec::new();
     // Generous watchdog against a hang; every message is already sent when
     // the CLI has exited.
     while let Ok(m) = rx.recv_timeout(Duration::from_secs(10)) {
+        let last = m.path == "/v1/metrics";
         all.push(m);
-        if all.iter().any(|(p, _)| p == "/v1/metrics") {
+        if last {
             break;
         }
     }
     all
+}
+
+/// What the receiver got, each body decoded as JSON (which it must be).
+fn received(rx: &mpsc::Receiver<Received>) -> Vec<(String, Value)> {
+    received_raw(rx)
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.content_type, "application/json", "{}", r.path);
+            (r.path, serde_json::from_slice(&r.body).unwrap())
+        })
+        .collect()
 }
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -97,6 +126,8 @@ fn decisions_are_exported_as_spans_logs_and_metrics_under_the_traceparent() {
             &endpoint,
             "--otlp-service-name",
             "payments-gateway",
+            "--otlp-protocol",
+            "http/json",
         ],
         &input,
     );
@@ -153,9 +184,42 @@ fn decisions_are_exported_as_spans_logs_and_metrics_under_the_traceparent() {
             attr("agentriage.decision_id")["stringValue"],
             decision["decision_id"]
         );
+        assert_eq!(
+            attr("agentriage.bundle.digest")["stringValue"],
+            decision["bundle"]["digest"]
+        );
+        let policies: Vec<Value> = decision["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::json!({"stringValue": r["policy"]}))
+            .collect();
+        assert_eq!(
+            attr("agentriage.policies")["arrayValue"]["values"],
+            Value::from(policies)
+        );
         let start: u128 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
         let end: u128 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
         assert!(start <= end && start > 1_700_000_000_000_000_000);
+    }
+    // The request's action and principal, as every line of the input has them.
+    for (span, line) in spans.iter().zip(&lines) {
+        let request: Value = serde_json::from_str(line).unwrap();
+        let attrs = span["attributes"].as_array().unwrap();
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|a| a["key"] == k)
+                .map(|a| a["value"]["stringValue"].clone())
+        };
+        assert_eq!(
+            get("agentriage.action"),
+            request["action"]["name"].as_str().map(Value::from)
+        );
+        assert_eq!(
+            get("agentriage.principal.id"),
+            request["principal"]["id"].as_str().map(Value::from)
+        );
     }
     // Requests without a traceparent have no parent span.
     assert!(spans[1].get("parentSpanId").is_none());
@@ -207,7 +271,7 @@ fn a_receiver_that_refuses_the_export_makes_eval_exit_4_with_decisions_printed()
     // The decision itself is still printed: telemetry never changes it.
     let d: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
     assert!(d["outcome"].is_string());
-    assert!(!received(&rx).is_empty());
+    assert!(!received_raw(&rx).is_empty());
 
     // No receiver at all: the same, and a bad endpoint is a usage error.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -232,6 +296,142 @@ fn a_receiver_that_refuses_the_export_makes_eval_exit_4_with_decisions_printed()
             "--otlp-endpoint",
             "https://x:1",
         ],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn eval_with_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agentriage"));
+    command
+        .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_default_protocol_is_http_protobuf() {
+    let (endpoint, rx) = receiver(200);
+    let pack = support::repo().join("policies/a2a-supply-chain");
+    let request = std::fs::read_to_string(support::repo().join("testdata/requests.jsonl")).unwrap();
+    let first = request.lines().next().unwrap();
+    let out = eval_with_env(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-endpoint",
+            &endpoint,
+        ],
+        &[],
+        first,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decision: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = received_raw(&rx);
+    let paths: Vec<&str> = all.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/traces", "/v1/logs", "/v1/metrics"]);
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for r in &all {
+        assert_eq!(r.content_type, "application/x-protobuf", "{}", r.path);
+        // Protobuf: binary, not JSON, and strings are carried as they are.
+        assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+        assert!(contains(&r.body, "agentriage"));
+    }
+    let id = decision["decision_id"].as_str().unwrap();
+    assert!(contains(&all[0].body, "agentriage.decide"));
+    assert!(contains(&all[0].body, id));
+    // The log record's body is the decision's JSON text.
+    assert!(contains(&all[1].body, &format!("\"decision_id\":\"{id}\"")));
+}
+
+#[test]
+fn the_environment_names_endpoint_and_protocol_for_otlp() {
+    let (endpoint, rx) = receiver(200);
+    let pack = support::repo().join("policies/a2a-supply-chain");
+    let request = std::fs::read_to_string(support::repo().join("testdata/requests.jsonl")).unwrap();
+    let first = request.lines().next().unwrap();
+    let out = eval_with_env(
+        &["eval", "--bundle", pack.to_str().unwrap(), "--otlp"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ],
+        first,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = received(&rx);
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[0].1["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"],
+        "agentriage.decide"
+    );
+
+    // --otlp-protocol wins over the environment; a bad one is a usage error
+    // naming the choices.
+    let out = eval_with_env(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp",
+            "--otlp-protocol",
+            "http/xml",
+        ],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`http/xml`") && err.contains("http/protobuf"),
+        "{err}"
+    );
+    let out = eval_with_env(
+        &["eval", "--bundle", pack.to_str().unwrap(), "--otlp"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+        ],
+        first,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // Options of the export without an export are refused, not ignored.
+    let out = eval_with_env(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp-protocol",
+            "http/json",
+        ],
+        &[],
         first,
     );
     assert_eq!(out.status.code(), Some(2));

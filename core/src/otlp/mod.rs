@@ -1,7 +1,9 @@
-//! OpenTelemetry export of decisions: OTLP over HTTP with the JSON encoding
-//! (`/v1/traces`, `/v1/logs`, `/v1/metrics`), what an OpenTelemetry
-//! Collector, Jaeger, Grafana Tempo/Loki or any OTLP receiver accepts on
-//! port 4318.
+//! OpenTelemetry export of decisions: OTLP over HTTP (`/v1/traces`,
+//! `/v1/logs`, `/v1/metrics`) with the protobuf or the JSON encoding, what
+//! an OpenTelemetry Collector, Jaeger, Grafana Tempo/Loki or any OTLP
+//! receiver accepts on port 4318, and OTLP over gRPC (port 4317) with the
+//! `otlp-grpc` feature. [`Protocol`] names them as
+//! `OTEL_EXPORTER_OTLP_PROTOCOL` does.
 //!
 //! Each decision becomes a span `agentriage.decide` in the request's trace
 //! (the `traceparent`'s trace id and, as parent span, its parent id, so the
@@ -12,8 +14,14 @@
 //! collector, which forwards wherever the host's telemetry goes.
 //!
 //! No OpenTelemetry SDK is linked: the payloads are built with
-//! `serde_json`, and [`OtlpExporter`] writes them with one HTTP/1.1 request
-//! each over `std::net`.
+//! `serde_json` (the OTLP/JSON form), encoded as protobuf by a small
+//! schema-driven encoder (`proto`, field numbers from `opentelemetry-proto`)
+//! and written by [`OtlpExporter`] with one HTTP/1.1 request each over
+//! `std::net`.
+
+#[cfg(feature = "otlp-grpc")]
+mod grpc;
+mod proto;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -23,6 +31,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{Decision, Metrics, Outcome};
+
+use proto::Signal;
 
 /// The instrumentation scope named in every payload.
 pub const SCOPE: &str = "agentriage";
@@ -55,6 +65,95 @@ pub enum OtlpError {
         /// The HTTP status code.
         status: u16,
     },
+    /// The gRPC receiver answered with a status other than `OK` (0).
+    #[error("`{url}` answered gRPC status {code}: {message}")]
+    GrpcStatus {
+        /// The URL of the call (`http://host:port/service/Export`).
+        url: String,
+        /// The `grpc-status` code.
+        code: u32,
+        /// The `grpc-message`, if any.
+        message: String,
+    },
+    /// A payload could not be encoded as protobuf (a defect of the exporter).
+    #[error("cannot encode the OTLP payload as protobuf: {0}")]
+    Encode(String),
+    /// The protocol is not one of `http/protobuf`, `http/json`, `grpc`, or
+    /// this build does not have it.
+    #[error("`{protocol}` is not an OTLP protocol this build speaks: {why}")]
+    Protocol {
+        /// The protocol as given.
+        protocol: String,
+        /// Why not.
+        why: String,
+    },
+}
+
+/// How the exporter speaks to the receiver, named as
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `http/protobuf`: OTLP/HTTP with the protobuf encoding
+    /// (`application/x-protobuf`), the default of OTLP/HTTP.
+    #[default]
+    HttpProtobuf,
+    /// `http/json`: OTLP/HTTP with the JSON encoding (`application/json`).
+    HttpJson,
+    /// `grpc`: OTLP/gRPC (HTTP/2 without TLS), with the `otlp-grpc` feature.
+    Grpc,
+}
+
+impl Protocol {
+    /// The name `OTEL_EXPORTER_OTLP_PROTOCOL` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+            Protocol::Grpc => "grpc",
+        }
+    }
+
+    /// The endpoint a receiver listens on by default for this protocol
+    /// (`http://localhost:4318`, or `:4317` for gRPC).
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "http://localhost:4317",
+            Protocol::HttpProtobuf | Protocol::HttpJson => "http://localhost:4318",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = OtlpError;
+
+    fn from_str(s: &str) -> Result<Protocol, OtlpError> {
+        let protocol = match s.trim() {
+            "http/protobuf" => Protocol::HttpProtobuf,
+            "http/json" => Protocol::HttpJson,
+            "grpc" => Protocol::Grpc,
+            other => {
+                return Err(OtlpError::Protocol {
+                    protocol: other.to_owned(),
+                    why: "expected `http/protobuf`, `http/json` or `grpc`".to_owned(),
+                });
+            }
+        };
+        if protocol == Protocol::Grpc && !cfg!(feature = "otlp-grpc") {
+            return Err(OtlpError::Protocol {
+                protocol: s.to_owned(),
+                why: "this build has no gRPC (the `otlp-grpc` feature); use `http/protobuf`"
+                    .to_owned(),
+            });
+        }
+        Ok(protocol)
+    }
 }
 
 /// One decision to export, with what the request said about its trace.
@@ -64,6 +163,10 @@ pub struct DecisionRecord<'a> {
     pub decision: &'a Decision,
     /// The request's `traceparent`, if it had one: the span's parent.
     pub traceparent: Option<&'a str>,
+    /// The request's `action.name`, if it had one (`agentriage.action`).
+    pub action: Option<&'a str>,
+    /// The request's `principal.id`, if it had one (`agentriage.principal.id`).
+    pub principal: Option<&'a str>,
     /// When the decision was made (its end).
     pub time: SystemTime,
 }
@@ -95,9 +198,12 @@ fn string_attribute(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
-fn attributes(d: &Decision) -> Vec<Value> {
+/// The attributes of a decision's span and log record; the Python and Node
+/// `otel` modules write the same names.
+fn attributes(r: &DecisionRecord<'_>) -> Vec<Value> {
+    let d = r.decision;
     let policies: Vec<Value> = d.policy_ids().map(|p| json!({"stringValue": p})).collect();
-    vec![
+    let mut out = vec![
         string_attribute("agentriage.outcome", d.outcome.as_str()),
         string_attribute("agentriage.decision_id", &d.decision_id),
         string_attribute("agentriage.bundle.name", &d.bundle.name),
@@ -105,7 +211,14 @@ fn attributes(d: &Decision) -> Vec<Value> {
         string_attribute("agentriage.bundle.digest", &d.bundle.digest),
         json!({"key": "agentriage.policies", "value": {"arrayValue": {"values": policies}}}),
         json!({"key": "agentriage.duration_us", "value": {"intValue": d.duration_us.to_string()}}),
-    ]
+    ];
+    if let Some(action) = r.action {
+        out.push(string_attribute("agentriage.action", action));
+    }
+    if let Some(principal) = r.principal {
+        out.push(string_attribute("agentriage.principal.id", principal));
+    }
+    out
 }
 
 fn resource(service_name: &str) -> Value {
@@ -132,7 +245,7 @@ pub fn traces_json(service_name: &str, records: &[DecisionRecord<'_>]) -> Value 
                 "kind": 1,
                 "startTimeUnixNano": start.to_string(),
                 "endTimeUnixNano": end.to_string(),
-                "attributes": attributes(r.decision),
+                "attributes": attributes(r),
             });
             if let (Some(parent), Value::Object(map)) =
                 (r.traceparent.and_then(parent_span_id), &mut span)
@@ -155,7 +268,7 @@ pub fn logs_json(service_name: &str, records: &[DecisionRecord<'_>]) -> Value {
     let logs: Vec<Value> = records
         .iter()
         .map(|r| {
-            let mut attrs = attributes(r.decision);
+            let mut attrs = attributes(r);
             attrs.insert(0, string_attribute("event.name", "agentriage.decision"));
             let time = unix_nanos(r.time).to_string();
             json!({
@@ -203,8 +316,9 @@ pub fn metrics_json(service_name: &str, metrics: &Metrics, start: SystemTime) ->
     }]})
 }
 
-/// Sends OTLP/HTTP JSON payloads to one receiver (`http://host:port`, an
-/// optional path prefix before `/v1/...`).
+/// Sends OTLP payloads to one receiver (`http://host:port`, for OTLP/HTTP
+/// an optional path prefix before `/v1/...`), by default as
+/// `http/protobuf`.
 #[derive(Debug, Clone)]
 pub struct OtlpExporter {
     host: String,
@@ -212,6 +326,7 @@ pub struct OtlpExporter {
     prefix: String,
     service_name: String,
     timeout: Duration,
+    protocol: Protocol,
 }
 
 impl OtlpExporter {
@@ -259,7 +374,21 @@ impl OtlpExporter {
             },
             service_name: "agentriage".to_owned(),
             timeout: Duration::from_secs(10),
+            protocol: Protocol::default(),
         })
+    }
+
+    /// How to speak to the receiver (default `http/protobuf`). With
+    /// [`Protocol::Grpc`] the endpoint's path, if any, is not used: the
+    /// calls go to `/opentelemetry.proto.collector.<signal>.v1.<Signal>Service/Export`.
+    pub fn with_protocol(mut self, protocol: Protocol) -> OtlpExporter {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The protocol spoken.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The resource's `service.name`.
@@ -280,32 +409,74 @@ impl OtlpExporter {
         if records.is_empty() {
             return Ok(());
         }
-        self.post("/v1/traces", &traces_json(&self.service_name, records))?;
-        self.post("/v1/logs", &logs_json(&self.service_name, records))
+        self.send(Signal::Traces, &traces_json(&self.service_name, records))?;
+        self.send(Signal::Logs, &logs_json(&self.service_name, records))
     }
 
     /// Exports the engine's decision counters (counted since `start`).
     pub fn export_metrics(&self, metrics: &Metrics, start: SystemTime) -> Result<(), OtlpError> {
-        self.post(
-            "/v1/metrics",
+        self.send(
+            Signal::Metrics,
             &metrics_json(&self.service_name, metrics, start),
         )
     }
 
-    /// POSTs `body` as JSON to `path` under the endpoint; `Ok` on 2xx.
-    fn post(&self, path: &str, body: &Value) -> Result<(), OtlpError> {
+    /// Sends one export request in the exporter's protocol.
+    fn send(&self, signal: Signal, payload: &Value) -> Result<(), OtlpError> {
+        let path = match signal {
+            Signal::Traces => "/v1/traces",
+            Signal::Logs => "/v1/logs",
+            Signal::Metrics => "/v1/metrics",
+        };
+        match self.protocol {
+            Protocol::HttpJson => {
+                self.post(path, "application/json", payload.to_string().as_bytes())
+            }
+            Protocol::HttpProtobuf => {
+                let body = proto::encode(signal, payload).map_err(OtlpError::Encode)?;
+                self.post(path, "application/x-protobuf", &body)
+            }
+            Protocol::Grpc => self.grpc(signal, payload),
+        }
+    }
+
+    #[cfg(feature = "otlp-grpc")]
+    fn grpc(&self, signal: Signal, payload: &Value) -> Result<(), OtlpError> {
+        let body = proto::encode(signal, payload).map_err(OtlpError::Encode)?;
+        let address = self.address(&format!("http://{}:{}", self.host, self.port))?;
+        grpc::export(&self.host, self.port, address, self.timeout, signal, &body)
+    }
+
+    #[cfg(not(feature = "otlp-grpc"))]
+    fn grpc(&self, _signal: Signal, _payload: &Value) -> Result<(), OtlpError> {
+        Err(OtlpError::Protocol {
+            protocol: "grpc".to_owned(),
+            why: "this build has no gRPC (the `otlp-grpc` feature)".to_owned(),
+        })
+    }
+
+    /// The socket address of the endpoint's host.
+    fn address(&self, url: &str) -> Result<std::net::SocketAddr, OtlpError> {
+        let fail = |message: String| OtlpError::Transport {
+            url: url.to_owned(),
+            message,
+        };
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("cannot resolve the host: {e}")))?
+            .next()
+            .ok_or_else(|| fail("the host resolves to no address".to_owned()))
+    }
+
+    /// POSTs `body` to `path` under the endpoint; `Ok` on 2xx.
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<(), OtlpError> {
         let url = format!("http://{}:{}{}{path}", self.host, self.port, self.prefix);
         let fail = |message: String| OtlpError::Transport {
             url: url.clone(),
             message,
         };
-        let body = body.to_string();
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        let address = (host, self.port)
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("cannot resolve the host: {e}")))?
-            .next()
-            .ok_or_else(|| fail("the host resolves to no address".to_owned()))?;
+        let address = self.address(&url)?;
         let mut stream =
             TcpStream::connect_timeout(&address, self.timeout).map_err(|e| fail(e.to_string()))?;
         stream
@@ -313,7 +484,7 @@ impl OtlpExporter {
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(|e| fail(e.to_string()))?;
         let head = format!(
-            "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.prefix,
             self.host,
             self.port,
@@ -321,7 +492,7 @@ impl OtlpExporter {
         );
         stream
             .write_all(head.as_bytes())
-            .and_then(|()| stream.write_all(body.as_bytes()))
+            .and_then(|()| stream.write_all(body))
             .and_then(|()| stream.flush())
             .map_err(|e| fail(e.to_string()))?;
         // The status line is all that matters; read at most a little.
@@ -369,6 +540,26 @@ mod tests {
         ] {
             assert!(OtlpExporter::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn protocols_are_named_as_otel_exporter_otlp_protocol_names_them() {
+        assert_eq!(Protocol::default(), Protocol::HttpProtobuf);
+        for p in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+            assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
+            assert_eq!(p.default_endpoint(), "http://localhost:4318");
+        }
+        let grpc = "grpc".parse::<Protocol>();
+        if cfg!(feature = "otlp-grpc") {
+            assert_eq!(grpc, Ok(Protocol::Grpc));
+        } else {
+            assert!(grpc.unwrap_err().to_string().contains("otlp-grpc"));
+        }
+        let e = "http/xml".parse::<Protocol>().unwrap_err().to_string();
+        assert!(
+            e.contains("`http/xml`") && e.contains("http/protobuf"),
+            "{e}"
+        );
     }
 
     #[test]
