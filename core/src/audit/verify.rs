@@ -998,8 +998,46 @@ impl Verifier<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    /// What the writer writes takes the one-pass scan: every record but the
+    /// checkpoints (which the full parser reads to check their signature).
+    #[test]
+    fn the_writers_records_take_the_one_pass_scan() {
+        use crate::audit::{DecisionLog, DecisionLogConfig, SigningKey};
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed(&[5; 32]).unwrap();
+        let public = key.public_key_hex().to_owned();
+        let log = DecisionLog::open(DecisionLogConfig::new(dir.path()).signing_key(key)).unwrap();
+        let engine = crate::Engine::from_dir("../policies/a2a-supply-chain")
+            .unwrap()
+            .with_decision_log(log.clone());
+        let text = std::fs::read_to_string("../testdata/requests.jsonl").unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = engine.decide_json(line);
+        }
+        log.close().unwrap();
+        let files = log.segments().unwrap();
+        let report = verify(&files, &VerifyOptions::with_key(&public).unwrap()).unwrap();
+        assert!(report.is_intact(), "{report}");
+        assert!(report.decisions > 5, "{report}");
+        let (mut fast, mut checkpoints) = (0, 0);
+        for file in &files {
+            for line in std::fs::read(file).unwrap().split(|&b| b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                match scan::scan(line) {
+                    Scanned::Head(h) if h.kind == "checkpoint" => checkpoints += 1,
+                    Scanned::Head(_) => fast += 1,
+                    _ => panic!("not scanned: {}", String::from_utf8_lossy(line)),
+                }
+            }
+        }
+        assert_eq!(fast + checkpoints, report.records);
+        assert_eq!(checkpoints, report.checkpoints);
+    }
 
     #[test]
     fn the_summary_counts_in_singular_and_plural() {
