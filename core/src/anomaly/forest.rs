@@ -49,31 +49,54 @@ pub(crate) struct TreeSpec {
     pub n_node_samples: Vec<u64>,
 }
 
-/// A node of the flattened forest. Children are adjacent: the right child of
-/// an internal node is `left + 1`. A leaf points at itself with an infinite
-/// threshold, so every walk takes exactly the tree's depth in steps, without
-/// a branch on the node kind; the path length a leaf contributes is in
-/// `IsolationForest::leaf_value`.
+/// A node of the flattened forest (12 bytes). Children are adjacent: the
+/// right child of an internal node is `left + 1`. A leaf points at itself
+/// with an infinite threshold, so every walk takes exactly the tree's depth
+/// in steps, without a branch on the node kind; the path length a leaf
+/// contributes is in `IsolationForest::leaf_value`.
+///
+/// scikit-learn compares a value cast to `f32` with a `f64` threshold; the
+/// node holds the threshold as [`f32_at_most`] of it, the largest `f32` not
+/// above it, with which the comparison of an `f32` value gives the same
+/// answer (see there), in half the memory.
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    threshold: f64,
+    threshold: f32,
     feature: u32,
     left: u32,
 }
 
 impl Node {
     const PLACEHOLDER: Node = Node {
-        threshold: f64::INFINITY,
+        threshold: f32::INFINITY,
         feature: 0,
         left: 0,
     };
 
-    /// The next node for `row` (values already cast through `f32`):
-    /// `x <= threshold` goes left, as in scikit-learn.
+    /// The next node for `row` (values cast to `f32`): `x <= threshold`
+    /// goes left, as in scikit-learn.
     #[inline(always)]
-    fn step(&self, row: &[f64]) -> u32 {
+    fn step(&self, row: &[f32]) -> u32 {
         let x = row.get(self.feature as usize).copied().unwrap_or(0.0);
         self.left + u32::from(x > self.threshold)
+    }
+}
+
+/// The largest `f32` not above `t` (`-inf` below the `f32` range, `f32::MAX`
+/// above it). For every `f32` value `x`, `x <= t` (compared in `f64`, as
+/// scikit-learn compares) exactly when `x <= f32_at_most(t)`: if `x <= t`,
+/// `x` is an `f32` not above `t`, so at most the largest one; conversely
+/// `x <= f32_at_most(t) <= t`.
+fn f32_at_most(t: f64) -> f32 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "rounded, then corrected down"
+    )]
+    let near = t as f32;
+    if f64::from(near) > t {
+        near.next_down()
+    } else {
+        near
     }
 }
 
@@ -86,7 +109,7 @@ struct TreeRoot {
 
 /// Rows scored together, tree by tree, so each tree's nodes stay in cache
 /// and the rows' walks overlap in the CPU.
-const BLOCK_ROWS: usize = 64;
+const BLOCK_ROWS: usize = 256;
 
 /// Trees walked together for a single event, for the same overlap.
 const TREE_GROUP: usize = 8;
@@ -291,7 +314,7 @@ impl IsolationForest {
         };
         let score_rows = |start: usize, dst: &mut [f64]| {
             let d = self.features.len();
-            let mut block = vec![0.0; BLOCK_ROWS * d];
+            let mut block = vec![0.0f32; BLOCK_ROWS * d];
             for (b, chunk) in dst.chunks_mut(BLOCK_ROWS).enumerate() {
                 let first = start + b * BLOCK_ROWS;
                 let rows = x.slice_axis(Axis(0), ndarray::Slice::from(first..first + chunk.len()));
@@ -403,9 +426,9 @@ impl IsolationForest {
 
     /// Scores a row already checked: length and values.
     pub(crate) fn score_unchecked(&self, row: &[f64]) -> f64 {
-        let mut stack = [0.0; 32];
+        let mut stack = [0.0f32; 32];
         let mut heap = Vec::new();
-        let x: &mut [f64] = match stack.get_mut(..row.len()) {
+        let x: &mut [f32] = match stack.get_mut(..row.len()) {
             Some(c) => c,
             None => {
                 heap.resize(row.len(), 0.0);
@@ -415,7 +438,7 @@ impl IsolationForest {
         for (c, &v) in x.iter_mut().zip(row) {
             *c = as_f32(v);
         }
-        let x: &[f64] = x;
+        let x: &[f32] = x;
         let mut depth = 0.0;
         for group in self.roots.chunks(TREE_GROUP) {
             let mut idx = [0u32; TREE_GROUP];
@@ -437,9 +460,9 @@ impl IsolationForest {
         self.to_score(depth)
     }
 
-    /// Scores the rows of `block` (row-major, values cast through `f32`)
-    /// into `out`, tree by tree.
-    fn score_block(&self, block: &[f64], out: &mut [f64]) {
+    /// Scores the rows of `block` (row-major, values cast to `f32`) into
+    /// `out`, tree by tree.
+    fn score_block(&self, block: &[f32], out: &mut [f64]) {
         let d = self.features.len();
         let n = out.len().min(BLOCK_ROWS);
         let mut idx = [0u32; BLOCK_ROWS];
@@ -479,10 +502,10 @@ impl IsolationForest {
 
 /// A value as scikit-learn's trees compare it: cast to `f32`.
 #[inline(always)]
-fn as_f32(v: f64) -> f64 {
+fn as_f32(v: f64) -> f32 {
     #[expect(clippy::cast_possible_truncation, reason = "float32 cast is the point")]
     let f = v as f32;
-    f64::from(f)
+    f
 }
 
 /// Whether a value can be scored: finite, and finite once cast to `f32`.
@@ -604,7 +627,7 @@ fn compile_tree(
             }
             max_depth = max_depth.max(depth);
             Node {
-                threshold: f64::INFINITY,
+                threshold: f32::INFINITY,
                 feature: 0,
                 left: u32::try_from(slot).map_err(|_| too_many_nodes())?,
             }
@@ -677,7 +700,7 @@ fn compile_tree(
                 ));
             }
             Node {
-                threshold: thr,
+                threshold: f32_at_most(thr),
                 feature,
                 left: left_slot,
             }
@@ -694,4 +717,60 @@ fn compile_tree(
         ));
     }
     u32::try_from(max_depth).map_err(|_| too_many_nodes())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::float_cmp)]
+    use super::*;
+
+    /// The `f32` comparison gives scikit-learn's `f64` comparison's answer,
+    /// for thresholds on, between and beyond `f32` values.
+    #[test]
+    fn f32_thresholds_compare_as_f64_ones() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut thresholds = vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            -0.1,
+            1e-45,
+            -1e-45,
+            f64::from(f32::MAX),
+            f64::from(f32::MAX) * 1.5,
+            -f64::from(f32::MAX) * 1.5,
+            f64::from(f32::MIN_POSITIVE),
+            1e300,
+            -1e300,
+        ];
+        for _ in 0..20_000 {
+            let x = (rng.f64() - 0.5) * 10f64.powi(rng.i32(-40..40));
+            thresholds.push(x);
+            // Just above and below an f32 value.
+            let f = f64::from(as_f32(x));
+            thresholds.push(f.next_up());
+            thresholds.push(f.next_down());
+        }
+        for &t in &thresholds {
+            let at_most = f32_at_most(t);
+            assert!(f64::from(at_most) <= t, "{t}");
+            let probe = as_f32(t);
+            for x in [
+                probe,
+                probe.next_up(),
+                probe.next_down(),
+                at_most,
+                at_most.next_up(),
+                0.0,
+                -0.0,
+                f32::MAX,
+                -f32::MAX,
+            ] {
+                if x.is_finite() {
+                    assert_eq!(f64::from(x) <= t, x <= at_most, "x {x}, threshold {t}");
+                }
+            }
+        }
+    }
 }

@@ -43,6 +43,7 @@ mod error;
 mod key;
 mod record;
 mod redact;
+mod scan;
 mod verify;
 mod writer;
 

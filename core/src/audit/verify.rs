@@ -1,5 +1,6 @@
 //! Verification of a series of segment files.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{LogError, LogErrorKind};
 use super::key::{key_id, verify_signature};
+use super::scan::{self, Scanned};
 use super::{FORMAT_VERSION, GENESIS, canonical, hex, unhex};
 use crate::strict_json;
 
@@ -310,14 +312,20 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// One parsed record. For a decision record, `map` may hold only the
-/// top-level scalar members (the fast path); `line` is the record as written.
+/// One parsed record: the members the chain checks read; every member only
+/// when the full parser read it (checkpoints, and lines the fast paths do
+/// not take); `line` is the record as written.
 struct Record<'a> {
-    map: Map<String, Value>,
+    map: Option<Map<String, Value>>,
     seq: u64,
-    kind: String,
+    kind: Cow<'a, str>,
+    prev: Cow<'a, str>,
+    hash: Cow<'a, str>,
+    segment: Option<u64>,
     line: &'a [u8],
-    complete: bool,
+    /// The byte range of the top-level `"hash":"…"` member, when the
+    /// one-pass scan found it.
+    hash_member: Option<(usize, usize)>,
 }
 
 /// The members the chain checks read, parsed without building the rest.
@@ -351,7 +359,12 @@ fn line_matches_hash(line: &[u8], hash: &str) -> bool {
     else {
         return false;
     };
-    let end = at + member.len();
+    line_without_member_matches(line, (at, at + member.len()), hash)
+}
+
+/// Whether `hash` is the sha256 of `line` without the member at
+/// `at..end` (and one comma next to it).
+fn line_without_member_matches(line: &[u8], (at, end): (usize, usize), hash: &str) -> bool {
     // Drop the member and one comma next to it.
     let (cut_start, cut_end) = match (line.get(at.wrapping_sub(1)), line.get(end)) {
         (Some(b','), _) => (at - 1, end),
@@ -361,12 +374,27 @@ fn line_matches_hash(line: &[u8], hash: &str) -> bool {
     let mut h = Sha256::new();
     h.update(line.get(..cut_start).unwrap_or_default());
     h.update(line.get(cut_end..).unwrap_or_default());
-    format!("sha256:{}", hex(&h.finalize())) == hash
+    tag_matches(&h.finalize(), hash)
+}
+
+/// Whether `tag` is `sha256:` and the lowercase hex of `digest`.
+fn tag_matches(digest: &[u8], tag: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let Some(digits) = tag.strip_prefix("sha256:") else {
+        return false;
+    };
+    let digits = digits.as_bytes();
+    digits.len() == digest.len() * 2
+        && digest.iter().zip(digits.chunks_exact(2)).all(|(b, pair)| {
+            pair.first() == DIGITS.get(usize::from(b >> 4))
+                && pair.get(1) == DIGITS.get(usize::from(b & 15))
+        })
 }
 
 impl Record<'_> {
+    /// A string member of a record the full parser read.
     fn str(&self, name: &str) -> Option<&str> {
-        self.map.get(name).and_then(Value::as_str)
+        self.map.as_ref()?.get(name).and_then(Value::as_str)
     }
 }
 
@@ -404,24 +432,21 @@ pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
         last_prev: String::new(),
         last_at: None,
         segment: 0,
-        last_kind: String::new(),
+        last_was_checkpoint: false,
         tail_start: None,
+        files: Vec::with_capacity(segments.len()),
     };
     for (i, (path, bytes)) in segments.iter().enumerate() {
         v.report.files += 1;
+        v.files.push(path.as_ref().to_path_buf());
         let last_file = i + 1 == segments.len();
         if let Err(problem) = v.file(path.as_ref(), bytes.as_ref(), last_file) {
             v.report.problem = Some(problem);
             break;
         }
-        if !last_file
-            && options.key.is_some()
-            && v.report.records > 0
-            && v.last_kind != "checkpoint"
-        {
+        if !last_file && options.key.is_some() && v.report.records > 0 && !v.last_was_checkpoint {
             let (file, line) = v
-                .last_at
-                .clone()
+                .last_at()
                 .unwrap_or_else(|| (path.as_ref().to_path_buf(), 1));
             v.report.problem = Some(Problem {
                 kind: ProblemKind::UnsignedSegment,
@@ -448,6 +473,9 @@ pub fn verify_contents<P: AsRef<Path>, B: AsRef<[u8]>>(
             message: "the log holds no record".into(),
         });
     }
+    if v.report.records > 0 {
+        v.report.last_hash = Some(v.last_hash.clone());
+    }
     v.finish();
     v.report
 }
@@ -458,12 +486,16 @@ struct Verifier<'a> {
     expected: u64,
     last_hash: String,
     last_prev: String,
-    last_at: Option<(PathBuf, usize)>,
+    /// Where the last verified record is: index in `files`, line.
+    last_at: Option<(usize, usize)>,
     segment: u64,
-    /// The `kind` of the last verified record.
-    last_kind: String,
-    /// Where the records after the last checkpoint start: file, line, seq.
-    tail_start: Option<(PathBuf, usize, u64)>,
+    /// Whether the last verified record is a checkpoint.
+    last_was_checkpoint: bool,
+    /// Where the records after the last checkpoint start: index in
+    /// `files`, line, seq.
+    tail_start: Option<(usize, usize, u64)>,
+    /// The files read so far, the current one last.
+    files: Vec<PathBuf>,
 }
 
 fn parse(line: &[u8]) -> Result<Map<String, Value>, String> {
@@ -480,6 +512,17 @@ fn seq_of(line: &[u8]) -> Option<u64> {
 }
 
 impl Verifier<'_> {
+    /// The file and line of the last verified record.
+    fn last_at(&self) -> Option<(PathBuf, usize)> {
+        let (file, line) = self.last_at?;
+        Some((self.files.get(file)?.clone(), line))
+    }
+
+    /// The index in `files` of the file being read.
+    fn current_file(&self) -> usize {
+        self.files.len().saturating_sub(1)
+    }
+
     /// Judges coverage by signatures once every record has been read.
     fn finish(&mut self) {
         let r = &mut self.report;
@@ -500,7 +543,10 @@ impl Verifier<'_> {
             r.integrity = Integrity::Proven;
             return;
         }
-        let (file, line, first) = self.tail_start.clone().unwrap_or_default();
+        let (file, line, first) = self
+            .tail_start
+            .map(|(f, line, first)| (self.files.get(f).cloned().unwrap_or_default(), line, first))
+            .unwrap_or_default();
         let last = self.expected.saturating_sub(1);
         let message = if r.checkpoints == 0 {
             Some(format!(
@@ -581,43 +627,62 @@ impl Verifier<'_> {
     fn record<'l>(&self, path: &Path, n: usize, line: &'l [u8]) -> Result<Record<'l>, Problem> {
         // Every reader must see the same record: a repeated member (the
         // hash covers both copies) would let them disagree.
+        let duplicate = |message: String| Problem {
+            kind: ProblemKind::DuplicateMember,
+            file: path.to_path_buf(),
+            line: n,
+            seq: seq_of(line),
+            message: format!(
+                "the record repeats a member ({message}): readers disagree on which value counts"
+            ),
+        };
+        match scan::scan(line) {
+            Scanned::Head(head) if head.v <= FORMAT_VERSION && head.kind != "checkpoint" => {
+                return Ok(Record {
+                    map: None,
+                    seq: head.seq,
+                    kind: Cow::Borrowed(head.kind),
+                    prev: Cow::Borrowed(head.prev),
+                    hash: Cow::Borrowed(head.hash),
+                    segment: head.segment,
+                    line,
+                    hash_member: Some(head.hash_member),
+                });
+            }
+            Scanned::Duplicate(name) => {
+                // serde's message (with the position) when its scan finds
+                // the same; the scan's own otherwise.
+                let message = match strict_json::check_unique_keys(line) {
+                    Err(e) if e.to_string().starts_with(strict_json::DUPLICATE_KEY) => {
+                        e.to_string()
+                    }
+                    _ => format!("{} `{name}`", strict_json::DUPLICATE_KEY),
+                };
+                return Err(duplicate(message));
+            }
+            Scanned::Head(_) | Scanned::Other => {}
+        }
         if let Err(e) = strict_json::check_unique_keys(line) {
             let message = e.to_string();
             if message.starts_with(strict_json::DUPLICATE_KEY) {
-                return Err(Problem {
-                    kind: ProblemKind::DuplicateMember,
-                    file: path.to_path_buf(),
-                    line: n,
-                    seq: seq_of(line),
-                    message: format!(
-                        "the record repeats a member ({message}): readers disagree on which value counts"
-                    ),
-                });
+                return Err(duplicate(message));
             }
         }
         if let Ok(head) = serde_json::from_slice::<Head<'_>>(line)
-            && let (Some(v), Some(seq), Some(prev), Some(hash), Some(kind), Some(time)) = (
-                head.v, head.seq, &head.prev, &head.hash, &head.kind, &head.time,
-            )
+            && let (Some(v), Some(seq), Some(prev), Some(hash), Some(kind), Some(_)) =
+                (head.v, head.seq, head.prev, head.hash, head.kind, head.time)
             && v <= FORMAT_VERSION
             && kind != "checkpoint"
         {
-            let mut map = Map::new();
-            map.insert("v".into(), v.into());
-            map.insert("seq".into(), seq.into());
-            map.insert("prev".into(), prev.as_ref().into());
-            map.insert("hash".into(), hash.as_ref().into());
-            map.insert("kind".into(), kind.as_ref().into());
-            map.insert("time".into(), time.as_ref().into());
-            if let Some(segment) = head.segment {
-                map.insert("segment".into(), segment.into());
-            }
             return Ok(Record {
-                map,
+                map: None,
                 seq,
-                kind: kind.clone().into_owned(),
+                kind,
+                prev,
+                hash,
+                segment: head.segment,
                 line,
-                complete: false,
+                hash_member: None,
             });
         }
         self.full_record(path, n, line)
@@ -670,17 +735,25 @@ impl Verifier<'_> {
                 ));
             }
         }
-        let kind = map
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let member = |name: &str| {
+            Cow::Owned(
+                map.get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
+        let (kind, prev, hash) = (member("kind"), member("prev"), member("hash"));
+        let segment = map.get("segment").and_then(Value::as_u64);
         Ok(Record {
-            map,
+            map: Some(map),
             seq: seq.unwrap_or_default(),
             kind,
+            prev,
+            hash,
+            segment,
             line,
-            complete: true,
+            hash_member: None,
         })
     }
 
@@ -703,7 +776,7 @@ impl Verifier<'_> {
         };
         let start = self.report.records == 0;
         if first_in_file {
-            let segment = r.map.get("segment").and_then(Value::as_u64);
+            let segment = r.segment;
             if r.kind != "segment" || segment.is_none() {
                 return Err(problem(
                     ProblemKind::Malformed,
@@ -752,13 +825,13 @@ impl Verifier<'_> {
         if r.seq < self.expected {
             // Was the previous record the one inserted? It would claim the
             // same predecessor as this one, and the next record links to this.
-            let inserted_before = r.str("prev") == Some(self.last_prev.as_str())
-                && r.str("hash") != Some(self.last_hash.as_str())
+            let inserted_before = *r.prev == *self.last_prev
+                && *r.hash != *self.last_hash
                 && next
                     .and_then(|l| parse(l).ok())
                     .and_then(|m| m.get("prev").and_then(Value::as_str).map(str::to_owned))
-                    .is_some_and(|p| Some(p.as_str()) == r.str("hash"));
-            if inserted_before && let Some((file, line)) = self.last_at.clone() {
+                    .is_some_and(|p| p == *r.hash);
+            if inserted_before && let Some((file, line)) = self.last_at() {
                 return Err(Problem {
                     kind: ProblemKind::Inserted,
                     file,
@@ -800,24 +873,28 @@ impl Verifier<'_> {
             ));
         }
 
-        let fast = r
-            .str("hash")
-            .is_some_and(|hash| line_matches_hash(r.line, hash));
+        let fast = match r.hash_member {
+            Some(member) => line_without_member_matches(r.line, member, &r.hash),
+            None => line_matches_hash(r.line, &r.hash),
+        };
         let computed = if fast {
-            r.str("hash").unwrap_or_default().to_owned()
+            None
         } else {
             let full;
-            let map = if r.complete {
-                &r.map
-            } else {
-                full = parse(r.line).unwrap_or_default();
-                &full
+            let map = match &r.map {
+                Some(map) => map,
+                None => {
+                    full = parse(r.line).unwrap_or_default();
+                    &full
+                }
             };
             let mut h = Sha256::new();
             canonical::write_object(&mut h, map, &["hash"]);
-            format!("sha256:{}", hex(&h.finalize()))
+            Some(format!("sha256:{}", hex(&h.finalize())))
         };
-        if Some(computed.as_str()) != r.str("hash") {
+        if let Some(computed) = computed
+            && computed != *r.hash
+        {
             if next.and_then(seq_of) == Some(r.seq) {
                 return Err(problem(
                     ProblemKind::Inserted,
@@ -834,11 +911,8 @@ impl Verifier<'_> {
                 ),
             ));
         }
-        if r.str("prev") != Some(self.last_hash.as_str()) {
-            let (file, line) = self
-                .last_at
-                .clone()
-                .unwrap_or_else(|| (path.to_path_buf(), n));
+        if *r.prev != *self.last_hash {
+            let (file, line) = self.last_at().unwrap_or_else(|| (path.to_path_buf(), n));
             return Err(Problem {
                 kind: ProblemKind::Modified,
                 file,
@@ -855,10 +929,15 @@ impl Verifier<'_> {
             self.checkpoint(&r).map_err(|(kind, m)| problem(kind, m))?;
             self.report.checkpoints += 1;
             self.report.unsigned_tail = 0;
-            self.report.closed = r.map.get("final").and_then(Value::as_bool) == Some(true);
+            self.report.closed = r
+                .map
+                .as_ref()
+                .and_then(|m| m.get("final"))
+                .and_then(Value::as_bool)
+                == Some(true);
         } else {
             if self.report.unsigned_tail == 0 {
-                self.tail_start = Some((path.to_path_buf(), n, r.seq));
+                self.tail_start = Some((self.current_file(), n, r.seq));
             }
             self.report.unsigned_tail += 1;
             self.report.closed = false;
@@ -868,11 +947,12 @@ impl Verifier<'_> {
         }
         self.report.records += 1;
         self.expected = r.seq.saturating_add(1);
-        self.last_prev = r.str("prev").unwrap_or_default().to_owned();
-        self.last_hash = r.str("hash").unwrap_or_default().to_owned();
-        self.report.last_hash = Some(self.last_hash.clone());
-        self.last_at = Some((path.to_path_buf(), n));
-        self.last_kind.clone_from(&r.kind);
+        self.last_prev.clear();
+        self.last_prev.push_str(&r.prev);
+        self.last_hash.clear();
+        self.last_hash.push_str(&r.hash);
+        self.last_at = Some((self.current_file(), n));
+        self.last_was_checkpoint = r.kind == "checkpoint";
         Ok(())
     }
 
@@ -900,8 +980,12 @@ impl Verifier<'_> {
                 ),
             ));
         }
+        let map = r
+            .map
+            .as_ref()
+            .ok_or_else(|| malformed("checkpoint not read in full"))?;
         let mut message = Vec::new();
-        canonical::write_object(&mut message, &r.map, &["hash", "signature"]);
+        canonical::write_object(&mut message, map, &["hash", "signature"]);
         if !verify_signature(&public, &message, &signature) {
             return Err((
                 ProblemKind::BadSignature,
@@ -914,8 +998,46 @@ impl Verifier<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    /// What the writer writes takes the one-pass scan: every record but the
+    /// checkpoints (which the full parser reads to check their signature).
+    #[test]
+    fn the_writers_records_take_the_one_pass_scan() {
+        use crate::audit::{DecisionLog, DecisionLogConfig, SigningKey};
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed(&[5; 32]).unwrap();
+        let public = key.public_key_hex().to_owned();
+        let log = DecisionLog::open(DecisionLogConfig::new(dir.path()).signing_key(key)).unwrap();
+        let engine = crate::Engine::from_dir("../policies/a2a-supply-chain")
+            .unwrap()
+            .with_decision_log(log.clone());
+        let text = std::fs::read_to_string("../testdata/requests.jsonl").unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = engine.decide_json(line);
+        }
+        log.close().unwrap();
+        let files = log.segments().unwrap();
+        let report = verify(&files, &VerifyOptions::with_key(&public).unwrap()).unwrap();
+        assert!(report.is_intact(), "{report}");
+        assert!(report.decisions > 5, "{report}");
+        let (mut fast, mut checkpoints) = (0, 0);
+        for file in &files {
+            for line in std::fs::read(file).unwrap().split(|&b| b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                match scan::scan(line) {
+                    Scanned::Head(h) if h.kind == "checkpoint" => checkpoints += 1,
+                    Scanned::Head(_) => fast += 1,
+                    _ => panic!("not scanned: {}", String::from_utf8_lossy(line)),
+                }
+            }
+        }
+        assert_eq!(fast + checkpoints, report.records);
+        assert_eq!(checkpoints, report.checkpoints);
+    }
 
     #[test]
     fn the_summary_counts_in_singular_and_plural() {
