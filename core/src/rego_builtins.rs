@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use regorus::Value;
-use regorus::unstable::{Module, Ref, Rule, RuleHead};
+use regorus::unstable::{Module, Ref};
 
 use crate::error::{BundleError, BundleErrorKind};
 use crate::rego::RegoEvaluator;
@@ -294,14 +294,7 @@ pub(crate) fn call_problems(modules: &[Ref<Module>], mode: RegoEvaluator) -> Vec
         });
         if let Some(package) = &package {
             for rule in &module.policy {
-                let refr = match rule.as_ref() {
-                    Rule::Spec { head, .. } => match head {
-                        RuleHead::Compr { refr, .. }
-                        | RuleHead::Set { refr, .. }
-                        | RuleHead::Func { refr, .. } => refr,
-                    },
-                    Rule::Default { refr, .. } => refr,
-                };
+                let refr = crate::rego_calls::head_ref(rule);
                 if let Some(name) = path_of(refr) {
                     defined.insert(
                         package

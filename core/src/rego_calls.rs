@@ -108,6 +108,13 @@ fn join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
 
 /// `a.b["c"].d` → `["a", "b", "c", "d"]`; `None` for anything else.
 pub(crate) fn path_of(expr: &Expr) -> Option<Vec<String>> {
+    ref_parts(expr, false)
+}
+
+/// The components of reference `expr`, innermost first in the source order.
+/// A component that is not a string literal (`[x]`) makes it `None`, or,
+/// with `keep_prefix`, ends it there: `a.b["c"][x].d` → `a, b, c`.
+fn ref_parts(expr: &Expr, keep_prefix: bool) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut at = expr;
     loop {
@@ -120,18 +127,34 @@ pub(crate) fn path_of(expr: &Expr) -> Option<Vec<String>> {
                 parts.push(field.1.as_string().ok()?.to_string());
                 at = refr;
             }
-            Expr::RefBrack { refr, index, .. } => match index.as_ref() {
-                Expr::String { value, .. } | Expr::RawString { value, .. } => {
-                    parts.push(value.as_string().ok()?.to_string());
-                    at = refr;
+            Expr::RefBrack { refr, index, .. } => {
+                match index.as_ref() {
+                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                        parts.push(value.as_string().ok()?.to_string());
+                    }
+                    // Dynamic from here on: what follows is unknown.
+                    _ if keep_prefix => parts.clear(),
+                    _ => return None,
                 }
-                _ => return None,
-            },
+                at = refr;
+            }
             _ => return None,
         }
     }
     parts.reverse();
     Some(parts)
+}
+
+/// The reference a rule's head defines (`r`, `a.b[k]`, `f(x)`'s `f`).
+pub(crate) fn head_ref(rule: &Rule) -> &Expr {
+    match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. }
+            | RuleHead::Set { refr, .. }
+            | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
+    }
 }
 
 /// Import aliases of a module: `import data.lib.x` → `x` ↦ `data.lib.x`,
@@ -386,14 +409,7 @@ pub(crate) fn rule_call_depth(modules: &[Ref<Module>]) -> Option<usize> {
         let package_path = pkg_path(&package);
         let imports = imports_of(module);
         for rule in &module.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. }
-                    | RuleHead::Set { refr, .. }
-                    | RuleHead::Func { refr, .. } => refr,
-                },
-                Rule::Default { refr, .. } => refr,
-            };
+            let refr = head_ref(rule);
             let mut name = package_path.clone();
             name.extend(static_prefix(refr)?);
             let (exprs, queries) = rule_exprs(rule);
@@ -494,33 +510,7 @@ pub(crate) fn rule_call_depth(modules: &[Ref<Module>]) -> Option<usize> {
 /// The leading static components of a reference (`a.b["c"][x].d` →
 /// `a, b, c`); `None` for an expression that is not a reference.
 fn static_prefix(expr: &Expr) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    let mut at = expr;
-    loop {
-        match at {
-            Expr::Var { value, .. } => {
-                parts.push(value.as_string().ok()?.to_string());
-                break;
-            }
-            Expr::RefDot { refr, field, .. } => {
-                parts.push(field.1.as_string().ok()?.to_string());
-                at = refr;
-            }
-            Expr::RefBrack { refr, index, .. } => {
-                match index.as_ref() {
-                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
-                        parts.push(value.as_string().ok()?.to_string());
-                    }
-                    // Dynamic from here on: what follows is unknown.
-                    _ => parts.clear(),
-                }
-                at = refr;
-            }
-            _ => return None,
-        }
-    }
-    parts.reverse();
-    Some(parts)
+    ref_parts(expr, true)
 }
 
 /// The rules of a bundle's decision package, `package`.

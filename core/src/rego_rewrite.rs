@@ -80,14 +80,7 @@ pub(crate) fn global_names(modules: &[(String, String)]) -> BTreeSet<String> {
             }
         }
         for rule in &module.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. }
-                    | RuleHead::Set { refr, .. }
-                    | RuleHead::Func { refr, .. } => refr,
-                },
-                Rule::Default { refr, .. } => refr,
-            };
+            let refr = crate::rego_calls::head_ref(rule);
             if let Some(first) = first_segment(refr) {
                 names.insert(first);
             }

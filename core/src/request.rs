@@ -702,7 +702,8 @@ fn number_paths(value: &Value, path: &str) -> Result<(), RequestError> {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// `null`, `a boolean`, …: what a JSON value is, for error messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -22,7 +22,7 @@ pub(crate) fn parse_features(v: &Value) -> Result<BTreeMap<String, f64>, Request
             FEATURES,
             format!(
                 "expected an object of feature name to number, found {}",
-                kind_of(v)
+                super::type_name(v)
             ),
         ));
     };
@@ -34,7 +34,7 @@ pub(crate) fn parse_features(v: &Value) -> Result<BTreeMap<String, f64>, Request
                 return Err(RequestError::new(
                     RequestErrorKind::Type,
                     feature_path(name),
-                    format!("expected a number, found {}", kind_of(other)),
+                    format!("expected a number, found {}", super::type_name(other)),
                 ));
             }
         };
@@ -90,15 +90,4 @@ pub(crate) fn features_json(features: &BTreeMap<String, f64>) -> Value {
             })
             .collect(),
     )
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
