@@ -90,29 +90,111 @@ def test_reject_is_a_tool_error(engine: agentriage.Engine) -> None:
     assert performed == [] and asked == []
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 @pytest.mark.parametrize("approved,runs", [(True, True), (False, False), (None, False)])
-def test_escalate_elicits_the_users_approval(engine: agentriage.Engine, approved: Optional[bool], runs: bool) -> None:
+def test_escalate_elicits_the_users_approval(
+    engine: agentriage.Engine, approved: Optional[bool], runs: bool, mode: str
+) -> None:
+    # "legacy": asked mid-call; "auto" (protocol 2026-07-28): the call returns
+    # an InputRequiredResult, the client answers and calls again.
     seen: list[tuple[str, agentriage.Decision]] = []
     server, performed = build(engine, seen)
     asked: list[str] = []
-    result = call(server, "reroute_shipment", {"shipment_id": "SH-1002", "route": "dc-5"}, approved, asked)
+    result = call(server, "reroute_shipment", {"shipment_id": "SH-1002", "route": "dc-5"}, approved, asked, mode=mode)
     assert len(asked) == 1 and ESCALATED_BY[0] in asked[0]
     assert result.is_error is (not runs), text(result)
     assert performed == (["SH-1002 dc-5"] if runs else [])
     if not runs:
-        assert "did not approve" in text(result)
+        assert "did not approve" in text(result) or "decline" in text(result), text(result)
+    # Every round decides again: one decision on the legacy path, two when
+    # the answer comes back in a second call.
+    assert [d.outcome.value for _, d in seen] == ["escalate"] * (1 if mode == "legacy" else 2)
 
 
-def test_without_a_back_channel_an_escalation_is_refused(engine: agentriage.Engine) -> None:
-    # On a 2026-07-28 connection (the in-process default) the server cannot
-    # send a request mid-call: no one can be asked, so the call is refused.
+def test_the_hidden_parameters_are_not_in_the_tools_input_schema(engine: agentriage.Engine) -> None:
+    server, _ = build(engine, [])
+
+    async def main() -> Any:
+        async with Client(server, mode="auto") as client:
+            return await client.list_tools()
+
+    tools = {t.name: t for t in asyncio.run(main()).tools}
+    props = set(tools["reroute_shipment"].input_schema["properties"])
+    assert props == {"shipment_id", "route"}
+
+
+def leaves(e: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    inner = getattr(e, "exceptions", None)
+    return [x for sub in inner for x in leaves(sub)] if inner else [e]
+
+
+@pytest.mark.parametrize("state", [None, "v1.forged"])
+def test_an_answer_the_server_did_not_ask_for_does_not_run_the_tool(engine: agentriage.Engine, state: Optional[str]) -> None:
+    # A client that skips the question and sends its own "approved" answer,
+    # without the sealed requestState or with a made-up one.
     server, performed = build(engine, [])
+    key = "agentriage.guards.mcp:guarded_tool.test_guard_mcp.build.<locals>.reroute_shipment.approval"
     asked: list[str] = []
-    result = call(server, "reroute_shipment", {"shipment_id": "SH-1002", "route": "dc-5"}, True, asked, mode="auto")
-    assert result.is_error and "could not be asked" in text(result)
+
+    async def main() -> Any:
+        # The session is driven by hand: no automatic rounds, the callback never runs.
+        async with Client(server, elicitation_callback=answer(True, asked), mode="auto") as client:
+            return await client.session.call_tool(
+                "reroute_shipment",
+                {"shipment_id": "SH-1002", "route": "dc-5"},
+                input_responses={key: {"action": "accept", "content": {"approved": True}}},
+                request_state=state,
+                allow_input_required=True,
+            )
+
+    try:
+        result = asyncio.run(main())
+    except Exception as e:
+        # A made-up state: the SDK refuses it as invalid params.
+        assert state is not None, [repr(x) for x in leaves(e)]
+        assert any("requestState" in str(x) for x in leaves(e)), repr(e)
+    else:
+        # No state: the answer is discarded and the question asked (again).
+        assert state is None
+        assert key in (getattr(result, "input_requests", None) or {}), result
     assert performed == [] and asked == []
-    ok = call(server, "reroute_shipment", {"shipment_id": "SH-1001", "route": "dc-5"}, True, asked, mode="auto")
+
+
+def test_a_client_without_elicitation_is_refused(engine: agentriage.Engine) -> None:
+    server, performed = build(engine, [])
+
+    async def main() -> Any:
+        async with Client(server, mode="auto") as client:
+            return await client.call_tool("reroute_shipment", {"shipment_id": "SH-1002", "route": "dc-5"})
+
+    try:
+        result = asyncio.run(main())
+    except Exception as e:  # missing client capability: an MCP error
+        assert any("elicitation" in str(x) for x in leaves(e)), repr(e)
+    else:
+        assert result.is_error
+    assert performed == []
+    ok = call(server, "reroute_shipment", {"shipment_id": "SH-1001", "route": "dc-5"}, True, [], mode="auto")
     assert not ok.is_error and performed == ["SH-1001 dc-5"]
+
+
+def test_called_directly_the_guard_still_decides(engine: agentriage.Engine) -> None:
+    # Outside MCPServer (no resolvers ran) the guard decides itself.
+    seen: list[tuple[str, agentriage.Decision]] = []
+    performed: list[str] = []
+
+    @guarded_tool(engine, action="payment.release", resource=invoice, principal=lambda ctx: router(),
+                  context=CONTEXT, clock=clock, on_decision=lambda t, a, d: seen.append((t, d)))
+    async def release_payment(invoice_id: str, ctx: Context) -> str:
+        performed.append(invoice_id)
+        return "paid"
+
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    with pytest.raises(ToolError, match="refused by policy"):
+        asyncio.run(release_payment("INV-88", None))  # type: ignore[arg-type]
+    assert performed == [] and [d.outcome.value for _, d in seen] == ["reject"]
 
 
 def test_without_an_access_token_the_caller_has_no_principal(engine: agentriage.Engine) -> None:

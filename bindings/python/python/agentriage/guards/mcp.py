@@ -16,12 +16,19 @@ The caller is the server's authenticated access token (``get_access_token``:
 ``subject``, else ``client_id``; scopes and client id as attributes, the
 token's expiry as the credential's), or what ``principal(ctx)`` returns.
 ``execute`` runs the tool; ``reject`` raises MCP's ``ToolError`` (the client
-gets a result with ``isError``); ``escalate`` asks the user through MCP
-elicitation (``ctx.elicit``) and runs the tool only when the user accepts
-with ``approved: true``. Elicitation mid-call needs a connection with a
-back-channel (the initialize handshake, protocol <= 2025-11-25); on one
-without (a 2026-07-28 connection), or with a client that cannot elicit, an
-escalated call is refused.
+gets a result with ``isError``); ``escalate`` asks the user with MCP
+elicitation and runs the tool only when the user accepts with
+``approved: true``. The question goes through the SDK's resolvers
+(``Resolve``/``Elicit``), so it follows the negotiated protocol: on
+2026-07-28 the call returns an ``InputRequiredResult`` and runs when the
+client calls again with the answer (the answer rides the SDK's sealed
+``requestState``; the policy is decided again on that round and the answer
+counts only if the same question is asked); on <= 2025-11-25 the
+elicitation request is sent mid-call. A client without form elicitation,
+or a decline or cancel, leaves the tool not run. The guard adds two
+parameters (``agentriage_decision``, ``agentriage_approval``) that the SDK
+fills and leaves out of the tool's input schema. Called directly (outside
+``MCPServer``), the guard decides itself and asks through ``ctx.elicit``.
 
 ``mcp`` is imported only when a tool is decorated.
 """
@@ -32,7 +39,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Optional, TypeVar, Union
+from typing import Annotated, Any, Optional, TypeVar, Union
 
 from agentriage._errors import Error
 from agentriage._native import Decision, Engine
@@ -70,6 +77,71 @@ def _approval_schema() -> Any:
     return create_model("Approval", approved=(bool, Field(description="Run the tool call as requested")))
 
 
+_DECISION = "agentriage_decision"
+_APPROVAL = "agentriage_approval"
+_CTX = "agentriage_ctx"
+
+
+class _Decided:
+    """A decision made by the guard's own resolver (a type no client can send)."""
+
+    __slots__ = ("decision",)
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+
+
+def _decision_of(outcome: Any) -> Decision:
+    """The decision inside the SDK's wrapping of the decide resolver's value;
+    anything else is refused (the tool must not run on what it cannot read)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    decided = getattr(outcome, "data", outcome)
+    if not isinstance(decided, _Decided):
+        raise ToolError("not decided, so not run: the guard's decision is missing")
+    return decided.decision
+
+
+def _approved(outcome: Any) -> bool:
+    """True only for an accepted elicitation answering ``approved: true``."""
+    from mcp.server.elicitation import AcceptedElicitation
+
+    return isinstance(outcome, AcceptedElicitation) and getattr(outcome.data, "approved", None) is True
+
+
+def _as_resolver(
+    resolver: Callable[..., Any],
+    tool: Callable[..., Any],
+    part: str,
+    parameters: list[inspect.Parameter],
+    annotations: dict[str, Any],
+) -> None:
+    """Gives a resolver the signature the SDK plans from and a name unique
+    per tool (the SDK keys its ``requestState`` entries by qualified name)."""
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty, annotation=inspect.Parameter.empty) for p in parameters]
+    if part == "decide":
+        params.append(inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY))
+    resolver.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    resolver.__annotations__ = dict(annotations)
+    resolver.__qualname__ = f"guarded_tool.{tool.__module__}.{tool.__qualname__}.{part}"
+    resolver.__name__ = f"{tool.__name__}_{part}"
+
+
+async def _ask_directly(ctx: Any, tool: str, decision: Decision) -> Optional[bool]:
+    """Asks through ``ctx.elicit`` (a call made outside ``MCPServer``'s resolvers)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    why = reasons_text(decision)
+    if ctx is None:
+        raise ToolError(f"needs a human's approval and no one can be asked: {why}")
+    try:
+        answer = await ctx.elicit(f"`{tool}` needs your approval: {why}", schema=_approval_schema())
+    except Exception as e:  # the client cannot elicit: refuse
+        raise ToolError(f"needs a human's approval, which could not be asked ({e}): {why}") from e
+    data = getattr(answer, "data", None)
+    return getattr(answer, "action", None) == "accept" and getattr(data, "approved", None) is True
+
+
 def guarded_tool(
     engine: Engine,
     *,
@@ -87,7 +159,10 @@ def guarded_tool(
     name, the context left out); ``on_decision(tool, arguments, decision)``
     sees every decision (an audit hook).
     """
+    from mcp.server.elicitation import ElicitationResult
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.resolve import Elicit, Resolve
     from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
 
     g = Guard(engine, context=context, clock=clock)
@@ -101,14 +176,12 @@ def guarded_tool(
                 f"guarded_tool needs the tool's `Context`: add a parameter `ctx: Context` to `{fn.__name__}`"
             )
         signature = inspect.signature(fn)
+        for hidden in (_DECISION, _APPROVAL):
+            if hidden in signature.parameters:
+                raise TypeError(f"`{fn.__name__}` has a parameter `{hidden}`, a name the guard reserves")
+        tool_args = [p for n, p in signature.parameters.items() if n != ctx_name]
 
-        @functools.wraps(fn)
-        async def guarded(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-            ctx = arguments.pop(ctx_name, None)
-            who = principal(ctx) if principal is not None else principal_from_access_token()
+        async def decide(who: Any, arguments: dict[str, Any]) -> Decision:
             res = resource(arguments) if callable(resource) else resource
             try:
                 decision = await g.decide_async(action, resource=res, principal=who)
@@ -118,25 +191,74 @@ def guarded_tool(
                 raise ToolError(f"not decided, so not run: {e}") from e
             if on_decision is not None:
                 on_decision(fn.__name__, arguments, decision)
+            return decision
+
+        async def decide_resolver(**kwargs: Any) -> _Decided:
+            ctx = kwargs.pop(_CTX)
+            who = principal(ctx) if principal is not None else principal_from_access_token()
+            return _Decided(await decide(who, kwargs))
+
+        _as_resolver(decide_resolver, fn, "decide", tool_args, {_CTX: Context})
+
+        def approval_resolver(decided: Any) -> Any:
+            decision = _decision_of(decided)
+            why = reasons_text(decision)
+            if decision.outcome is Outcome.EXECUTE:
+                return None
+            if decision.outcome is Outcome.ESCALATE:
+                # The same words on every round: the SDK takes a recorded
+                # answer only for the question it was given to.
+                return Elicit(f"`{fn.__name__}` needs your approval: {why}", _approval_schema())
+            raise ToolError(f"refused by policy (decision {decision.decision_id}): {why}")
+
+        _as_resolver(
+            approval_resolver,
+            fn,
+            "approval",
+            [inspect.Parameter("decided", inspect.Parameter.POSITIONAL_OR_KEYWORD)],
+            {"decided": Annotated[ElicitationResult[Any], Resolve(decide_resolver)]},
+        )
+
+        @functools.wraps(fn)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            decided = kwargs.pop(_DECISION, None)
+            approval = kwargs.pop(_APPROVAL, None)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            ctx = arguments.pop(ctx_name, None)
+            if decided is None:
+                # Not called by MCPServer's resolvers: decide here, and ask
+                # (if at all) over the connection's back-channel.
+                who = principal(ctx) if principal is not None else principal_from_access_token()
+                decision = await decide(who, arguments)
+                approved = await _ask_directly(ctx, fn.__name__, decision) if decision.outcome is Outcome.ESCALATE else None
+            else:
+                decision = _decision_of(decided)
+                approved = _approved(approval)
             why = reasons_text(decision)
             if decision.outcome is Outcome.EXECUTE:
                 return await fn(*args, **kwargs)
             if decision.outcome is Outcome.ESCALATE:
-                if ctx is None:
-                    raise ToolError(f"needs a human's approval and no one can be asked: {why}")
-                try:
-                    answer = await ctx.elicit(
-                        f"`{fn.__name__}` needs your approval (decision {decision.decision_id}): {why}",
-                        schema=_approval_schema(),
-                    )
-                except Exception as e:  # the client cannot elicit: refuse
-                    raise ToolError(f"needs a human's approval, which could not be asked ({e}): {why}") from e
-                data = getattr(answer, "data", None)
-                if getattr(answer, "action", None) == "accept" and getattr(data, "approved", None) is True:
+                if approved is True:
                     return await fn(*args, **kwargs)
                 raise ToolError(f"a human did not approve (decision {decision.decision_id}): {why}")
             raise ToolError(f"refused by policy (decision {decision.decision_id}): {why}")
 
+        # The SDK reads the parameters from the signature and the resolvers
+        # from the annotations; both gain the two hidden parameters.
+        params = list(signature.parameters.values())
+        at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+        hidden_params = [
+            inspect.Parameter(_DECISION, inspect.Parameter.KEYWORD_ONLY, default=None),
+            inspect.Parameter(_APPROVAL, inspect.Parameter.KEYWORD_ONLY, default=None),
+        ]
+        guarded.__signature__ = signature.replace(parameters=params[:at] + hidden_params + params[at:])  # type: ignore[attr-defined]
+        guarded.__annotations__ = {
+            **getattr(fn, "__annotations__", {}),
+            _DECISION: Annotated[ElicitationResult[Any], Resolve(decide_resolver)],
+            _APPROVAL: Annotated[ElicitationResult[Any], Resolve(approval_resolver)],
+        }
         return guarded  # type: ignore[return-value]
 
     return decorate
