@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use agentriage::otlp::{DecisionRecord, OtlpExporter, Protocol};
+use agentriage::otlp::{DecisionRecord, OtlpExporter, Protocol, Signal, parse_headers};
 use agentriage::{Decision, Metrics};
 
 /// Decisions are sent in batches of this many.
@@ -31,6 +31,12 @@ pub struct OtlpArgs {
     /// The `service.name` of the exported telemetry (default `agentriage`).
     #[arg(long, value_name = "NAME")]
     pub otlp_service_name: Option<String>,
+    /// A header sent with every export (gRPC metadata under `grpc`),
+    /// e.g. `authorization=Bearer …`; repeatable. Added to those of
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (a name given here replaces the
+    /// variable's).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub otlp_header: Vec<String>,
 }
 
 /// A variable of the environment, when set and not empty.
@@ -59,9 +65,12 @@ impl Sink {
     /// A sink for `args`, or `None` without an endpoint.
     pub fn new(args: &OtlpArgs) -> Result<Option<Sink>, String> {
         if args.otlp_endpoint.is_none() && !args.otlp {
-            if args.otlp_protocol.is_some() || args.otlp_service_name.is_some() {
+            if args.otlp_protocol.is_some()
+                || args.otlp_service_name.is_some()
+                || !args.otlp_header.is_empty()
+            {
                 return Err(
-                    "--otlp-protocol and --otlp-service-name need --otlp-endpoint or --otlp"
+                    "--otlp-protocol, --otlp-service-name and --otlp-header need --otlp-endpoint or --otlp"
                         .to_owned(),
                 );
             }
@@ -80,10 +89,42 @@ impl Sink {
             None => env("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| protocol.default_endpoint().to_owned()),
         };
-        let exporter = OtlpExporter::new(&endpoint)
+        let mut exporter = OtlpExporter::new(&endpoint)
             .map_err(|e| e.to_string())?
             .with_protocol(protocol)
             .with_service_name(args.otlp_service_name.as_deref().unwrap_or("agentriage"));
+        if args.otlp_endpoint.is_none() {
+            // Taken from the environment: a signal's own endpoint wins, as
+            // the OpenTelemetry specification says (used as is, path included).
+            for (signal, name) in [
+                (Signal::Traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                (Signal::Logs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
+                (Signal::Metrics, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+            ] {
+                if let Some(url) = env(name) {
+                    exporter = exporter
+                        .with_signal_endpoint(signal, &url)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                }
+            }
+        }
+        if let Some(text) = env("OTEL_EXPORTER_OTLP_HEADERS") {
+            for (name, value) in
+                parse_headers(&text).map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?
+            {
+                exporter = exporter
+                    .with_header(&name, &value)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for given in &args.otlp_header {
+            let (name, value) = given
+                .split_once('=')
+                .ok_or_else(|| format!("--otlp-header `{given}`: expected NAME=VALUE"))?;
+            exporter = exporter
+                .with_header(name.trim(), value.trim())
+                .map_err(|e| format!("--otlp-header: {e}"))?;
+        }
         Ok(Some(Sink {
             exporter,
             pending: Vec::new(),

@@ -24,6 +24,8 @@ mod support;
 struct Received {
     path: String,
     content_type: String,
+    /// Every header line, as sent (without its line break).
+    headers: Vec<String>,
     body: Vec<u8>,
 }
 
@@ -41,12 +43,14 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<Received>) {
             reader.read_line(&mut request_line).unwrap();
             let mut length = 0usize;
             let mut content_type = String::new();
+            let mut headers = Vec::new();
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 if line == "\r\n" || line.is_empty() {
                     break;
                 }
+                headers.push(line.trim_end().to_owned());
                 let lower = line.to_ascii_lowercase();
                 if let Some(v) = lower.strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap();
@@ -61,6 +65,7 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<Received>) {
             let _ = tx.send(Received {
                 path,
                 content_type,
+                headers,
                 body,
             });
             let _ = write!(
@@ -308,6 +313,10 @@ fn eval_with_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::proce
         .args(args)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -435,4 +444,86 @@ fn the_environment_names_endpoint_and_protocol_for_otlp() {
         first,
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn headers_and_a_signals_own_endpoint_come_from_flags_and_the_environment() {
+    let (endpoint, rx) = receiver(200);
+    let pack = support::repo().join("policies/a2a-supply-chain");
+    let request = std::fs::read_to_string(support::repo().join("testdata/requests.jsonl")).unwrap();
+    let first = request.lines().next().unwrap();
+    let out = eval_with_env(
+        &[
+            "eval",
+            "--bundle",
+            pack.to_str().unwrap(),
+            "--otlp",
+            "--otlp-header",
+            "x-tenant=blue",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                &format!("{endpoint}/collector/spans"),
+            ),
+            // Percent-decoded; the flag replaces the variable's `x-tenant`.
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20t0k3n, x-tenant=red",
+            ),
+        ],
+        first,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = received_raw(&rx);
+    let paths: Vec<&str> = all.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/collector/spans", "/v1/logs", "/v1/metrics"]);
+    for r in &all {
+        assert!(
+            r.headers.iter().any(|h| h == "authorization: Bearer t0k3n"),
+            "{:?}",
+            r.headers
+        );
+        let tenants: Vec<&String> = r
+            .headers
+            .iter()
+            .filter(|h| h.starts_with("x-tenant"))
+            .collect();
+        assert_eq!(tenants, ["x-tenant: blue"], "{}", r.path);
+    }
+
+    // A header that would split the request, or one the exporter sets
+    // itself, is a usage error naming it; nothing is sent.
+    for (flag, env_headers, named) in [
+        ("x-a=b", "x-evil=a%0D%0AX-Injected: 1", "x-evil"),
+        ("content-type=text/plain", "", "content-type"),
+        ("no-equals-sign", "", "no-equals-sign"),
+    ] {
+        let out = eval_with_env(
+            &[
+                "eval",
+                "--bundle",
+                pack.to_str().unwrap(),
+                "--otlp",
+                "--otlp-header",
+                flag,
+            ],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("OTEL_EXPORTER_OTLP_HEADERS", env_headers),
+            ],
+            first,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains(named), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
 }

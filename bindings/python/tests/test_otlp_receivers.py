@@ -15,7 +15,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -56,6 +56,8 @@ class Received:
     logs: list[Any] = field(default_factory=list)
     metrics: list[Any] = field(default_factory=list)
     content_types: set[str] = field(default_factory=set)
+    # The `authorization` of every export (HTTP header or gRPC metadata).
+    authorizations: list[Optional[str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -78,6 +80,7 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
             request_type, response_type, sink = kinds[self.path]
             with got.lock:
                 got.content_types.add(self.headers["Content-Type"])
+                got.authorizations.append(self.headers.get("authorization"))
                 sink.append(request_type.FromString(body))
             answer = response_type().SerializeToString()
             self.send_response(200)
@@ -106,6 +109,7 @@ def grpc_server(got: Received, refuse: bool = False) -> tuple[Any, str]:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "collector is full")
             with got.lock:
                 sink.append(request)
+                got.authorizations.append(dict(context.invocation_metadata()).get("authorization"))
             return response()
 
         return export
@@ -161,6 +165,8 @@ def run_cli(endpoint: str, protocol: str, reqs: list[dict[str, Any]]) -> subproc
             protocol,
             "--otlp-service-name",
             "payments-gateway",
+            "--otlp-header",
+            "Authorization=Bearer t0k3n",
         ],
         input="".join(json.dumps(r) + "\n" for r in reqs),
         capture_output=True,
@@ -244,6 +250,8 @@ def test_the_exporter_speaks_protobuf_over_http_and_grpc(receiver: str, request:
     assert len(got.traces) == len(got.logs) == 2
     if receiver == "http_receiver":
         assert got.content_types == {"application/x-protobuf"}
+    # The header reaches the receiver with every export (gRPC: as metadata).
+    assert got.authorizations == ["Bearer t0k3n"] * 5
     check(got, reqs, decisions)
 
 

@@ -28,6 +28,7 @@ pub(super) fn export(
     port: u16,
     address: SocketAddr,
     timeout: Duration,
+    headers: &[(String, String)],
     signal: Signal,
     message: &[u8],
 ) -> Result<(), OtlpError> {
@@ -41,8 +42,9 @@ pub(super) fn export(
         .enable_time()
         .build()
         .map_err(|e| fail(format!("cannot start the I/O runtime: {e}")))?;
-    let outcome = runtime
-        .block_on(async { tokio::time::timeout(timeout, call(&url, address, message)).await });
+    let outcome = runtime.block_on(async {
+        tokio::time::timeout(timeout, call(&url, address, headers, message)).await
+    });
     match outcome {
         Err(_) => Err(fail(format!("no answer within {timeout:?}"))),
         Ok(Err(Failure::Transport(m))) => Err(fail(m)),
@@ -87,14 +89,19 @@ fn status(headers: &http::HeaderMap) -> Option<Result<(), Failure>> {
     Some(Err(Failure::Status(code, message)))
 }
 
-async fn call(url: &str, address: SocketAddr, message: &[u8]) -> Result<(), Failure> {
+async fn call(
+    url: &str,
+    address: SocketAddr,
+    headers: &[(String, String)],
+    message: &[u8],
+) -> Result<(), Failure> {
     let tcp = tokio::net::TcpStream::connect(address)
         .await
         .map_err(transport)?;
     let _ = tcp.set_nodelay(true);
     let (client, connection) = h2::client::handshake(tcp).await.map_err(transport)?;
     let driver = tokio::spawn(connection);
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(http::Method::POST)
         .uri(url)
         .header("content-type", "application/grpc")
@@ -105,6 +112,13 @@ async fn call(url: &str, address: SocketAddr, message: &[u8]) -> Result<(), Fail
         )
         .body(())
         .map_err(transport)?;
+    for (name, value) in headers {
+        // gRPC metadata names are lower case.
+        let name = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(transport)?;
+        let value = http::HeaderValue::from_str(value).map_err(transport)?;
+        request.headers_mut().append(name, value);
+    }
     let mut client = client.ready().await.map_err(transport)?;
     let (answer, mut stream) = client.send_request(request, false).map_err(transport)?;
 

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Decision, Metrics, Outcome};
 
-use proto::Signal;
+pub use proto::Signal;
 
 /// The instrumentation scope named in every payload.
 pub const SCOPE: &str = "agentriage";
@@ -46,6 +46,14 @@ pub enum OtlpError {
     Endpoint {
         /// The endpoint as given.
         endpoint: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A header to send is not one HTTP and gRPC can carry.
+    #[error("OTLP header `{name}`: {why}")]
+    Header {
+        /// The header's name as given.
+        name: String,
         /// What is wrong with it.
         why: String,
     },
@@ -327,13 +335,22 @@ pub struct OtlpExporter {
     service_name: String,
     timeout: Duration,
     protocol: Protocol,
+    headers: Vec<(String, String)>,
+    /// Per signal (traces, logs, metrics): a URL of its own, used as is.
+    signal_urls: [Option<Target>; 3],
 }
 
-impl OtlpExporter {
-    /// An exporter for `endpoint`, e.g. `http://127.0.0.1:4318`; the
-    /// resource's `service.name` is `agentriage` until
-    /// [`with_service_name`](Self::with_service_name).
-    pub fn new(endpoint: &str) -> Result<OtlpExporter, OtlpError> {
+/// Where one signal is sent: `http://host:port/path`.
+#[derive(Debug, Clone)]
+struct Target {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    /// Parses `http://host:port[/path]`; the path without its trailing `/`.
+    fn parse(endpoint: &str) -> Result<Target, OtlpError> {
         let bad = |why: &str| OtlpError::Endpoint {
             endpoint: endpoint.to_owned(),
             why: why.to_owned(),
@@ -363,19 +380,153 @@ impl OtlpExporter {
         {
             return Err(bad("the path has characters a URL path cannot have"));
         }
-        let prefix = path.trim_end_matches('/');
-        Ok(OtlpExporter {
+        let path = path.trim_end_matches('/');
+        Ok(Target {
             host: host.to_owned(),
             port,
-            prefix: if prefix.is_empty() {
+            path: if path.is_empty() {
                 String::new()
             } else {
-                format!("/{prefix}")
+                format!("/{path}")
             },
+        })
+    }
+}
+
+/// The slot of `signal` in per-signal arrays.
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Logs => 1,
+        Signal::Metrics => 2,
+    }
+}
+
+/// Parses `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by
+/// commas, each part trimmed and percent-decoded (the W3C baggage form the
+/// OpenTelemetry specification names). An empty text is no header.
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, OtlpError> {
+    let mut headers = Vec::new();
+    for item in text.split(',') {
+        if item.trim().is_empty() {
+            continue;
+        }
+        let (name, value) = item.split_once('=').ok_or_else(|| OtlpError::Header {
+            name: item.trim().to_owned(),
+            why: "expected `name=value`".to_owned(),
+        })?;
+        let name = percent_decode(name.trim(), name)?;
+        let value = percent_decode(value.trim(), &name)?;
+        check_header(&name, &value)?;
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// `%XX` escapes decoded; the result must be UTF-8.
+fn percent_decode(text: &str, name: &str) -> Result<String, OtlpError> {
+    let bad = |why: &str| OtlpError::Header {
+        name: name.to_owned(),
+        why: why.to_owned(),
+    };
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad("a `%` is not followed by two hex digits"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad("the decoded text is not UTF-8"))
+}
+
+/// A header name must be an HTTP token; a value visible ASCII, spaces
+/// and tabs (no line breaks: nothing can be smuggled into the request).
+fn check_header(name: &str, value: &str) -> Result<(), OtlpError> {
+    let bad = |why: &str| OtlpError::Header {
+        name: name.to_owned(),
+        why: why.to_owned(),
+    };
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(bad(
+            "a header name is letters, digits and `!#$%&'*+-.^_`|~`",
+        ));
+    }
+    if name.starts_with(':')
+        || [
+            "content-type",
+            "content-length",
+            "host",
+            "connection",
+            "te",
+            "transfer-encoding",
+        ]
+        .iter()
+        .any(|reserved| name.eq_ignore_ascii_case(reserved))
+    {
+        return Err(bad("the exporter sets this header itself"));
+    }
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return Err(bad("a value is visible ASCII, spaces and tabs"));
+    }
+    Ok(())
+}
+
+impl OtlpExporter {
+    /// An exporter for `endpoint`, e.g. `http://127.0.0.1:4318`; the
+    /// resource's `service.name` is `agentriage` until
+    /// [`with_service_name`](Self::with_service_name).
+    pub fn new(endpoint: &str) -> Result<OtlpExporter, OtlpError> {
+        let target = Target::parse(endpoint)?;
+        Ok(OtlpExporter {
+            host: target.host,
+            port: target.port,
+            prefix: target.path,
             service_name: "agentriage".to_owned(),
             timeout: Duration::from_secs(10),
             protocol: Protocol::default(),
+            headers: Vec::new(),
+            signal_urls: [None, None, None],
         })
+    }
+
+    /// Sends `signal` to `url` instead, used as is (as
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and its siblings are: for
+    /// HTTP the whole URL, path included; for gRPC its host and port).
+    pub fn with_signal_endpoint(
+        mut self,
+        signal: Signal,
+        url: &str,
+    ) -> Result<OtlpExporter, OtlpError> {
+        let target = Target::parse(url)?;
+        if let Some(slot) = self.signal_urls.get_mut(signal_index(signal)) {
+            *slot = Some(target);
+        }
+        Ok(self)
+    }
+
+    /// Adds a header sent with every export (gRPC metadata under
+    /// `grpc`), e.g. a collector's `authorization`. The name must be an
+    /// HTTP token, the value visible ASCII; the exporter's own headers
+    /// (`content-type`, `host`, …) cannot be replaced.
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<OtlpExporter, OtlpError> {
+        check_header(name, value)?;
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+        Ok(self)
     }
 
     /// How to speak to the receiver (default `http/protobuf`). With
@@ -423,32 +574,51 @@ impl OtlpExporter {
 
     /// Sends one export request in the exporter's protocol.
     fn send(&self, signal: Signal, payload: &Value) -> Result<(), OtlpError> {
-        let path = match signal {
-            Signal::Traces => "/v1/traces",
-            Signal::Logs => "/v1/logs",
-            Signal::Metrics => "/v1/metrics",
+        let target = match self.signal_urls.get(signal_index(signal)) {
+            Some(Some(own)) => own.clone(),
+            _ => Target {
+                host: self.host.clone(),
+                port: self.port,
+                path: format!(
+                    "{}{}",
+                    self.prefix,
+                    match signal {
+                        Signal::Traces => "/v1/traces",
+                        Signal::Logs => "/v1/logs",
+                        Signal::Metrics => "/v1/metrics",
+                    }
+                ),
+            },
         };
         match self.protocol {
             Protocol::HttpJson => {
-                self.post(path, "application/json", payload.to_string().as_bytes())
+                self.post(&target, "application/json", payload.to_string().as_bytes())
             }
             Protocol::HttpProtobuf => {
                 let body = proto::encode(signal, payload).map_err(OtlpError::Encode)?;
-                self.post(path, "application/x-protobuf", &body)
+                self.post(&target, "application/x-protobuf", &body)
             }
-            Protocol::Grpc => self.grpc(signal, payload),
+            Protocol::Grpc => self.grpc(&target, signal, payload),
         }
     }
 
     #[cfg(feature = "otlp-grpc")]
-    fn grpc(&self, signal: Signal, payload: &Value) -> Result<(), OtlpError> {
+    fn grpc(&self, target: &Target, signal: Signal, payload: &Value) -> Result<(), OtlpError> {
         let body = proto::encode(signal, payload).map_err(OtlpError::Encode)?;
-        let address = self.address(&format!("http://{}:{}", self.host, self.port))?;
-        grpc::export(&self.host, self.port, address, self.timeout, signal, &body)
+        let address = self.address(target, &format!("http://{}:{}", target.host, target.port))?;
+        grpc::export(
+            &target.host,
+            target.port,
+            address,
+            self.timeout,
+            &self.headers,
+            signal,
+            &body,
+        )
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
-    fn grpc(&self, _signal: Signal, _payload: &Value) -> Result<(), OtlpError> {
+    fn grpc(&self, _target: &Target, _signal: Signal, _payload: &Value) -> Result<(), OtlpError> {
         Err(OtlpError::Protocol {
             protocol: "grpc".to_owned(),
             why: "this build has no gRPC (the `otlp-grpc` feature)".to_owned(),
@@ -456,40 +626,48 @@ impl OtlpExporter {
     }
 
     /// The socket address of the endpoint's host.
-    fn address(&self, url: &str) -> Result<std::net::SocketAddr, OtlpError> {
+    fn address(&self, target: &Target, url: &str) -> Result<std::net::SocketAddr, OtlpError> {
         let fail = |message: String| OtlpError::Transport {
             url: url.to_owned(),
             message,
         };
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        (host, self.port)
+        let host = target.host.trim_start_matches('[').trim_end_matches(']');
+        (host, target.port)
             .to_socket_addrs()
             .map_err(|e| fail(format!("cannot resolve the host: {e}")))?
             .next()
             .ok_or_else(|| fail("the host resolves to no address".to_owned()))
     }
 
-    /// POSTs `body` to `path` under the endpoint; `Ok` on 2xx.
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<(), OtlpError> {
-        let url = format!("http://{}:{}{}{path}", self.host, self.port, self.prefix);
+    /// POSTs `body` to `target`; `Ok` on 2xx.
+    fn post(&self, target: &Target, content_type: &str, body: &[u8]) -> Result<(), OtlpError> {
+        let url = format!("http://{}:{}{}", target.host, target.port, target.path);
         let fail = |message: String| OtlpError::Transport {
             url: url.clone(),
             message,
         };
-        let address = self.address(&url)?;
+        let address = self.address(target, &url)?;
         let mut stream =
             TcpStream::connect_timeout(&address, self.timeout).map_err(|e| fail(e.to_string()))?;
         stream
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(|e| fail(e.to_string()))?;
-        let head = format!(
-            "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.prefix,
-            self.host,
-            self.port,
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            if target.path.is_empty() {
+                "/"
+            } else {
+                &target.path
+            },
+            target.host,
+            target.port,
             body.len()
         );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
         stream
             .write_all(head.as_bytes())
             .and_then(|()| stream.write_all(body))
@@ -540,6 +718,51 @@ mod tests {
         ] {
             assert!(OtlpExporter::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn headers_are_parsed_as_otel_exporter_otlp_headers_and_checked() {
+        assert_eq!(
+            parse_headers(" authorization = Bearer%20a%2Cb ,x-tenant=blue,, ").unwrap(),
+            [
+                ("authorization".to_owned(), "Bearer a,b".to_owned()),
+                ("x-tenant".to_owned(), "blue".to_owned())
+            ]
+        );
+        assert_eq!(parse_headers("").unwrap(), []);
+        for (bad, why) in [
+            ("novalue", "name=value"),
+            ("x=%0D%0AX-Injected: 1", "visible ASCII"),
+            ("x=%zz", "two hex digits"),
+            ("x=%C3", "UTF-8"),
+            ("a b=c", "header name"),
+            ("Host=evil", "itself"),
+            ("content-length=1", "itself"),
+        ] {
+            let e = parse_headers(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = OtlpExporter::new("http://127.0.0.1:4318").unwrap();
+        let e = e
+            .with_header("X-A", "1")
+            .unwrap()
+            .with_header("x-a", "2")
+            .unwrap();
+        assert_eq!(e.headers, [("x-a".to_owned(), "2".to_owned())]);
+        assert!(e.clone().with_header("x-b", "a\nb").is_err());
+        let e = e
+            .with_signal_endpoint(Signal::Logs, "http://collector:4318/own/logs/")
+            .unwrap();
+        let own = e.signal_urls[1].as_ref().unwrap();
+        assert_eq!(
+            (own.host.as_str(), own.path.as_str()),
+            ("collector", "/own/logs")
+        );
+        assert!(e.signal_urls[0].is_none() && e.signal_urls[2].is_none());
+        assert!(
+            e.with_signal_endpoint(Signal::Traces, "https://x:1")
+                .is_err()
+        );
     }
 
     #[test]

@@ -154,9 +154,9 @@ static RESOURCE_METRICS: [Field; 2] = [
 /// `collector/metrics/v1` `ExportMetricsServiceRequest`.
 static EXPORT_METRICS: [Field; 1] = [f("resourceMetrics", 1, Kind::Message(&RESOURCE_METRICS))];
 
-/// Which export request a payload is.
+/// Which export request a payload is: one of OpenTelemetry's signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
+pub enum Signal {
     /// `ExportTraceServiceRequest`.
     Traces,
     /// `ExportLogsServiceRequest`.
