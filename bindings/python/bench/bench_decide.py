@@ -207,11 +207,11 @@ def main() -> None:
     n, threads = args.n, args.threads
 
     request = typical_request()
-    engines = [("bundle default (rego vm)", agentriage.Engine.from_bundle(BUNDLE))]
+    engines = [("bundle default (rego interpreter)", agentriage.Engine.from_bundle(BUNDLE))]
     scratch = tempfile.TemporaryDirectory()
-    strict = pack_with_evaluator("interpreter", Path(scratch.name))
-    if strict is not None:
-        engines.append(("rego evaluator = interpreter", strict))
+    vm = pack_with_evaluator("vm", Path(scratch.name))
+    if vm is not None:
+        engines.append(("rego evaluator = vm", vm))
 
     print(f"agentriage {agentriage.__version__}, Python {platform.python_version()}, {platform.machine()}")
     print(f"bundle {BUNDLE.name}; request: reroute base of tests/bases.yaml")
