@@ -118,7 +118,10 @@ def _as_resolver(
 ) -> None:
     """Gives a resolver the signature the SDK plans from and a name unique
     per tool (the SDK keys its ``requestState`` entries by qualified name)."""
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty, annotation=inspect.Parameter.empty) for p in parameters]
+    params = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty, annotation=inspect.Parameter.empty)
+        for p in parameters
+    ]
     if part == "decide":
         params.append(inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY))
     resolver.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -176,7 +179,7 @@ def guarded_tool(
                 f"guarded_tool needs the tool's `Context`: add a parameter `ctx: Context` to `{fn.__name__}`"
             )
         signature = inspect.signature(fn)
-        for hidden in (_DECISION, _APPROVAL):
+        for hidden in (_DECISION, _APPROVAL, _CTX):
             if hidden in signature.parameters:
                 raise TypeError(f"`{fn.__name__}` has a parameter `{hidden}`, a name the guard reserves")
         tool_args = [p for n, p in signature.parameters.items() if n != ctx_name]
