@@ -21,11 +21,13 @@ use std::str::FromStr;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect,
-    Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema,
+    ValidationMode, Validator,
 };
+use cedar_policy_core::ast::{PartialValue, Value as CedarValue};
 use miette::Diagnostic;
 use serde_json::Value;
+use smol_str::SmolStr;
 
 use crate::decision::{Effect, Obligation, Reason, Source};
 use crate::error::{BundleError, BundleErrorKind, line_of};
@@ -34,8 +36,8 @@ use crate::request::Request;
 
 mod value;
 use value::{
-    DECIMAL_MAX_TEXT, DECIMAL_MIN_TEXT, Fields, SchemaShapes, datetime_expr, decimal_expr,
-    decimal_text, to_cedar,
+    DECIMAL_MAX_TEXT, DECIMAL_MIN_TEXT, Fields, Path as ValuePath, SchemaShapes, datetime_value,
+    decimal_value, to_cedar,
 };
 
 /// What the engine knows about one Cedar policy beyond Cedar itself.
@@ -447,23 +449,14 @@ impl CedarPolicies {
             if let Some(kind) = &p.kind
                 && declared.is_none_or(|d| d.contains("type"))
             {
-                attrs.insert(
-                    "type".to_owned(),
-                    RestrictedExpression::new_string(kind.clone()),
-                );
+                attrs.insert("type".into(), string(kind));
             }
             if let Some(zone) = &p.trust_zone
                 && declared.is_none_or(|d| d.contains("trust_zone"))
             {
-                attrs.insert(
-                    "trust_zone".to_owned(),
-                    RestrictedExpression::new_string(zone.clone()),
-                );
+                attrs.insert("trust_zone".into(), string(zone));
             }
-            extra.push(
-                Entity::new(principal.clone(), attrs, HashSet::new())
-                    .map_err(|e| format!("principal entity: {e}"))?,
-            );
+            extra.push(entity(&principal, attrs));
         }
         if let Some(r) = &request.resource
             && !self.has_entity(&resource)
@@ -484,30 +477,21 @@ impl CedarPolicies {
             }
             // The engine's own attributes follow the schema like the rest.
             if declared.is_none_or(|d| d.contains("type")) {
-                attrs.insert(
-                    "type".to_owned(),
-                    RestrictedExpression::new_string(r.kind.clone()),
-                );
+                attrs.insert("type".into(), string(&r.kind));
             }
             if declared.is_none_or(|d| d.contains("id")) {
-                attrs.insert(
-                    "id".to_owned(),
-                    RestrictedExpression::new_string(resource_id.to_owned()),
-                );
+                attrs.insert("id".into(), string(resource_id));
             }
-            extra.push(
-                Entity::new(resource.clone(), attrs, HashSet::new())
-                    .map_err(|e| format!("resource entity: {e}"))?,
-            );
+            extra.push(entity(&resource, attrs));
         }
         let schema = self.schema.as_ref();
         let entities = match &self.entities {
-            Some(statics) => statics.clone().add_entities(extra, schema),
-            None => Entities::from_entities(extra, schema),
+            Some(statics) => add_request_entities(statics, extra, schema),
+            None => Entities::from_entities(extra, schema).map_err(|e| e.to_string()),
         }
         .map_err(|e| format!("request entities do not match the schema: {e}"))?;
 
-        let mut pairs = Vec::with_capacity(request.context.len() + 2);
+        let mut pairs = std::collections::BTreeMap::new();
         let context_shapes = self.shapes.context.get(&request.action.name);
         let declared = self
             .shapes
@@ -533,27 +517,30 @@ impl CedarPolicies {
                 );
             }
             let shape = context_shapes.and_then(|fields| fields.get(k));
-            if let Some(expr) = to_cedar(v, &format!("context.{k}"), 2, shape)? {
-                pairs.push((k.clone(), expr));
+            let path = ValuePath::Field(&ValuePath::Root("context"), k);
+            if let Some(value) = to_cedar(v, &path, 2, shape)? {
+                pairs.insert(SmolStr::from(k.as_str()), value);
             }
         }
+        // The engine's fields of the context record; a request entry of the
+        // same name is refused, as a record with a repeated field would be.
+        let mut engine_pair = |name: &str, value: CedarValue| match pairs.entry(name.into()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                Ok(())
+            }
+            std::collections::btree_map::Entry::Occupied(_) => Err(format!(
+                "context: `context.{name}` is set by the engine; the request's context must not carry it"
+            )),
+        };
         let engine_field = |name: &str| declared.flatten().is_none_or(|d| d.contains(name));
         if engine_field("delegation") {
-            pairs.push((
-                "delegation".to_owned(),
-                RestrictedExpression::new_set(
-                    request
-                        .principal
-                        .delegation
-                        .iter()
-                        .map(|d| RestrictedExpression::new_string(d.clone())),
-                ),
-            ));
+            engine_pair("delegation", string_set(&request.principal.delegation))?;
         }
         if let Some(subject) = &request.principal.on_behalf_of
             && engine_field("on_behalf_of")
         {
-            pairs.push(("on_behalf_of".to_owned(), subject_record(subject)?));
+            engine_pair("on_behalf_of", subject_record(subject))?;
         }
         if engine_field("facts") {
             let declared_facts = self
@@ -561,9 +548,14 @@ impl CedarPolicies {
                 .declared
                 .as_ref()
                 .map(|d| d.facts.get(&request.action.name));
-            pairs.push(("facts".to_owned(), facts_record(facts, declared_facts)?));
+            engine_pair("facts", facts_record(facts, declared_facts)?)?;
         }
-        let context = Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))?;
+        // Built as Cedar values, not as restricted expressions Cedar would
+        // evaluate into the same values; `Request::new` below checks the
+        // context against the schema as before.
+        let context = Context::from(cedar_policy_core::ast::Context::Value(std::sync::Arc::new(
+            pairs,
+        )));
         let resource_uid = resource.to_string();
         let cedar_request =
             cedar_policy::Request::new(principal, action, resource, context, schema)
@@ -677,7 +669,7 @@ const DECIMAL_MAX: f64 = 922_337_203_685_477.0;
 
 /// A Cedar decimal for the derived fact `f`, rounded **up** to Cedar's four
 /// fraction digits (for anomaly scores, higher is the strict side).
-fn decimal_rounded_up(f: f64, path: &str) -> Result<RestrictedExpression, String> {
+fn decimal_rounded_up(f: f64, path: &str) -> Result<CedarValue, String> {
     if !f.is_finite() || f.abs() >= DECIMAL_MAX {
         return Err(format!(
             "`{path}` = `{f}` is out of the range of Cedar's `decimal` ({DECIMAL_MIN_TEXT}..={DECIMAL_MAX_TEXT})"
@@ -688,20 +680,74 @@ fn decimal_rounded_up(f: f64, path: &str) -> Result<RestrictedExpression, String
         reason = "checked to be finite and within decimal's range"
     )]
     let scaled = (f * 10_000.0).ceil() as i64;
-    Ok(decimal_expr(decimal_text(scaled)))
+    decimal_value(scaled)
 }
 
 fn insert(
-    attrs: &mut HashMap<String, RestrictedExpression>,
+    attrs: &mut HashMap<SmolStr, PartialValue>,
     key: &str,
     value: &Value,
     parent: &str,
     shapes: &Fields,
 ) -> Result<(), String> {
-    if let Some(e) = to_cedar(value, &format!("{parent}.{key}"), 3, shapes.get(key))? {
-        attrs.insert(key.to_owned(), e);
+    let path = ValuePath::Field(&ValuePath::Root(parent), key);
+    if let Some(v) = to_cedar(value, &path, 3, shapes.get(key))? {
+        attrs.insert(key.into(), PartialValue::Value(v));
     }
     Ok(())
+}
+
+fn string(text: &str) -> PartialValue {
+    PartialValue::Value(CedarValue::from(text))
+}
+
+/// A Cedar set of strings.
+fn string_set(items: &[String]) -> CedarValue {
+    CedarValue::set(items.iter().map(|s| CedarValue::from(s.as_str())), None)
+}
+
+/// A request entity (principal or resource): its attributes, no parents.
+///
+/// Built from Cedar values directly; `Entity::new` would evaluate
+/// restricted expressions into the same values.
+fn entity(uid: &EntityUid, attrs: HashMap<SmolStr, PartialValue>) -> Entity {
+    Entity::from(cedar_policy_core::ast::Entity::new_with_attr_partial_value(
+        uid.clone().into(),
+        attrs,
+        HashSet::new(),
+        HashSet::new(),
+        [],
+    ))
+}
+
+/// The bundle's entities plus the request's, each request entity checked
+/// against the schema as `Entities::add_entities` checks it.
+///
+/// `Entities::add_entities` also recomputes the transitive closure of the
+/// parent relation over every entity; here it is kept as computed at load
+/// (`AssumeAlreadyComputed`), which is exact: the request's entities have
+/// no parents and are not in the bundle (an entity the bundle defines is
+/// never added, and a repeated one is refused), so adding them gives no
+/// entity a new ancestor and cannot make a cycle.
+fn add_request_entities(
+    statics: &Entities,
+    extra: Vec<Entity>,
+    schema: Option<&Schema>,
+) -> Result<Entities, String> {
+    let core_schema = schema.map(|s| cedar_policy_core::validator::CoreSchema::new(s.as_ref()));
+    statics
+        .as_ref()
+        .clone()
+        .add_entities(
+            extra.into_iter().map(|e| {
+                std::sync::Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(&e).clone())
+            }),
+            core_schema.as_ref(),
+            cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
+            cedar_policy_core::extensions::Extensions::all_available(),
+        )
+        .map(Entities::from)
+        .map_err(|e| e.to_string())
 }
 
 /// Whole seconds: `floor` for a time left (the strict side is less), `ceil`
@@ -717,27 +763,16 @@ fn whole_seconds(nanos: i128, ceil: bool) -> i64 {
 }
 
 /// The `context.on_behalf_of` record: `id`, `type`, `roles`, `scopes`.
-fn subject_record(subject: &crate::request::Subject) -> Result<RestrictedExpression, String> {
-    let set = |items: &[String]| {
-        RestrictedExpression::new_set(
-            items
-                .iter()
-                .map(|s| RestrictedExpression::new_string(s.clone())),
-        )
-    };
-    RestrictedExpression::new_record([
-        (
-            "id".to_owned(),
-            RestrictedExpression::new_string(subject.id.clone()),
-        ),
-        (
-            "type".to_owned(),
-            RestrictedExpression::new_string(subject.kind.as_str().to_owned()),
-        ),
-        ("roles".to_owned(), set(&subject.roles)),
-        ("scopes".to_owned(), set(&subject.scopes)),
-    ])
-    .map_err(|e| format!("context.on_behalf_of: {e}"))
+fn subject_record(subject: &crate::request::Subject) -> CedarValue {
+    CedarValue::record(
+        [
+            ("id", CedarValue::from(subject.id.as_str())),
+            ("type", CedarValue::from(subject.kind.as_str())),
+            ("roles", string_set(&subject.roles)),
+            ("scopes", string_set(&subject.scopes)),
+        ],
+        None,
+    )
 }
 
 /// The `context.facts` record; with a schema (`declared` is `Some`), only
@@ -745,48 +780,50 @@ fn subject_record(subject: &crate::request::Subject) -> Result<RestrictedExpress
 fn facts_record(
     facts: &Facts<'_>,
     declared: Option<Option<&std::collections::HashSet<String>>>,
-) -> Result<RestrictedExpression, String> {
-    let mut fields = vec![
-        (
-            "time".to_owned(),
-            datetime_expr(facts.time.to_millis_string()),
-        ),
-        (
-            "time_unix".to_owned(),
-            RestrictedExpression::new_long(whole_seconds(facts.time.unix_nanos(), false)),
-        ),
-        (
-            "hour_utc".to_owned(),
-            RestrictedExpression::new_long(i64::from(facts.time.hour_utc())),
-        ),
-        (
-            "risk_class".to_owned(),
-            RestrictedExpression::new_string(facts.risk_class.to_owned()),
-        ),
-    ];
-    if let Some(ttl) = facts.credential_ttl_nanos {
-        fields.push((
-            "credential_ttl_s".to_owned(),
-            RestrictedExpression::new_long(whole_seconds(ttl, false)),
-        ));
+) -> Result<CedarValue, String> {
+    // With a schema, only the fields it declares; each is built only then.
+    let wanted = |name: &str| declared.is_none_or(|d| d.is_some_and(|d| d.contains(name)));
+    let mut fields: Vec<(&str, CedarValue)> = Vec::with_capacity(8);
+    if wanted("time") {
+        let time = datetime_value(&facts.time.to_millis_string())
+            .map_err(|e| format!("facts.time: {e}"))?;
+        fields.push(("time", time));
     }
-    if let Some(age) = facts.attestation_age_nanos {
-        fields.push((
-            "attestation_age_s".to_owned(),
-            RestrictedExpression::new_long(whole_seconds(age, true)),
-        ));
+    if wanted("time_unix") {
+        let s = whole_seconds(facts.time.unix_nanos(), false);
+        fields.push(("time_unix", CedarValue::from(s)));
     }
+    if wanted("hour_utc") {
+        let hour = i64::from(facts.time.hour_utc());
+        fields.push(("hour_utc", CedarValue::from(hour)));
+    }
+    if wanted("risk_class") {
+        fields.push(("risk_class", CedarValue::from(facts.risk_class)));
+    }
+    if let Some(ttl) = facts.credential_ttl_nanos
+        && wanted("credential_ttl_s")
+    {
+        let s = whole_seconds(ttl, false);
+        fields.push(("credential_ttl_s", CedarValue::from(s)));
+    }
+    if let Some(age) = facts.attestation_age_nanos
+        && wanted("attestation_age_s")
+    {
+        let s = whole_seconds(age, true);
+        fields.push(("attestation_age_s", CedarValue::from(s)));
+    }
+    // A score Cedar cannot hold fails the decision even where the schema
+    // leaves it out of `facts`.
     if let Some(score) = facts.anomaly_score {
-        fields.push((
-            "anomaly_score".to_owned(),
-            decimal_rounded_up(score, "anomaly.score")?,
-        ));
+        let score = decimal_rounded_up(score, "anomaly.score")?;
+        if wanted("anomaly_score") {
+            fields.push(("anomaly_score", score));
+        }
     }
-    fields.push(("intent".to_owned(), facts.intent.to_cedar()?));
-    if let Some(declared) = declared {
-        fields.retain(|(name, _)| declared.is_some_and(|d| d.contains(name)));
+    if wanted("intent") {
+        fields.push(("intent", facts.intent.to_cedar()));
     }
-    RestrictedExpression::new_record(fields).map_err(|e| format!("facts: {e}"))
+    Ok(CedarValue::record(fields, None))
 }
 
 #[cfg(test)]
@@ -1010,18 +1047,22 @@ mod tests {
         assert!(decimal_rounded_up(f64::NAN, "x").is_err());
         assert!(decimal_rounded_up(0.31, "x").is_ok());
         assert_eq!(
-            decimal_text((0.000_01_f64 * 10_000.0).ceil() as i64),
+            value::decimal_text((0.000_01_f64 * 10_000.0).ceil() as i64),
             "0.0001"
         );
     }
 
     #[test]
     fn null_is_absent_and_deep_values_fail() {
-        assert!(to_cedar(&Value::Null, "x", 0, None).unwrap().is_none());
+        assert!(
+            to_cedar(&Value::Null, &ValuePath::Root("x"), 0, None)
+                .unwrap()
+                .is_none()
+        );
         let mut deep = Value::from(1);
         for _ in 0..70 {
             deep = Value::Array(vec![deep]);
         }
-        assert!(to_cedar(&deep, "x", 0, None).is_err());
+        assert!(to_cedar(&deep, &ValuePath::Root("x"), 0, None).is_err());
     }
 }

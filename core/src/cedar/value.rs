@@ -21,9 +21,8 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{EntityTypeName, RestrictedExpression, Schema};
-use cedar_policy_core::ast::{Name, RestrictedExpr};
-use cedar_policy_core::evaluator::RestrictedEvaluator;
+use cedar_policy::{EntityTypeName, Schema};
+use cedar_policy_core::ast::{ExtensionFunction, Name, PartialValue, Value as CedarValue};
 use cedar_policy_core::extensions::Extensions;
 use cedar_policy_core::validator::types::{Attributes, Type};
 use serde_json::{Number, Value};
@@ -58,15 +57,6 @@ impl Extension {
             Extension::Datetime => "datetime",
             Extension::Duration => "duration",
             Extension::Ipaddr => "ipaddr",
-        }
-    }
-
-    fn constructor(self, names: &ExtensionNames) -> &Name {
-        match self {
-            Extension::Decimal => &names.decimal,
-            Extension::Datetime => &names.datetime,
-            Extension::Duration => &names.duration,
-            Extension::Ipaddr => &names.ip,
         }
     }
 }
@@ -197,54 +187,67 @@ fn shape_of(ty: &Type, depth: usize) -> Option<Shape> {
     }
 }
 
-/// Names of the Cedar extension functions the engine calls, parsed once.
-/// (`RestrictedExpression::new_decimal` parses the name on every call, which
-/// cost more than the rest of building a request.)
-pub(super) struct ExtensionNames {
-    decimal: Name,
-    datetime: Name,
-    duration: Name,
-    ip: Name,
+/// Cedar's extension constructors the engine calls, looked up once.
+pub(super) struct ExtensionFns {
+    decimal: &'static ExtensionFunction,
+    datetime: &'static ExtensionFunction,
+    duration: &'static ExtensionFunction,
+    ip: &'static ExtensionFunction,
 }
 
-pub(super) fn extension_names() -> Option<&'static ExtensionNames> {
-    static NAMES: std::sync::OnceLock<Option<ExtensionNames>> = std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            let name = |n: &str| Name::parse_unqualified_name(n).ok();
-            Some(ExtensionNames {
-                decimal: name("decimal")?,
-                datetime: name("datetime")?,
-                duration: name("duration")?,
-                ip: name("ip")?,
-            })
-        })
-        .as_ref()
-}
-
-fn extension_call(extension: Extension, arg: String) -> RestrictedExpression {
-    match extension_names() {
-        Some(names) => RestrictedExpression::from(RestrictedExpr::call_extension_fn(
-            extension.constructor(names).clone(),
-            [RestrictedExpr::val(arg)],
-        )),
-        None => match extension {
-            Extension::Decimal => RestrictedExpression::new_decimal(arg),
-            Extension::Datetime => RestrictedExpression::new_datetime(arg),
-            Extension::Duration => RestrictedExpression::new_duration(arg),
-            Extension::Ipaddr => RestrictedExpression::new_ip(arg),
-        },
+impl ExtensionFns {
+    fn get(&self, extension: Extension) -> &'static ExtensionFunction {
+        match extension {
+            Extension::Decimal => self.decimal,
+            Extension::Datetime => self.datetime,
+            Extension::Duration => self.duration,
+            Extension::Ipaddr => self.ip,
+        }
     }
 }
 
-/// A `decimal` from its text; the text must be one Cedar parses.
-pub(super) fn decimal_expr(text: String) -> RestrictedExpression {
-    extension_call(Extension::Decimal, text)
+/// The constructors, or `None` if this build of Cedar lacks one (every
+/// value needing it then fails the decision closed).
+fn extension_fns() -> Option<&'static ExtensionFns> {
+    static FNS: std::sync::OnceLock<Option<ExtensionFns>> = std::sync::OnceLock::new();
+    FNS.get_or_init(|| {
+        let all = Extensions::all_available();
+        let func = |n: &str| {
+            Name::parse_unqualified_name(n)
+                .ok()
+                .and_then(|name| all.func(&name).ok())
+        };
+        Some(ExtensionFns {
+            decimal: func("decimal")?,
+            datetime: func("datetime")?,
+            duration: func("duration")?,
+            ip: func("ip")?,
+        })
+    })
+    .as_ref()
+}
+
+/// The value Cedar's constructor for `extension` makes of `text`, exactly
+/// what evaluating `decimal("…")` (or `datetime`, `duration`, `ip`) in a
+/// restricted expression gives; `Err` with Cedar's reason if it refuses.
+fn construct(extension: Extension, text: &str) -> Result<CedarValue, String> {
+    let fns = extension_fns().ok_or("extension unavailable")?;
+    match fns.get(extension).call(&[CedarValue::from(text)]) {
+        Ok(PartialValue::Value(v)) => Ok(v),
+        Ok(PartialValue::Residual(_)) => Err("not a value".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A `decimal` holding `scaled` ten-thousandths.
+pub(super) fn decimal_value(scaled: i64) -> Result<CedarValue, String> {
+    construct(Extension::Decimal, &decimal_text(scaled))
 }
 
 /// A `datetime` from its text; the text must be one Cedar parses.
-pub(super) fn datetime_expr(text: String) -> RestrictedExpression {
-    extension_call(Extension::Datetime, text)
+pub(super) fn datetime_value(text: &str) -> Result<CedarValue, String> {
+    construct(Extension::Datetime, text)
+        .map_err(|e| format!("{} is not a Cedar `datetime`: {e}", shown(text)))
 }
 
 /// The text of a `decimal` holding `scaled` ten-thousandths.
@@ -259,6 +262,28 @@ pub(super) const DECIMAL_MIN_TEXT: &str = "-922337203685477.5808";
 
 /// Largest `decimal`, as Cedar prints it.
 pub(super) const DECIMAL_MAX_TEXT: &str = "922337203685477.5807";
+
+/// Where a value sits in the request (`context.items[2].price`), rendered
+/// only when a message needs it: nothing is formatted on the way down.
+#[derive(Clone, Copy)]
+pub(super) enum Path<'a> {
+    /// A name that starts the path, e.g. `context` or `principal.attributes`.
+    Root(&'a str),
+    /// A member of an object.
+    Field(&'a Path<'a>, &'a str),
+    /// An element of an array.
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
 
 /// The decimal a JSON number's text denotes, as `mantissa × 10^exponent`
 /// with no trailing zero in `mantissa`; `None` if the mantissa does not fit
@@ -309,7 +334,7 @@ enum Exact {
 
 /// A JSON number as the Cedar value it denotes exactly: a `Long` when it is
 /// whole, else a `decimal`; refused when neither holds it exactly.
-fn exact(n: &Number, path: &str) -> Result<Exact, String> {
+fn exact(n: &Number, path: &Path<'_>) -> Result<Exact, String> {
     let text = || n.to_string();
     let (mantissa, exponent) = match n.as_i64() {
         Some(i) => (i128::from(i), 0),
@@ -343,19 +368,19 @@ fn exact(n: &Number, path: &str) -> Result<Exact, String> {
 }
 
 /// A JSON number as a Cedar value, by [`exact`].
-fn number(n: &Number, path: &str) -> Result<RestrictedExpression, String> {
-    Ok(match exact(n, path)? {
-        Exact::Long(i) => RestrictedExpression::new_long(i),
-        Exact::Decimal(scaled) => decimal_expr(decimal_text(scaled)),
-    })
+fn number(n: &Number, path: &Path<'_>) -> Result<CedarValue, String> {
+    match exact(n, path)? {
+        Exact::Long(i) => Ok(CedarValue::from(i)),
+        Exact::Decimal(scaled) => decimal_value(scaled),
+    }
 }
 
 /// A JSON number for an attribute the schema types `decimal`: one with a
 /// fraction is that decimal; a whole one is a `Long` to Cedar, which its own
 /// schema-based parsing refuses, and so is it here.
-fn decimal_number(n: &Number, path: &str) -> Result<RestrictedExpression, String> {
+fn decimal_number(n: &Number, path: &Path<'_>) -> Result<CedarValue, String> {
     match exact(n, path)? {
-        Exact::Decimal(scaled) => Ok(decimal_expr(decimal_text(scaled))),
+        Exact::Decimal(scaled) => decimal_value(scaled),
         Exact::Long(_) => Err(format!(
             "`{path}` = `{n}` is a whole number, a `Long` to Cedar, but the schema types it as \
              `decimal`: write it as a string (`\"{n}.0\"`)"
@@ -388,24 +413,15 @@ fn kind(v: &Value) -> &'static str {
 fn extension_value(
     extension: Extension,
     text: &str,
-    path: &str,
-) -> Result<RestrictedExpression, String> {
-    let invalid = |why: String| {
+    path: &Path<'_>,
+) -> Result<CedarValue, String> {
+    construct(extension, text).map_err(|why| {
         format!(
             "`{path}` = {} is not a valid Cedar `{}` (the schema types it so): {why}",
             shown(text),
             extension.type_name()
         )
-    };
-    let names = extension_names().ok_or_else(|| invalid("extension unavailable".into()))?;
-    let expr = RestrictedExpr::call_extension_fn(
-        extension.constructor(names).clone(),
-        [RestrictedExpr::val(text.to_owned())],
-    );
-    RestrictedEvaluator::new(Extensions::all_available())
-        .interpret(expr.as_borrowed())
-        .map_err(|e| invalid(e.to_string()))?;
-    Ok(RestrictedExpression::from(expr))
+    })
 }
 
 /// Converts a JSON value to a Cedar value, reading extension values where
@@ -413,10 +429,10 @@ fn extension_value(
 /// (`Ok(None)`): the attribute is left out, so `has` is false.
 pub(super) fn to_cedar(
     v: &Value,
-    path: &str,
+    path: &Path<'_>,
     depth: usize,
     shape: Option<&Shape>,
-) -> Result<Option<RestrictedExpression>, String> {
+) -> Result<Option<CedarValue>, String> {
     if depth > MAX_DEPTH {
         return Err(format!("`{path}` nests deeper than {MAX_DEPTH} levels"));
     }
@@ -431,8 +447,8 @@ pub(super) fn to_cedar(
                 e.type_name()
             ));
         }
-        (Value::Bool(b), _) => RestrictedExpression::new_bool(*b),
-        (Value::String(s), _) => RestrictedExpression::new_string(s.clone()),
+        (Value::Bool(b), _) => CedarValue::from(*b),
+        (Value::String(s), _) => CedarValue::from(s.as_str()),
         (Value::Number(n), _) => number(n, path)?,
         (Value::Array(items), shape) => {
             let element = match shape {
@@ -441,25 +457,27 @@ pub(super) fn to_cedar(
             };
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                if let Some(e) = to_cedar(item, &format!("{path}[{i}]"), depth + 1, element)? {
+                if let Some(e) = to_cedar(item, &Path::Index(path, i), depth + 1, element)? {
                     out.push(e);
                 }
             }
-            RestrictedExpression::new_set(out)
+            CedarValue::set(out, None)
         }
         (Value::Object(map), shape) => {
             let fields = match shape {
                 Some(Shape::Record(fields)) => Some(fields),
                 _ => None,
             };
-            let mut out = Vec::with_capacity(map.len());
+            // A JSON object's member names are distinct (the request's
+            // parser refuses repeated ones), so each is one record field.
+            let mut out = std::collections::BTreeMap::new();
             for (k, item) in map {
                 let inner = fields.and_then(|f| f.get(k));
-                if let Some(e) = to_cedar(item, &format!("{path}.{k}"), depth + 1, inner)? {
-                    out.push((k.clone(), e));
+                if let Some(e) = to_cedar(item, &Path::Field(path, k), depth + 1, inner)? {
+                    out.insert(k.as_str().into(), e);
                 }
             }
-            RestrictedExpression::new_record(out).map_err(|e| format!("`{path}`: {e}"))?
+            CedarValue::record_arc(std::sync::Arc::new(out), None)
         }
     }))
 }
@@ -496,32 +514,42 @@ mod tests {
 
     #[test]
     fn numbers_are_exact_or_refused() {
-        assert_eq!(exact(&num(1000.1), "x"), Ok(Exact::Decimal(10_001_000)));
-        assert_eq!(exact(&num(-0.0001), "x"), Ok(Exact::Decimal(-1)));
-        assert_eq!(exact(&num(1000.0), "x"), Ok(Exact::Long(1000)));
         assert_eq!(
-            exact(&num(1e18), "x"),
+            exact(&num(1000.1), &Path::Root("x")),
+            Ok(Exact::Decimal(10_001_000))
+        );
+        assert_eq!(
+            exact(&num(-0.0001), &Path::Root("x")),
+            Ok(Exact::Decimal(-1))
+        );
+        assert_eq!(exact(&num(1000.0), &Path::Root("x")), Ok(Exact::Long(1000)));
+        assert_eq!(
+            exact(&num(1e18), &Path::Root("x")),
             Ok(Exact::Long(1_000_000_000_000_000_000))
         );
         assert_eq!(
-            exact(&Number::from(i64::MIN), "x"),
+            exact(&Number::from(i64::MIN), &Path::Root("x")),
             Ok(Exact::Long(i64::MIN))
         );
-        let e = exact(&num(1000.00004), "resource.attributes.price").unwrap_err();
+        let e = exact(&num(1000.00004), &Path::Root("resource.attributes.price")).unwrap_err();
         assert!(
             e.contains("`resource.attributes.price`") && e.contains("four fraction digits"),
             "{e}"
         );
-        assert!(exact(&num(1e300), "x").unwrap_err().contains("`Long`"));
         assert!(
-            exact(&num(1e15 + 0.5), "x")
+            exact(&num(1e300), &Path::Root("x"))
+                .unwrap_err()
+                .contains("`Long`")
+        );
+        assert!(
+            exact(&num(1e15 + 0.5), &Path::Root("x"))
                 .unwrap_err()
                 .contains("`decimal`")
         );
-        assert!(exact(&num(0.1 + 0.2), "x").is_err());
-        assert!(exact(&Number::from(u64::MAX), "x").is_err());
-        assert!(decimal_number(&num(1000.5), "x").is_ok());
-        let e = decimal_number(&Number::from(1000), "x").unwrap_err();
+        assert!(exact(&num(0.1 + 0.2), &Path::Root("x")).is_err());
+        assert!(exact(&Number::from(u64::MAX), &Path::Root("x")).is_err());
+        assert!(decimal_number(&num(1000.5), &Path::Root("x")).is_ok());
+        let e = decimal_number(&Number::from(1000), &Path::Root("x")).unwrap_err();
         assert!(
             e.contains("whole number") && e.contains("\"1000.0\""),
             "{e}"

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cedar_policy::RestrictedExpression;
+use cedar_policy_core::ast::Value as CedarValue;
 use regorus::Value;
 
 use super::error::{IntentCheck, IntentError};
@@ -104,30 +104,28 @@ impl IntentFact {
         Value::from(o)
     }
 
-    pub(crate) fn to_cedar(&self) -> Result<RestrictedExpression, String> {
-        let s = |t: &str| RestrictedExpression::new_string(t.to_owned());
-        let mut fields = vec![("status".to_owned(), s(self.status()))];
+    /// The fact as the Cedar record `context.facts.intent`.
+    pub(crate) fn to_cedar(&self) -> CedarValue {
+        let s = CedarValue::from;
+        let mut fields = vec![("status", s(self.status()))];
         match self {
             IntentFact::Absent => {}
             IntentFact::Invalid(e) => {
-                fields.push(("error".to_owned(), s(e.check().as_str())));
-                fields.push(("message".to_owned(), s(e.message())));
+                fields.push(("error", s(e.check().as_str())));
+                fields.push(("message", s(e.message())));
             }
             IntentFact::Verified(v) => {
                 let c = &v.claims;
-                fields.push(("iss".to_owned(), s(&c.iss)));
-                fields.push(("kid".to_owned(), s(&v.kid)));
-                fields.push(("alg".to_owned(), s(v.alg.as_str())));
-                fields.push(("jti".to_owned(), s(&c.jti)));
-                fields.push(("purpose".to_owned(), s(&c.purpose)));
-                fields.push((
-                    "scope".to_owned(),
-                    RestrictedExpression::new_set(c.scope.iter().map(|x| s(x))),
-                ));
-                fields.push(("iat".to_owned(), RestrictedExpression::new_long(c.iat)));
-                fields.push(("exp".to_owned(), RestrictedExpression::new_long(c.exp)));
+                fields.push(("iss", s(&c.iss)));
+                fields.push(("kid", s(&v.kid)));
+                fields.push(("alg", s(v.alg.as_str())));
+                fields.push(("jti", s(&c.jti)));
+                fields.push(("purpose", s(&c.purpose)));
+                fields.push(("scope", CedarValue::set(c.scope.iter().map(|x| s(x)), None)));
+                fields.push(("iat", CedarValue::from(c.iat)));
+                fields.push(("exp", CedarValue::from(c.exp)));
             }
         }
-        RestrictedExpression::new_record(fields).map_err(|e| format!("facts.intent: {e}"))
+        CedarValue::record(fields, None)
     }
 }
