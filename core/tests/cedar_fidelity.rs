@@ -582,3 +582,31 @@ fn requests_are_validated_against_the_schema() {
     );
     assert_eq!(policies(&d), ["label"]);
 }
+
+/// The engine's own context fields (`delegation` from the principal's
+/// delegation chain) cannot be supplied or replaced by the request's
+/// context: a request that tries fails closed, one that does not sees the
+/// engine's values.
+#[test]
+fn the_request_context_cannot_set_the_engines_fields() {
+    const POLICIES: &str = r#"
+@id("allow") permit (principal, action, resource);
+
+@id("delegated") @reason("delegated more than once")
+forbid (principal, action, resource)
+when { context.delegation.contains("spiffe://acme.example/ns/a/sa/second") };
+"#;
+    let (_dir, engine) = engine(&[("bundle.toml", MANIFEST), ("p.cedar", POLICIES)]);
+    let chain = json!({"principal": {"delegation": [
+        "spiffe://acme.example/ns/a/sa/first",
+        "spiffe://acme.example/ns/a/sa/second"
+    ]}});
+    assert_eq!(policies(&decide(&engine, chain)), vec!["delegated"]);
+    assert_eq!(decide(&engine, json!({})).outcome, Outcome::Execute);
+    // An empty delegation of the request's own does not hide the chain.
+    let posing = json!({
+        "principal": {"delegation": ["spiffe://acme.example/ns/a/sa/second"]},
+        "context": {"delegation": []}
+    });
+    assert_refused(&decide(&engine, posing), &["context.delegation"]);
+}
