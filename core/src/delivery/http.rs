@@ -485,7 +485,7 @@ pub(crate) fn start(
     engine
         .hooks
         .delivery
-        .succeeded(&label, &engine.bundle_info().digest, false);
+        .succeeded(&label, &engine.bundle_info().digest, || false);
     if let (Some(bytes), Some(path)) = (&fetched, &options.cache) {
         keep(&engine, &*fetch, &source, path, bytes);
     }

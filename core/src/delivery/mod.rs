@@ -154,23 +154,24 @@ pub(crate) fn apply(
     match loaded {
         Ok(bundle) => {
             let info = Arc::clone(&bundle.info);
-            let live = engine.bundle_info();
-            let swapped = live.digest != info.digest;
-            if swapped {
-                engine.reload(bundle);
-                tracing::info!(
-                    target: "agentriage::delivery",
-                    source,
-                    revision = %info.revision,
-                    digest = %info.digest,
-                    previous = %live.digest,
-                    "bundle updated"
-                );
-            }
-            engine
-                .hooks
-                .delivery
-                .succeeded(source, &info.digest, swapped);
+            // Swapped in under the delivery state's lock: a status shows the
+            // new bundle together with its update.
+            engine.hooks.delivery.succeeded(source, &info.digest, || {
+                let live = engine.bundle_info();
+                let swapped = live.digest != info.digest;
+                if swapped {
+                    engine.reload(bundle);
+                    tracing::info!(
+                        target: "agentriage::delivery",
+                        source,
+                        revision = %info.revision,
+                        digest = %info.digest,
+                        previous = %live.digest,
+                        "bundle updated"
+                    );
+                }
+                swapped
+            });
             Ok(info)
         }
         Err(e) => {
@@ -198,7 +199,10 @@ pub(crate) fn failed(engine: &Engine, source: &str, e: &DeliveryError) {
 /// Records a fetch that found nothing new (e.g. `304 Not Modified`).
 pub(crate) fn unchanged(engine: &Engine, source: &str) {
     let live = engine.bundle_info();
-    engine.hooks.delivery.succeeded(source, &live.digest, false);
+    engine
+        .hooks
+        .delivery
+        .succeeded(source, &live.digest, || false);
 }
 
 /// An engine with `bundle` that requires `trusted` signatures on every
@@ -214,7 +218,7 @@ impl Engine {
     /// The live bundle and the state of its delivery: source, last
     /// successful and failed fetch, failures and updates so far.
     pub fn bundle_status(&self) -> BundleStatus {
-        self.hooks.delivery.status(&self.bundle_info())
+        self.hooks.delivery.status(|| self.bundle_info())
     }
 }
 

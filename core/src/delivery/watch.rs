@@ -125,7 +125,7 @@ impl Engine {
         engine
             .hooks
             .delivery
-            .succeeded(&source, &engine.bundle_info().digest, false);
+            .succeeded(&source, &engine.bundle_info().digest, || false);
         let follower = engine.follow_path(path, seen, options)?;
         Ok((engine, follower))
     }

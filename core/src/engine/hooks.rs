@@ -204,13 +204,18 @@ impl Engine {
     /// The engine's metrics in the Prometheus text exposition format, for
     /// the host to serve on its own `/metrics`.
     pub fn metrics_text(&self) -> String {
-        let info = Arc::clone(&self.bundle.load().info);
-        let source = self.hooks.delivery.status(&info).source;
-        let mut text = self
-            .hooks
-            .metrics
-            .render(&info, &source, self.hooks.log.load().as_deref());
-        text.push_str(&self.hooks.delivery.render(&info));
+        let mut info = None;
+        let status = self.hooks.delivery.status(|| {
+            let live = Arc::clone(&self.bundle.load().info);
+            info = Some(Arc::clone(&live));
+            live
+        });
+        let info = info.unwrap_or_else(|| Arc::clone(&self.bundle.load().info));
+        let mut text =
+            self.hooks
+                .metrics
+                .render(&info, &status.source, self.hooks.log.load().as_deref());
+        text.push_str(&crate::engine::status::DeliveryState::render(&status));
         text
     }
 }

@@ -2,8 +2,7 @@
 //! and digest, the source, the last successful and failed update.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -48,14 +47,18 @@ struct State {
     last_success: Option<u64>,
     last_failure: Option<u64>,
     last_error: Option<String>,
+    failures: u64,
+    updates: u64,
 }
 
 /// The delivery state an engine keeps (in its hooks).
+///
+/// One lock holds all of it, and a delivery source swaps its bundle in
+/// while holding it: a status is one consistent snapshot (a failure is
+/// counted with its error, an update with the bundle it swapped in).
 #[derive(Debug, Default)]
 pub(crate) struct DeliveryState {
     state: Mutex<State>,
-    failures: AtomicU64,
-    updates: AtomicU64,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -65,29 +68,45 @@ pub(crate) fn now_unix() -> u64 {
 }
 
 impl DeliveryState {
-    pub(crate) fn succeeded(&self, source: &str, digest: &str, swapped: bool) {
-        if swapped {
-            self.updates.fetch_add(1, Ordering::Relaxed);
+    /// Records a successful fetch or load of the bundle `digest` from
+    /// `source`; `swap` swaps it in (returning whether it did) while the
+    /// state is locked, so no status shows the new bundle without its
+    /// update, or the reverse.
+    pub(crate) fn succeeded(&self, source: &str, digest: &str, swap: impl FnOnce() -> bool) {
+        // A poisoned lock only means a panic elsewhere while it was held:
+        // the state is plain data, still usable.
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if swap() {
+            s.updates += 1;
         }
-        if let Ok(mut s) = self.state.lock() {
-            s.delivered = Some((digest.to_owned(), source.to_owned()));
-            s.last_success = Some(now_unix());
-        }
+        s.delivered = Some((digest.to_owned(), source.to_owned()));
+        s.last_success = Some(now_unix());
     }
 
+    /// Records a failed fetch or load, with its error.
     pub(crate) fn failed(&self, error: &str) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut s) = self.state.lock() {
-            s.last_failure = Some(now_unix());
-            s.last_error = Some(error.to_owned());
-        }
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.failures += 1;
+        s.last_failure = Some(now_unix());
+        s.last_error = Some(error.to_owned());
     }
 
-    pub(crate) fn status(&self, live: &BundleInfo) -> BundleStatus {
-        let s = self.state.lock().ok();
-        let source = s
+    /// The status, with `live()` read under the same lock as the rest.
+    pub(crate) fn status(&self, live: impl FnOnce() -> Arc<BundleInfo>) -> BundleStatus {
+        let guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = live();
+        let source = guard
+            .delivered
             .as_ref()
-            .and_then(|s| s.delivered.as_ref())
             .filter(|(digest, _)| *digest == live.digest)
             .map_or_else(|| HOST_SOURCE.to_owned(), |(_, source)| source.clone());
         BundleStatus {
@@ -95,17 +114,16 @@ impl DeliveryState {
             revision: live.revision.clone(),
             digest: live.digest.clone(),
             source,
-            last_success_unix: s.as_ref().and_then(|s| s.last_success),
-            last_failure_unix: s.as_ref().and_then(|s| s.last_failure),
-            last_error: s.as_ref().and_then(|s| s.last_error.clone()),
-            failures: self.failures.load(Ordering::Relaxed),
-            updates: self.updates.load(Ordering::Relaxed),
+            last_success_unix: guard.last_success,
+            last_failure_unix: guard.last_failure,
+            last_error: guard.last_error.clone(),
+            failures: guard.failures,
+            updates: guard.updates,
         }
     }
 
-    /// The delivery metrics in the Prometheus text format.
-    pub(crate) fn render(&self, live: &BundleInfo) -> String {
-        let st = self.status(live);
+    /// The delivery metrics of `st` in the Prometheus text format.
+    pub(crate) fn render(st: &BundleStatus) -> String {
         let mut text = String::with_capacity(1024);
         let mut gauge = |name: &str, help: &str, value: Option<u64>| {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
