@@ -487,7 +487,8 @@ impl CedarPolicies {
         let schema = self.schema.as_ref();
         let entities = match &self.entities {
             Some(statics) => add_request_entities(statics, extra, schema),
-            None => Entities::from_entities(extra, schema).map_err(|e| e.to_string()),
+            None => Entities::from_entities(extra.into_iter().map(Entity::from), schema)
+                .map_err(|e| e.to_string()),
         }
         .map_err(|e| format!("request entities do not match the schema: {e}"))?;
 
@@ -710,14 +711,17 @@ fn string_set(items: &[String]) -> CedarValue {
 ///
 /// Built from Cedar values directly; `Entity::new` would evaluate
 /// restricted expressions into the same values.
-fn entity(uid: &EntityUid, attrs: HashMap<SmolStr, PartialValue>) -> Entity {
-    Entity::from(cedar_policy_core::ast::Entity::new_with_attr_partial_value(
+fn entity(
+    uid: &EntityUid,
+    attrs: HashMap<SmolStr, PartialValue>,
+) -> cedar_policy_core::ast::Entity {
+    cedar_policy_core::ast::Entity::new_with_attr_partial_value(
         uid.clone().into(),
         attrs,
         HashSet::new(),
         HashSet::new(),
         [],
-    ))
+    )
 }
 
 /// The bundle's entities plus the request's, each request entity checked
@@ -731,7 +735,7 @@ fn entity(uid: &EntityUid, attrs: HashMap<SmolStr, PartialValue>) -> Entity {
 /// entity a new ancestor and cannot make a cycle.
 fn add_request_entities(
     statics: &Entities,
-    extra: Vec<Entity>,
+    extra: Vec<cedar_policy_core::ast::Entity>,
     schema: Option<&Schema>,
 ) -> Result<Entities, String> {
     let core_schema = schema.map(|s| cedar_policy_core::validator::CoreSchema::new(s.as_ref()));
@@ -739,9 +743,7 @@ fn add_request_entities(
         .as_ref()
         .clone()
         .add_entities(
-            extra.into_iter().map(|e| {
-                std::sync::Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(&e).clone())
-            }),
+            extra.into_iter().map(std::sync::Arc::new),
             core_schema.as_ref(),
             cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
             cedar_policy_core::extensions::Extensions::all_available(),

@@ -204,13 +204,10 @@ impl Engine {
     /// The engine's metrics in the Prometheus text exposition format, for
     /// the host to serve on its own `/metrics`.
     pub fn metrics_text(&self) -> String {
-        let mut info = None;
-        let status = self.hooks.delivery.status(|| {
-            let live = Arc::clone(&self.bundle.load().info);
-            info = Some(Arc::clone(&live));
-            live
-        });
-        let info = info.unwrap_or_else(|| Arc::clone(&self.bundle.load().info));
+        let (info, status) = self
+            .hooks
+            .delivery
+            .snapshot(|| Arc::clone(&self.bundle.load().info));
         let mut text =
             self.hooks
                 .metrics

@@ -99,6 +99,14 @@ impl DeliveryState {
 
     /// The status, with `live()` read under the same lock as the rest.
     pub(crate) fn status(&self, live: impl FnOnce() -> Arc<BundleInfo>) -> BundleStatus {
+        self.snapshot(live).1
+    }
+
+    /// The live bundle, read by `live()` under the lock, and the status.
+    pub(crate) fn snapshot(
+        &self,
+        live: impl FnOnce() -> Arc<BundleInfo>,
+    ) -> (Arc<BundleInfo>, BundleStatus) {
         let guard = self
             .state
             .lock()
@@ -109,7 +117,7 @@ impl DeliveryState {
             .as_ref()
             .filter(|(digest, _)| *digest == live.digest)
             .map_or_else(|| HOST_SOURCE.to_owned(), |(_, source)| source.clone());
-        BundleStatus {
+        let status = BundleStatus {
             name: live.name.clone(),
             revision: live.revision.clone(),
             digest: live.digest.clone(),
@@ -119,7 +127,8 @@ impl DeliveryState {
             last_error: guard.last_error.clone(),
             failures: guard.failures,
             updates: guard.updates,
-        }
+        };
+        (live, status)
     }
 
     /// The delivery metrics of `st` in the Prometheus text format.
