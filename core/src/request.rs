@@ -367,13 +367,15 @@ impl Request {
         if oversized_integer {
             check_numbers(&value, "")?;
         }
-        Request::from_value(&value)
+        Request::try_from(value)
     }
 
-    /// Validates a request given as a JSON value.
+    /// Validates a request given as a JSON value. `Request::try_from(value)`
+    /// does the same with a value it may take apart: it moves the value's
+    /// strings and maps into the request instead of copying them.
     pub fn from_value(value: &Value) -> Result<Request, RequestError> {
         check_value_depth(value, "$", 0)?;
-        parse_request(value)
+        parse_request(value.clone())
     }
 
     /// The request as JSON, in the shape of the public contract.
@@ -460,6 +462,17 @@ impl Request {
             check_map_depth(&r.attributes, "resource.attributes", 3)?;
         }
         Ok(())
+    }
+}
+
+impl TryFrom<Value> for Request {
+    type Error = RequestError;
+
+    /// Validates a request given as a JSON value, as [`Request::from_value`]
+    /// does, moving the value's strings and maps into the request.
+    fn try_from(value: Value) -> Result<Request, RequestError> {
+        check_value_depth(&value, "$", 0)?;
+        parse_request(value)
     }
 }
 
@@ -747,18 +760,20 @@ fn join(parent: &str, key: &str) -> String {
 }
 
 /// A JSON object being read field by field; unknown fields are refused.
+/// The fields are moved out of it (`take`), so a request parsed from a value
+/// it owns copies no string or map.
 struct Fields<'a> {
     path: &'a str,
-    map: &'a Map<String, Value>,
+    map: Map<String, Value>,
 }
 
 impl<'a> Fields<'a> {
-    fn new(value: &'a Value, path: &'a str, allowed: &[&str]) -> Result<Self, RequestError> {
+    fn new(value: Value, path: &'a str, allowed: &[&str]) -> Result<Self, RequestError> {
         let Value::Object(map) = value else {
             return Err(wrong_type(
                 if path.is_empty() { "$" } else { path },
                 "an object",
-                value,
+                &value,
             ));
         };
         if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -774,24 +789,24 @@ impl<'a> Fields<'a> {
         Ok(Fields { path, map })
     }
 
-    /// The field, treating `null` as absent.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+    /// The field, moved out, treating `null` as absent.
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key).filter(|v| !v.is_null())
     }
 
     fn path(&self, key: &str) -> String {
         join(self.path, key)
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, RequestError> {
-        match self.get(key) {
+    fn string(&mut self, key: &str) -> Result<Option<String>, RequestError> {
+        match self.take(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(wrong_type(&self.path(key), "a string", v)),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(wrong_type(&self.path(key), "a string", &v)),
         }
     }
 
-    fn required_string(&self, key: &str) -> Result<String, RequestError> {
+    fn required_string(&mut self, key: &str) -> Result<String, RequestError> {
         match self.string(key)? {
             None => Err(RequestError::new(
                 RequestErrorKind::Missing,
@@ -803,8 +818,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, RequestError> {
-        if let Some(Value::Number(n)) = self.get(key) {
+    fn timestamp(&mut self, key: &str) -> Result<Option<Timestamp>, RequestError> {
+        if let Some(Value::Number(n)) = self.map.get(key) {
             return Err(epoch_number(&self.path(key), n));
         }
         let Some(text) = self.string(key)? else {
@@ -815,31 +830,31 @@ impl<'a> Fields<'a> {
             .map_err(|e| RequestError::new(RequestErrorKind::Value, self.path(key), e.to_string()))
     }
 
-    fn object(&self, key: &str) -> Result<Map<String, Value>, RequestError> {
-        match self.get(key) {
+    fn object(&mut self, key: &str) -> Result<Map<String, Value>, RequestError> {
+        match self.take(key) {
             None => Ok(Map::new()),
-            Some(Value::Object(m)) => Ok(m.clone()),
-            Some(v) => Err(wrong_type(&self.path(key), "an object", v)),
+            Some(Value::Object(m)) => Ok(m),
+            Some(v) => Err(wrong_type(&self.path(key), "an object", &v)),
         }
     }
 
-    fn string_list(&self, key: &str) -> Result<Vec<String>, RequestError> {
-        match self.get(key) {
+    fn string_list(&mut self, key: &str) -> Result<Vec<String>, RequestError> {
+        match self.take(key) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                    Value::String(s) if !s.is_empty() => Ok(s),
                     Value::String(_) => Err(empty(&format!("{}[{i}]", self.path(key)))),
                     other => Err(wrong_type(
                         &format!("{}[{i}]", self.path(key)),
                         "a string",
-                        other,
+                        &other,
                     )),
                 })
                 .collect(),
-            Some(v) => Err(wrong_type(&self.path(key), "an array of strings", v)),
+            Some(v) => Err(wrong_type(&self.path(key), "an array of strings", &v)),
         }
     }
 }
@@ -883,15 +898,15 @@ pub(crate) const TOP_LEVEL_FIELDS: &[&str] = &[
     "approval",
 ];
 
-fn parse_request(value: &Value) -> Result<Request, RequestError> {
-    let top = Fields::new(value, "", TOP_LEVEL_FIELDS)?;
+fn parse_request(value: Value) -> Result<Request, RequestError> {
+    let mut top = Fields::new(value, "", TOP_LEVEL_FIELDS)?;
     let trace_id = top.string("trace_id")?;
     if let Some(t) = &trace_id {
         check_trace_id(t, "trace_id")?;
     }
     let traceparent = top.string("traceparent")?;
     crate::traceparent::check(traceparent.as_deref(), trace_id.as_deref())?;
-    let principal = match top.get("principal") {
+    let principal = match top.take("principal") {
         Some(v) => parse_principal(v)?,
         None => {
             return Err(RequestError::new(
@@ -901,9 +916,9 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
             ));
         }
     };
-    let action = match top.get("action") {
+    let action = match top.take("action") {
         Some(v) => {
-            let f = Fields::new(v, "action", &["name", "attributes"])?;
+            let mut f = Fields::new(v, "action", &["name", "attributes"])?;
             Action {
                 name: f.required_string("name")?,
                 attributes: f.object("attributes")?,
@@ -917,10 +932,10 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
             ));
         }
     };
-    let resource = match top.get("resource") {
+    let resource = match top.take("resource") {
         None => None,
         Some(v) => {
-            let f = Fields::new(v, "resource", &["type", "id", "attributes"])?;
+            let mut f = Fields::new(v, "resource", &["type", "id", "attributes"])?;
             Some(Resource {
                 kind: f.required_string("type")?,
                 id: f.string("id")?,
@@ -932,31 +947,32 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
     if context.contains_key(RESERVED_CONTEXT_KEY) {
         return Err(reserved_facts());
     }
-    let anomaly = match top.get("anomaly") {
+    let anomaly = match top.take("anomaly") {
         None => None,
         Some(v) => {
-            let f = Fields::new(v, "anomaly", &["score", "features"])?;
-            let score = match f.get("score") {
+            let mut f = Fields::new(v, "anomaly", &["score", "features"])?;
+            let score = match f.take("score") {
                 None => None,
                 Some(Value::Number(n)) => {
                     let s = n.as_f64().unwrap_or(f64::NAN);
                     check_score(s, "anomaly.score")?;
                     Some(s)
                 }
-                Some(other) => return Err(wrong_type("anomaly.score", "a number", other)),
+                Some(other) => return Err(wrong_type("anomaly.score", "a number", &other)),
             };
             let features = f
-                .get("features")
-                .map(features::parse_features)
+                .take("features")
+                .map(|v| features::parse_features(&v))
                 .transpose()?;
             features::check(score, features.as_ref())?;
             Some(Anomaly { score, features })
         }
     };
+    let time = top.timestamp("time")?;
     Ok(Request {
         trace_id,
         traceparent,
-        time: top.timestamp("time")?,
+        time,
         principal,
         action,
         resource,
@@ -967,8 +983,8 @@ fn parse_request(value: &Value) -> Result<Request, RequestError> {
     })
 }
 
-fn parse_principal(v: &Value) -> Result<Principal, RequestError> {
-    let f = Fields::new(
+fn parse_principal(v: Value) -> Result<Principal, RequestError> {
+    let mut f = Fields::new(
         v,
         "principal",
         &[
@@ -983,20 +999,20 @@ fn parse_principal(v: &Value) -> Result<Principal, RequestError> {
             "attributes",
         ],
     )?;
-    let credential = match f.get("credential") {
+    let credential = match f.take("credential") {
         None => None,
         Some(c) => {
-            let cf = Fields::new(c, "principal.credential", &["issuer", "expires_at"])?;
+            let mut cf = Fields::new(c, "principal.credential", &["issuer", "expires_at"])?;
             Some(Credential {
                 issuer: cf.string("issuer")?,
                 expires_at: cf.timestamp("expires_at")?,
             })
         }
     };
-    let attestation = match f.get("attestation") {
+    let attestation = match f.take("attestation") {
         None => None,
         Some(a) => {
-            let af = Fields::new(
+            let mut af = Fields::new(
                 a,
                 "principal.attestation",
                 &["status", "kind", "verified_at"],
@@ -1016,7 +1032,7 @@ fn parse_principal(v: &Value) -> Result<Principal, RequestError> {
         delegation: f.string_list("delegation")?,
         credential,
         attestation,
-        on_behalf_of: f.get("on_behalf_of").map(parse_on_behalf_of).transpose()?,
+        on_behalf_of: f.take("on_behalf_of").map(parse_on_behalf_of).transpose()?,
         attributes: f.object("attributes")?,
     })
 }
@@ -1376,8 +1392,8 @@ impl fmt::Display for SubjectKind {
     }
 }
 
-fn parse_on_behalf_of(v: &Value) -> Result<Subject, RequestError> {
-    let f = Fields::new(
+fn parse_on_behalf_of(v: Value) -> Result<Subject, RequestError> {
+    let mut f = Fields::new(
         v,
         "principal.on_behalf_of",
         &["id", "type", "roles", "scopes"],

@@ -22,6 +22,10 @@ use pyo3::types::{
 };
 use serde_json::{Map, Number, Value};
 
+mod typed;
+
+pub use typed::to_request;
+
 /// Why a Python value could not become JSON; kinds are those of the core's
 /// request errors (`type`, `value`, `too_deep`, `too_large`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +82,11 @@ static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// text may take at most [`MAX_REQUEST_BYTES`], so a huge or endless
 /// container is an error, not a process that grows without bound.
 pub fn to_json(obj: &Bound<'_, PyAny>) -> Result<Value, ConversionError> {
-    Converter { used: 0 }.convert(obj, &Step::Root, 0)
+    Converter {
+        used: 0,
+        plain: false,
+    }
+    .convert(obj, &Step::Root, 0)
 }
 
 /// Smallest JSON text of an object with `n` members (`{"":0,…}` counts 4
@@ -136,24 +144,26 @@ fn number_bytes(n: &Number) -> usize {
 /// One conversion: the bytes of JSON text counted so far.
 struct Converter {
     used: usize,
+    /// Only values whose reading runs no Python code (`str`, `int`,
+    /// `float`, `bool`, `None`, `bytes`, `dict`, `list`, `tuple`): anything
+    /// else is refused with [`NOT_PLAIN`]. Nothing can then change a
+    /// container while it is read, so containers are read in place instead
+    /// of from a private copy.
+    plain: bool,
 }
+
+/// The message of the refusal of a value a plain conversion does not read.
+const NOT_PLAIN: &str = "not a plain value";
 
 impl Converter {
     /// Counts `bytes` more of JSON text; past [`MAX_REQUEST_BYTES`], the
     /// `too_large` error JSON text gets (path `$`), naming where the limit
     /// was crossed.
+    #[inline]
     fn charge(&mut self, bytes: usize, at: &Step<'_>) -> Result<(), ConversionError> {
         self.used = self.used.saturating_add(bytes);
         if self.used > MAX_REQUEST_BYTES {
-            return Err(ConversionError {
-                kind: "too_large",
-                path: "$".to_owned(),
-                message: format!(
-                    "request is more than the limit of {MAX_REQUEST_BYTES} bytes as JSON text \
-                     (crossed at `{}`)",
-                    at.render()
-                ),
-            });
+            return Err(too_large(at));
         }
         Ok(())
     }
@@ -161,7 +171,10 @@ impl Converter {
     /// Fails at once if even the smallest JSON form of what comes next
     /// (`bytes`) would cross the limit, before any of it is read.
     fn precheck(&self, bytes: usize, at: &Step<'_>) -> Result<(), ConversionError> {
-        let mut probe = Converter { used: self.used };
+        let mut probe = Converter {
+            used: self.used,
+            plain: self.plain,
+        };
         probe.charge(bytes, at)
     }
 
@@ -178,10 +191,14 @@ impl Converter {
             let depth = enter(at, depth)?;
             self.precheck(min_object_bytes(dict.len()), at)?;
             // A private copy: converting a value may run Python code (a
-            // custom mapping, a tzinfo) that changes the dict under us.
-            let dict = dict
-                .copy()
-                .map_err(|e| fail("type", at, format!("cannot read the dict: {e}")))?;
+            // custom mapping, a tzinfo) that changes the dict under us. A
+            // plain conversion runs none.
+            let dict = if self.plain {
+                dict.clone()
+            } else {
+                dict.copy()
+                    .map_err(|e| fail("type", at, format!("cannot read the dict: {e}")))?
+            };
             self.charge(2, at)?;
             let mut map = Map::with_capacity(dict.len());
             for (i, (k, v)) in dict.iter().enumerate() {
@@ -222,6 +239,9 @@ impl Converter {
         if let Ok(list) = obj.cast::<PyList>() {
             let depth = enter(at, depth)?;
             self.precheck(min_array_bytes(list.len()), at)?;
+            if self.plain {
+                return self.array(list.iter(), list.len(), at, depth);
+            }
             // A private copy, as for a dict.
             let items = list.to_tuple();
             return self.array(items.iter(), items.len(), at, depth);
@@ -237,6 +257,9 @@ impl Converter {
         if let Ok(b) = obj.cast::<PyByteArray>() {
             self.precheck(2 + b.len(), at)?;
             return self.utf8(&b.to_vec(), at);
+        }
+        if self.plain {
+            return Err(fail("type", at, NOT_PLAIN));
         }
         if let Some(text) = self.datetime(obj, at)? {
             return Ok(Value::String(text));
@@ -428,6 +451,20 @@ impl Converter {
         let text = format!("{text}Z");
         self.charge(string_bytes(&text), at)?;
         Ok(Some(text))
+    }
+}
+
+/// The error of a request whose JSON text crosses [`MAX_REQUEST_BYTES`] at `at`.
+#[cold]
+fn too_large(at: &Step<'_>) -> ConversionError {
+    ConversionError {
+        kind: "too_large",
+        path: "$".to_owned(),
+        message: format!(
+            "request is more than the limit of {MAX_REQUEST_BYTES} bytes as JSON text \
+             (crossed at `{}`)",
+            at.render()
+        ),
     }
 }
 

@@ -21,6 +21,9 @@ enum Input<'a> {
     Text(Cow<'a, str>),
     /// A Python value already converted to JSON.
     Value(Value),
+    /// A request `dict` read straight into a request and checked
+    /// ([`convert::to_request`]).
+    Request(Box<agentriage::Request>),
 }
 
 impl Input<'_> {
@@ -30,6 +33,7 @@ impl Input<'_> {
         match self {
             Input::Text(text) => Input::Text(Cow::Owned(text.into_owned())),
             Input::Value(value) => Input::Value(value),
+            Input::Request(request) => Input::Request(request),
         }
     }
 }
@@ -89,6 +93,9 @@ fn input<'a>(
                 )
             });
     }
+    if let Some(typed) = convert::to_request(request) {
+        return Ok(Input::Request(Box::new(typed)));
+    }
     convert::to_json(request)
         .map(Input::Value)
         .map_err(|e| errors::conversion(py, &e, index))
@@ -136,6 +143,7 @@ fn decide_one(
     match input {
         Input::Text(text) => engine.decide_json(text),
         Input::Value(value) => engine.decide_value(value),
+        Input::Request(request) => engine.decide(request),
     }
 }
 

@@ -53,6 +53,31 @@ fn _debug_panic(py: Python<'_>, where_: &str) -> PyResult<()> {
     }
 }
 
+/// Both ways a request value is read: the typed shortcut
+/// (`convert::to_request`: the request as JSON text, or `None` when it
+/// leaves the request to the general path) and the general path (JSON values
+/// read by the core: the request as JSON text, or its error), and whether
+/// both built the same request. The tests compare them.
+#[cfg(feature = "test-hooks")]
+#[pyfunction]
+fn _request_paths(request: &Bound<'_, PyAny>) -> (Option<String>, String, Option<bool>) {
+    let typed = convert::to_request(request);
+    let general = convert::to_json(request)
+        .map_err(|e| format!("conversion error ({}) at {}: {}", e.kind, e.path, e.message))
+        .and_then(|value| {
+            agentriage::Request::from_value(&value).map_err(|e| format!("request error: {e}"))
+        });
+    let same = match (&typed, &general) {
+        (Some(t), Ok(g)) => Some(t == g),
+        _ => None,
+    };
+    let shown = match general {
+        Ok(g) => g.to_json().to_string(),
+        Err(e) => e,
+    };
+    (typed.map(|t| t.to_json().to_string()), shown, same)
+}
+
 /// The native half of the `agentriage` package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -78,5 +103,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Set as a plain attribute, so it stays out of `__all__`.
     #[cfg(feature = "test-hooks")]
     m.setattr("_debug_panic", wrap_pyfunction!(_debug_panic, m)?)?;
+    #[cfg(feature = "test-hooks")]
+    m.setattr("_request_paths", wrap_pyfunction!(_request_paths, m)?)?;
     Ok(())
 }
