@@ -8,6 +8,9 @@
 //! valgrind --tool=callgrind target/release/examples/decide_count 1000 [BUNDLE]
 //! ```
 //!
+//! A third argument `json` decides the request from its JSON text
+//! (`Engine::decide_json`: parsing and reading the request included).
+//!
 //! The request is the `baseline reroute executes` case of the reference
 //! pack's suites (both engines run in full; it executes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -37,11 +40,17 @@ fn main() {
         .find(|c| c.name == "baseline reroute executes")
         .expect("the baseline reroute case");
     let request = Request::from_value(&case.request).unwrap();
+    let text = case.request.to_string();
+    let json = args.get(2).is_some_and(|a| a == "json");
     let engine = Engine::from_dir(bundle).unwrap();
     // One decision before counting: per-thread evaluators are created lazily.
     let first = engine.decide(&request).unwrap();
     for _ in 0..n {
-        std::hint::black_box(engine.decide(std::hint::black_box(&request)).unwrap());
+        if json {
+            std::hint::black_box(engine.decide_json(std::hint::black_box(&text)).unwrap());
+        } else {
+            std::hint::black_box(engine.decide(std::hint::black_box(&request)).unwrap());
+        }
     }
     println!("{n} decisions, outcome {}", first.outcome);
 }

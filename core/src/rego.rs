@@ -56,6 +56,38 @@ impl RegoEvaluator {
     }
 }
 
+/// A copy of `value` sharing no allocation with it.
+fn own_value(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(regorus::Rc::from(&**s)),
+        Value::Array(items) => Value::from(items.iter().map(own_value).collect::<Vec<_>>()),
+        Value::Set(items) => Value::from(
+            items
+                .iter()
+                .map(own_value)
+                .collect::<std::collections::BTreeSet<_>>(),
+        ),
+        Value::Object(map) => Value::from(
+            map.iter()
+                .map(|(k, v)| (own_value(k), own_value(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A copy of `program` whose values and rule tables share no allocation
+/// with it.
+fn own_program(program: &Program) -> Program {
+    let mut own = program.clone();
+    own.literals = program.literals.iter().map(own_value).collect();
+    own.rule_tree = own_value(&program.rule_tree);
+    for rule in &mut own.rule_infos {
+        rule.definitions = regorus::Rc::new((*rule.definitions).clone());
+    }
+    own
+}
+
 /// Per-thread evaluation state.
 enum Evaluator {
     Vm(Box<RegoVM>),
@@ -428,8 +460,15 @@ impl RegoProgram {
                     .clone()
                     .ok_or("rego bytecode program missing")?;
                 let mut vm = RegoVM::new();
-                vm.load_program(program);
-                vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+                let own = std::env::var_os("AGENTRIAGE_EXP_OWN").is_some();
+                if own {
+                    vm.load_program(Arc::new(own_program(&program)));
+                    vm.set_data(own_value(&self.data))
+                        .map_err(|e| e.to_string())?;
+                } else {
+                    vm.load_program(program);
+                    vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+                }
                 vm.set_max_instructions(self.max_instructions);
                 vm.set_execution_timer_config(self.time_limit);
                 // Suspendable, the stackless loop keeps rule and function

@@ -6,6 +6,7 @@
 //! path of the first field that is wrong.
 
 pub(crate) mod features;
+mod typed;
 
 use std::fmt;
 
@@ -352,6 +353,19 @@ impl Request {
             ));
         }
         let oversized_integer = check_text_depth(text)?;
+        // The plain shape straight into the typed request; anything else,
+        // and every error, the general way.
+        if !oversized_integer {
+            if let Some(request) = typed::from_json(text) {
+                return Ok(request);
+            }
+        }
+        Request::from_json_values(text, oversized_integer)
+    }
+
+    /// [`Request::from_json`] through JSON values: the text parsed into
+    /// values, which are then read into the request.
+    fn from_json_values(text: &str, oversized_integer: bool) -> Result<Request, RequestError> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             RequestError::new(
                 RequestErrorKind::Syntax,
@@ -759,16 +773,22 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
+/// The most members an object of the contract has (the request's own).
+const MAX_FIELDS: usize = 10;
+
 /// A JSON object being read field by field; unknown fields are refused.
-/// The fields are moved out of it (`take`), so a request parsed from a value
-/// it owns copies no string or map.
+/// Its members are moved into one slot per allowed name (no hashing, no
+/// copy) and taken from there, so a request parsed from a value it owns
+/// copies no string or map.
 struct Fields<'a> {
     path: &'a str,
-    map: Map<String, Value>,
+    allowed: &'a [&'a str],
+    slots: [Option<Value>; MAX_FIELDS],
 }
 
 impl<'a> Fields<'a> {
-    fn new(value: Value, path: &'a str, allowed: &[&str]) -> Result<Self, RequestError> {
+    fn new(value: Value, path: &'a str, allowed: &'a [&'a str]) -> Result<Self, RequestError> {
+        debug_assert!(allowed.len() <= MAX_FIELDS, "{path} has too many fields");
         let Value::Object(map) = value else {
             return Err(wrong_type(
                 if path.is_empty() { "$" } else { path },
@@ -776,22 +796,39 @@ impl<'a> Fields<'a> {
                 &value,
             ));
         };
-        if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(RequestError::new(
-                RequestErrorKind::Unknown,
-                join(path, k),
-                format!(
-                    "unknown field `{k}`; expected one of {}",
-                    allowed.join(", ")
-                ),
-            ));
+        let mut slots = [const { None }; MAX_FIELDS];
+        for (k, v) in map {
+            let slot = allowed
+                .iter()
+                .position(|a| *a == k)
+                .and_then(|i| slots.get_mut(i));
+            let Some(slot) = slot else {
+                return Err(RequestError::new(
+                    RequestErrorKind::Unknown,
+                    join(path, &k),
+                    format!(
+                        "unknown field `{k}`; expected one of {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            };
+            *slot = Some(v);
         }
-        Ok(Fields { path, map })
+        Ok(Fields {
+            path,
+            allowed,
+            slots,
+        })
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Value>> {
+        let i = self.allowed.iter().position(|a| *a == key)?;
+        self.slots.get_mut(i)
     }
 
     /// The field, moved out, treating `null` as absent.
     fn take(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key).filter(|v| !v.is_null())
+        self.slot(key)?.take().filter(|v| !v.is_null())
     }
 
     fn path(&self, key: &str) -> String {
@@ -819,8 +856,12 @@ impl<'a> Fields<'a> {
     }
 
     fn timestamp(&mut self, key: &str) -> Result<Option<Timestamp>, RequestError> {
-        if let Some(Value::Number(n)) = self.map.get(key) {
-            return Err(epoch_number(&self.path(key), n));
+        let number = match self.slot(key) {
+            Some(Some(Value::Number(n))) => Some(n.clone()),
+            _ => None,
+        };
+        if let Some(n) = number {
+            return Err(epoch_number(&self.path(key), &n));
         }
         let Some(text) = self.string(key)? else {
             return Ok(None);
