@@ -355,10 +355,8 @@ impl Request {
         let oversized_integer = check_text_depth(text)?;
         // The plain shape straight into the typed request; anything else,
         // and every error, the general way.
-        if !oversized_integer {
-            if let Some(request) = typed::from_json(text) {
-                return Ok(request);
-            }
+        if !oversized_integer && let Some(request) = typed::from_json(text) {
+            return Ok(request);
         }
         Request::from_json_values(text, oversized_integer)
     }
