@@ -57,7 +57,10 @@ pub(super) fn scan(line: &[u8]) -> Scanned<'_> {
     let mut s = Scanner {
         s: line,
         pos: 0,
-        keys: Vec::new(),
+        // Room for the names of a record's open objects from the start:
+        // growing it reallocates several times a line, and reallocations on
+        // the threads of the verifier contend in the allocator.
+        keys: Vec::with_capacity(MAX_KEYS),
         nested_hash: false,
     };
     let mut top = Top::default();
