@@ -175,7 +175,8 @@ def measure(engine: agentriage.Engine, request: dict[str, Any], n: int, threads:
         single = single or p50
         # The binding's own cost: each call's latency minus the time the core
         # reports for the same decision (`duration_us`, whole µs, from the
-        # start of `decide_value`/`decide_json` to the finished decision).
+        # start of `decide`/`decide_json` to the finished decision; a plain
+        # dict is read into the typed request before that clock starts).
         # For `str` the core time is the Rust `decide_json` figure itself.
         inside: list[int] = []
         overhead: list[int] = []
@@ -189,6 +190,11 @@ def measure(engine: agentriage.Engine, request: dict[str, Any], n: int, threads:
             overhead.append(elapsed - d.duration_us * 1000)
         print(f"{'  core time of the same calls (duration_us)':<48} p50 {statistics.median(inside):8.2f} µs (whole µs)")
         report("  binding cost: call minus core time (paired)", overhead)
+
+    # Conversion alone: `_prepare` converts the request (a `dict` read into
+    # the core's typed request) and returns it undecided, as
+    # `decide_async` does before handing it to a worker thread.
+    report("agentriage conversion only (_prepare(dict))", time_calls(lambda: engine._prepare(request), n))
 
     batch = [request] * 100
     per_batch = time_calls(lambda: engine.decide_many(batch), max(1, n // 100))
