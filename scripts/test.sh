@@ -64,6 +64,11 @@ else
         echo "cargo-deny is missing: cargo install cargo-deny@$deny_version --locked (once; several minutes)"
         cargo install "cargo-deny@$deny_version" --locked --quiet
     fi
+    # cargo-deny reads the metadata of every platform's dependencies, which
+    # builds on this host never download (windows-sys, android_system_properties, …);
+    # `cargo fetch` downloads them all from the registry (`--offline` below
+    # only keeps cargo-deny itself from fetching).
+    cargo fetch --locked --quiet
     # A fetched copy holds the database's `crates/` tree (a failed fetch
     # leaves an empty directory behind).
     if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
