@@ -56,8 +56,9 @@ impl RegoEvaluator {
     }
 }
 
-/// A copy of `value` sharing no allocation with it: the same variants and
-/// contents, built anew.
+/// A copy of `value` with strings and containers built anew (the same
+/// variants and contents); numbers are cloned, so a big integer's
+/// allocation is the one thing still shared.
 fn own_value(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(regorus::Rc::from(&**s)),

@@ -318,17 +318,9 @@ mod tests {
         })
     }
 
-    const NAMES: &[&str] = &[
-        "trace_id",
-        "traceparent",
-        "time",
-        "principal",
-        "action",
-        "resource",
-        "context",
-        "anomaly",
-        "intent",
-        "approval",
+    /// Member names of the contract's objects below the top level (the top
+    /// level's are `TOP_LEVEL_FIELDS`), and two that are none.
+    const INNER_NAMES: &[&str] = &[
         "id",
         "type",
         "trust_zone",
@@ -350,6 +342,13 @@ mod tests {
         "unknown",
         "facts",
     ];
+
+    fn names() -> impl Iterator<Item = &'static str> {
+        super::super::TOP_LEVEL_FIELDS
+            .iter()
+            .chain(INNER_NAMES)
+            .copied()
+    }
 
     fn replacements() -> Vec<Value> {
         serde_json::json!([
@@ -420,11 +419,11 @@ mod tests {
                     let mut changed = request.clone();
                     *at(&mut changed, path) = Value::Array(map.values().cloned().collect());
                     agree(&changed.to_string());
-                    for name in NAMES {
+                    for name in names() {
                         for value in &values {
                             let mut changed = request.clone();
                             if let Value::Object(m) = at(&mut changed, path) {
-                                m.insert((*name).to_owned(), value.clone());
+                                m.insert(name.to_owned(), value.clone());
                             }
                             agree(&changed.to_string());
                             seen += 1;
@@ -441,7 +440,7 @@ mod tests {
         let base = full_request().to_string();
         // Each member of the contract's objects repeated (the general path
         // keeps the last; a derived struct refuses a repeat).
-        for name in NAMES {
+        for name in names() {
             let needle = format!("\"{name}\":");
             let mut from = 0;
             while let Some(i) = base[from..].find(&needle) {
