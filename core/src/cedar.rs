@@ -34,7 +34,9 @@ use crate::error::{BundleError, BundleErrorKind, line_of};
 use crate::facts::Facts;
 use crate::request::Request;
 
+mod conform;
 mod value;
+use conform::RequestChecks;
 use value::{
     DECIMAL_MAX_TEXT, DECIMAL_MIN_TEXT, Fields, Path as ValuePath, SchemaShapes, datetime_value,
     decimal_value, to_cedar,
@@ -70,6 +72,9 @@ pub(crate) struct CedarPolicies {
     shapes: SchemaShapes,
     /// The schema, against which each request and its entities are validated.
     schema: Option<Schema>,
+    /// The schema's checks read on values, which spare Cedar's own checks
+    /// where they pass (empty without a schema).
+    checks: RequestChecks,
     /// Policy slices by action name, computed at load: each holds only the
     /// policies whose action scope can match that action (see [`Slices`]).
     slices: Slices,
@@ -365,6 +370,9 @@ impl CedarPolicies {
         let shapes = schema_ref.map_or_else(SchemaShapes::default, |s| {
             SchemaShapes::new(s, &principal_type, &resource_type, &action_type)
         });
+        let checks = schema_ref.map_or_else(RequestChecks::default, |s| {
+            RequestChecks::new(s, &principal_type, &resource_type, &action_type)
+        });
         let slices = Slices::new(&policies, &action_type, schema_ref, entities.as_ref())
             .map_err(|e| BundleError::new(BundleErrorKind::Cedar, root.to_path_buf(), None, e))?;
         Ok(CedarPolicies {
@@ -377,6 +385,7 @@ impl CedarPolicies {
             action_type,
             shapes,
             schema: schema_ref.cloned(),
+            checks,
             slices,
         })
     }
@@ -428,6 +437,9 @@ impl CedarPolicies {
         );
 
         let mut extra = Vec::with_capacity(2);
+        // Whether every request entity passes the schema's entity check as
+        // read on values; if not, Cedar checks them all.
+        let mut entities_pass = true;
         // Entities the bundle defines are authoritative: the request cannot
         // add attributes to them.
         if !self.has_entity(&principal) {
@@ -456,6 +468,7 @@ impl CedarPolicies {
             {
                 attrs.insert("trust_zone".into(), string(zone));
             }
+            entities_pass &= self.checks.entity_passes(true, &attrs);
             extra.push(entity(&principal, attrs));
         }
         if let Some(r) = &request.resource
@@ -482,12 +495,14 @@ impl CedarPolicies {
             if declared.is_none_or(|d| d.contains("id")) {
                 attrs.insert("id".into(), string(resource_id));
             }
+            entities_pass &= self.checks.entity_passes(false, &attrs);
             extra.push(entity(&resource, attrs));
         }
         let schema = self.schema.as_ref();
+        let entity_schema = if entities_pass { None } else { schema };
         let entities = match &self.entities {
-            Some(statics) => add_request_entities(statics, extra, schema),
-            None => Entities::from_entities(extra.into_iter().map(Entity::from), schema)
+            Some(statics) => add_request_entities(statics, extra, entity_schema),
+            None => Entities::from_entities(extra.into_iter().map(Entity::from), entity_schema)
                 .map_err(|e| e.to_string()),
         }
         .map_err(|e| format!("request entities do not match the schema: {e}"))?;
@@ -552,14 +567,19 @@ impl CedarPolicies {
             engine_pair("facts", facts_record(facts, declared_facts)?)?;
         }
         // Built as Cedar values, not as restricted expressions Cedar would
-        // evaluate into the same values; `Request::new` below checks the
-        // context against the schema as before.
+        // evaluate into the same values. `Request::new` checks the request
+        // against the schema unless its check, read on the values, passes.
+        let request_schema = if self.checks.context_passes(&request.action.name, &pairs) {
+            None
+        } else {
+            schema
+        };
         let context = Context::from(cedar_policy_core::ast::Context::Value(std::sync::Arc::new(
             pairs,
         )));
         let resource_uid = resource.to_string();
         let cedar_request =
-            cedar_policy::Request::new(principal, action, resource, context, schema)
+            cedar_policy::Request::new(principal, action, resource, context, request_schema)
                 .map_err(|e| format!("request does not match the schema: {e}"))?;
 
         let response = self
