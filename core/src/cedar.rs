@@ -375,6 +375,7 @@ impl CedarPolicies {
         });
         let slices = Slices::new(&policies, &action_type, schema_ref, entities.as_ref())
             .map_err(|e| BundleError::new(BundleErrorKind::Cedar, root.to_path_buf(), None, e))?;
+        let entities = entities.map(|e| with_room_for_request_entities(e, &principal_type));
         Ok(CedarPolicies {
             policies,
             meta,
@@ -398,7 +399,12 @@ impl CedarPolicies {
         request: &Request,
         facts: &Facts<'_>,
     ) -> Result<CedarVerdict, String> {
-        self.evaluate_with(request, facts, self.slices.get(&request.action.name))
+        self.evaluate_with(
+            request,
+            facts,
+            self.slices.get(&request.action.name),
+            &self.checks,
+        )
     }
 
     /// [`CedarPolicies::evaluate`] with every policy of the bundle rather
@@ -409,7 +415,24 @@ impl CedarPolicies {
         request: &Request,
         facts: &Facts<'_>,
     ) -> Result<CedarVerdict, String> {
-        self.evaluate_with(request, facts, &self.policies)
+        self.evaluate_with(request, facts, &self.policies, &self.checks)
+    }
+
+    /// [`CedarPolicies::evaluate`] with every schema check left to Cedar:
+    /// the reference [`RequestChecks`] is tested against.
+    #[cfg(test)]
+    fn evaluate_checked_by_cedar(
+        &self,
+        request: &Request,
+        facts: &Facts<'_>,
+    ) -> Result<CedarVerdict, String> {
+        let checks = RequestChecks::default();
+        self.evaluate_with(
+            request,
+            facts,
+            self.slices.get(&request.action.name),
+            &checks,
+        )
     }
 
     fn evaluate_with(
@@ -417,6 +440,7 @@ impl CedarPolicies {
         request: &Request,
         facts: &Facts<'_>,
         policies: &PolicySet,
+        checks: &RequestChecks,
     ) -> Result<CedarVerdict, String> {
         let principal = EntityUid::from_type_name_and_id(
             self.principal_type.clone(),
@@ -468,7 +492,7 @@ impl CedarPolicies {
             {
                 attrs.insert("trust_zone".into(), string(zone));
             }
-            entities_pass &= self.checks.entity_passes(true, &attrs);
+            entities_pass &= checks.entity_passes(true, &attrs);
             extra.push(entity(&principal, attrs));
         }
         if let Some(r) = &request.resource
@@ -495,7 +519,7 @@ impl CedarPolicies {
             if declared.is_none_or(|d| d.contains("id")) {
                 attrs.insert("id".into(), string(resource_id));
             }
-            entities_pass &= self.checks.entity_passes(false, &attrs);
+            entities_pass &= checks.entity_passes(false, &attrs);
             extra.push(entity(&resource, attrs));
         }
         let schema = self.schema.as_ref();
@@ -569,7 +593,7 @@ impl CedarPolicies {
         // Built as Cedar values, not as restricted expressions Cedar would
         // evaluate into the same values. `Request::new` checks the request
         // against the schema unless its check, read on the values, passes.
-        let request_schema = if self.checks.context_passes(&request.action.name, &pairs) {
+        let request_schema = if checks.context_passes(&request.action.name, &pairs) {
             None
         } else {
             schema
@@ -772,6 +796,50 @@ fn add_request_entities(
         .map_err(|e| e.to_string())
 }
 
+/// The same entities, in a map with room for the two a request adds.
+///
+/// Each decision clones the bundle's entities and adds the request's
+/// principal and resource. A hash map clones with its capacity, and the
+/// schema's 14 action entities of the reference pack fill theirs: every
+/// decision grew the map and rehashed every entity (~7 600 instructions).
+/// Adding two placeholder entities and removing them again leaves the same
+/// entities in a map with room for two more. If a placeholder's id is taken,
+/// the entities are kept as they are.
+fn with_room_for_request_entities(entities: Entities, principal_type: &EntityTypeName) -> Entities {
+    let placeholders: Vec<EntityUid> = (0..2)
+        .map(|n| {
+            EntityUid::from_type_name_and_id(
+                principal_type.clone(),
+                EntityId::new(format!("\u{0}agentriage placeholder {n}")),
+            )
+        })
+        .collect();
+    if placeholders.iter().any(|uid| entities.get(uid).is_some()) {
+        return entities;
+    }
+    let room = entities
+        .as_ref()
+        .clone()
+        .add_entities(
+            placeholders
+                .iter()
+                .map(|uid| std::sync::Arc::new(entity(uid, HashMap::new()))),
+            None::<&cedar_policy_core::validator::CoreSchema<'_>>,
+            cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
+            cedar_policy_core::extensions::Extensions::all_available(),
+        )
+        .ok()
+        .and_then(|added| {
+            added
+                .remove_entities(
+                    placeholders.iter().map(|uid| uid.as_ref().clone()),
+                    cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
+                )
+                .ok()
+        });
+    room.map_or(entities, Entities::from)
+}
+
 /// Whole seconds: `floor` for a time left (the strict side is less), `ceil`
 /// for an age (the strict side is more).
 fn whole_seconds(nanos: i128, ceil: bool) -> i64 {
@@ -890,7 +958,7 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
             .collect();
         suites.sort();
-        let (mut compared, mut fired) = (0, 0);
+        let (mut compared, mut fired, mut refused) = (0, 0, 0);
         for path in suites {
             let crate::testing::SuiteFileKind::Suite(suite) =
                 crate::testing::load_suite(&path).unwrap()
@@ -912,6 +980,29 @@ mod tests {
                         .insert("state".into(), serde_json::json!("delivered"));
                 }
                 variants.push(hot);
+                // Values of the wrong type for what the schema declares.
+                let mut wrong = base.clone();
+                wrong.context.insert("site".into(), serde_json::json!(13));
+                wrong
+                    .context
+                    .insert("incident_mode".into(), serde_json::json!("yes"));
+                variants.push(wrong);
+                let mut wrong = base.clone();
+                wrong
+                    .context
+                    .insert("workflow_id".into(), serde_json::json!(["w"]));
+                variants.push(wrong);
+                let mut wrong = base.clone();
+                if let Some(r) = wrong.resource.as_mut() {
+                    r.attributes.insert("state".into(), serde_json::json!(5));
+                }
+                variants.push(wrong);
+                let mut wrong = base.clone();
+                wrong
+                    .principal
+                    .attributes
+                    .insert("trust_zone".into(), serde_json::json!({"a": 1}));
+                variants.push(wrong);
                 let bases = variants.clone();
                 for action in &actions {
                     for base in &bases {
@@ -930,7 +1021,18 @@ mod tests {
                         case.name,
                         request.action.name
                     );
+                    // The schema's checks read on values decide as Cedar's.
+                    let by_cedar = cedar.evaluate_checked_by_cedar(request, &facts);
+                    assert!(
+                        same(&sliced, &by_cedar),
+                        "{}: action `{}`: {sliced:?} vs {by_cedar:?} (Cedar's checks)",
+                        case.name,
+                        request.action.name
+                    );
                     compared += 1;
+                    if sliced.is_err() {
+                        refused += 1;
+                    }
                     if sliced.as_ref().is_ok_and(|v| !v.reasons.is_empty()) {
                         fired += 1;
                     }
@@ -939,6 +1041,21 @@ mod tests {
         }
         assert!(compared > 1000, "{compared}");
         assert!(fired > 100, "{fired}");
+        assert!(refused > 100, "{refused}");
+        // The bundle's entities are the schema's actions, without the
+        // placeholders that made room for the request's entities.
+        let entities = cedar.entities.as_ref().expect("the schema's actions");
+        let mut uids: Vec<String> = entities.iter().map(|e| e.uid().to_string()).collect();
+        uids.sort();
+        let mut declared: Vec<String> = cedar
+            .schema
+            .as_ref()
+            .unwrap()
+            .actions()
+            .map(ToString::to_string)
+            .collect();
+        declared.sort();
+        assert_eq!(uids, declared);
         // The slices are smaller than the set: R8 and R11 name actions.
         let all = cedar.policies.policies().count();
         assert_eq!(
