@@ -83,36 +83,53 @@ fn main() {
         );
     }
 
-    let mut single = 0.0;
-    for threads in [1usize, 2, 4, 8] {
-        let barrier = Barrier::new(threads);
-        let run = Duration::from_secs(2);
-        let total: u64 = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        barrier.wait();
-                        let start = Instant::now();
-                        let mut n = 0u64;
-                        while start.elapsed() < run {
-                            for _ in 0..100 {
-                                black_box(engine.decide(&request).unwrap());
-                            }
-                            n += 100;
-                        }
-                        n
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        let per_second = total as f64 / run.as_secs_f64();
-        if threads == 1 {
-            single = per_second;
-        }
+    let single = throughput(&[&engine], 1, &request);
+    println!("1 thread(s) on one engine: {single:>10.0} decisions/s  (1.00× one thread)");
+    for threads in [2usize, 4, 8] {
+        let per_second = throughput(&[&engine], threads, &request);
         println!(
             "{threads} thread(s) on one engine: {per_second:>10.0} decisions/s  ({:.2}× one thread)",
             per_second / single
         );
     }
+    // The same work on engines that share nothing: each thread decides on an
+    // engine of its own, loaded from the same bundle. What one engine gains
+    // less than this is what sharing it costs; what this gains less than
+    // the thread count is the machine's.
+    let second = Engine::from_dir(bundle).unwrap();
+    second.decide(&request).unwrap();
+    let per_second = throughput(&[&engine, &second], 2, &request);
+    println!(
+        "2 thread(s), one engine each: {per_second:>10.0} decisions/s  ({:.2}× one thread)",
+        per_second / single
+    );
+}
+
+/// Decisions per second of `threads` threads deciding `request` for two
+/// seconds, thread `i` on `engines[i % engines.len()]`.
+fn throughput(engines: &[&Engine], threads: usize, request: &Request) -> f64 {
+    let barrier = Barrier::new(threads);
+    let run = Duration::from_secs(2);
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let engine = engines[i % engines.len()];
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while start.elapsed() < run {
+                        for _ in 0..100 {
+                            black_box(engine.decide(request).unwrap());
+                        }
+                        n += 100;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total as f64 / run.as_secs_f64()
 }

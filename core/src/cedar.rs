@@ -230,70 +230,7 @@ impl CedarPolicies {
             Some((path, text)) => Some(parse_schema(root, path, text)?),
         };
 
-        let mut policies = PolicySet::new();
-        let mut meta = HashMap::new();
-        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
-        for (index, (path, text)) in files.iter().enumerate() {
-            let file = root.join(path);
-            let set = PolicySet::from_str(text).map_err(|e| {
-                BundleError::new(
-                    BundleErrorKind::Cedar,
-                    &file,
-                    diagnostic_line(&e, text),
-                    diagnostic_message(&e, &e),
-                )
-            })?;
-            let lines = id_lines(text);
-            let id_line = |id: &str| lines.get(id).copied();
-            if let Some(t) = set.templates().next() {
-                return Err(BundleError::new(
-                    BundleErrorKind::Cedar,
-                    &file,
-                    t.annotation("id").and_then(id_line),
-                    "policy templates are not supported; write static policies",
-                ));
-            }
-            for (n, policy) in set.policies().enumerate() {
-                let id = policy
-                    .annotation("id")
-                    .map_or_else(|| format!("{}#{n}", path.to_string_lossy()), str::to_owned);
-                let line = id_line(&id);
-                let err = |message: String| {
-                    BundleError::new(BundleErrorKind::Cedar, &file, line, message)
-                };
-                let effect = match (policy.effect(), policy.annotation("outcome")) {
-                    (CedarEffect::Permit, None) => Effect::Permit,
-                    (CedarEffect::Permit, Some(_)) => {
-                        return Err(err(format!(
-                            "policy `{id}`: `@outcome` applies to `forbid` policies only"
-                        )));
-                    }
-                    (CedarEffect::Forbid, None | Some("reject")) => Effect::Reject,
-                    (CedarEffect::Forbid, Some("escalate")) => Effect::Escalate,
-                    (CedarEffect::Forbid, Some(other)) => {
-                        return Err(err(format!(
-                            "policy `{id}`: `@outcome(\"{other}\")` is not `reject` or `escalate`"
-                        )));
-                    }
-                };
-                let pid = PolicyId::new(&id);
-                let renamed = policy.new_id(pid.clone());
-                policies.add(renamed).map_err(|_| {
-                    err(format!("policy id `{id}` is used by more than one policy"))
-                })?;
-                origin.insert(pid.clone(), index);
-                meta.insert(
-                    pid,
-                    PolicyMeta {
-                        effect,
-                        reason: policy.annotation("reason").map(str::to_owned),
-                        obligation: policy.annotation("obligation").map(str::to_owned),
-                        file: path.clone(),
-                        line,
-                    },
-                );
-            }
-        }
+        let (policies, meta, origin) = parse_policies(root, files)?;
 
         if let Some((schema, _)) = &schema {
             let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
@@ -318,43 +255,7 @@ impl CedarPolicies {
         }
 
         let schema_ref = schema.as_ref().map(|(s, _)| s);
-        let mut all = Vec::new();
-        for (path, text) in entity_files {
-            let parsed = Entities::from_json_str(text, schema_ref).map_err(|e| {
-                BundleError::new(
-                    BundleErrorKind::Data,
-                    root.join(path),
-                    diagnostic_line(&e, text),
-                    format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
-                )
-            })?;
-            all.extend(parsed);
-        }
-        let entities = match schema_ref {
-            Some(s) if entity_files.is_empty() => {
-                let actions = s.action_entities().map_err(|e| {
-                    let path = schema
-                        .as_ref()
-                        .map_or_else(PathBuf::new, |(_, p)| p.clone());
-                    BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
-                })?;
-                // Built once: `Entities::from_entities` with a schema would
-                // build the schema's action entities again for every request.
-                Some(actions)
-            }
-            _ if entity_files.is_empty() => None,
-            _ => Some(Entities::from_entities(all, schema_ref).map_err(|e| {
-                let path = entity_files
-                    .first()
-                    .map_or_else(|| root.to_path_buf(), |(p, _)| root.join(p));
-                BundleError::new(
-                    BundleErrorKind::Data,
-                    path,
-                    None,
-                    format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
-                )
-            })?),
-        };
+        let entities = build_entities(root, schema.as_ref(), entity_files)?;
 
         let type_name = |(name, span): &(String, std::ops::Range<usize>)| {
             EntityTypeName::from_str(name).map_err(|e| {
@@ -680,6 +581,131 @@ impl CedarPolicies {
     fn has_entity(&self, uid: &EntityUid) -> bool {
         self.entities.as_ref().is_some_and(|e| e.get(uid).is_some())
     }
+}
+
+/// The policies of the bundle's files, each re-identified by its `@id`,
+/// with what the engine knows about each and the index of its file.
+type ParsedPolicies = (
+    PolicySet,
+    HashMap<PolicyId, PolicyMeta>,
+    HashMap<PolicyId, usize>,
+);
+
+fn parse_policies(root: &Path, files: &[(PathBuf, String)]) -> Result<ParsedPolicies, BundleError> {
+    let mut policies = PolicySet::new();
+    let mut meta = HashMap::new();
+    let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+    for (index, (path, text)) in files.iter().enumerate() {
+        let file = root.join(path);
+        let set = PolicySet::from_str(text).map_err(|e| {
+            BundleError::new(
+                BundleErrorKind::Cedar,
+                &file,
+                diagnostic_line(&e, text),
+                diagnostic_message(&e, &e),
+            )
+        })?;
+        let lines = id_lines(text);
+        let id_line = |id: &str| lines.get(id).copied();
+        if let Some(t) = set.templates().next() {
+            return Err(BundleError::new(
+                BundleErrorKind::Cedar,
+                &file,
+                t.annotation("id").and_then(id_line),
+                "policy templates are not supported; write static policies",
+            ));
+        }
+        for (n, policy) in set.policies().enumerate() {
+            let id = policy
+                .annotation("id")
+                .map_or_else(|| format!("{}#{n}", path.to_string_lossy()), str::to_owned);
+            let line = id_line(&id);
+            let err =
+                |message: String| BundleError::new(BundleErrorKind::Cedar, &file, line, message);
+            let effect = match (policy.effect(), policy.annotation("outcome")) {
+                (CedarEffect::Permit, None) => Effect::Permit,
+                (CedarEffect::Permit, Some(_)) => {
+                    return Err(err(format!(
+                        "policy `{id}`: `@outcome` applies to `forbid` policies only"
+                    )));
+                }
+                (CedarEffect::Forbid, None | Some("reject")) => Effect::Reject,
+                (CedarEffect::Forbid, Some("escalate")) => Effect::Escalate,
+                (CedarEffect::Forbid, Some(other)) => {
+                    return Err(err(format!(
+                        "policy `{id}`: `@outcome(\"{other}\")` is not `reject` or `escalate`"
+                    )));
+                }
+            };
+            let pid = PolicyId::new(&id);
+            let renamed = policy.new_id(pid.clone());
+            policies
+                .add(renamed)
+                .map_err(|_| err(format!("policy id `{id}` is used by more than one policy")))?;
+            origin.insert(pid.clone(), index);
+            meta.insert(
+                pid,
+                PolicyMeta {
+                    effect,
+                    reason: policy.annotation("reason").map(str::to_owned),
+                    obligation: policy.annotation("obligation").map(str::to_owned),
+                    file: path.clone(),
+                    line,
+                },
+            );
+        }
+    }
+
+    Ok((policies, meta, origin))
+}
+
+/// The bundle's entities (with a schema and no entity files: the schema's
+/// actions), or `None` when there are none that policies could observe.
+fn build_entities(
+    root: &Path,
+    schema: Option<&(Schema, PathBuf)>,
+    entity_files: &[(PathBuf, String)],
+) -> Result<Option<Entities>, BundleError> {
+    let schema_ref = schema.as_ref().map(|(s, _)| s);
+    let mut all = Vec::new();
+    for (path, text) in entity_files {
+        let parsed = Entities::from_json_str(text, schema_ref).map_err(|e| {
+            BundleError::new(
+                BundleErrorKind::Data,
+                root.join(path),
+                diagnostic_line(&e, text),
+                format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
+            )
+        })?;
+        all.extend(parsed);
+    }
+    let entities = match schema_ref {
+        Some(s) if entity_files.is_empty() => {
+            let actions = s.action_entities().map_err(|e| {
+                let path = schema
+                    .as_ref()
+                    .map_or_else(PathBuf::new, |(_, p)| p.clone());
+                BundleError::new(BundleErrorKind::Cedar, path, None, e.to_string())
+            })?;
+            // Built once: `Entities::from_entities` with a schema would
+            // build the schema's action entities again for every request.
+            Some(actions)
+        }
+        _ if entity_files.is_empty() => None,
+        _ => Some(Entities::from_entities(all, schema_ref).map_err(|e| {
+            let path = entity_files
+                .first()
+                .map_or_else(|| root.to_path_buf(), |(p, _)| root.join(p));
+            BundleError::new(
+                BundleErrorKind::Data,
+                path,
+                None,
+                format!("invalid Cedar entities: {}", diagnostic_message(&e, &e)),
+            )
+        })?),
+    };
+
+    Ok(entities)
 }
 
 fn parse_schema(root: &Path, path: &Path, text: &str) -> Result<(Schema, PathBuf), BundleError> {
