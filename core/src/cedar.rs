@@ -15,6 +15,7 @@
 //! - `@obligation("notify-security")`: an obligation added when the policy
 //!   determines the decision.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -28,6 +29,7 @@ use cedar_policy_core::ast::{PartialValue, Value as CedarValue};
 use miette::Diagnostic;
 use serde_json::Value;
 use smol_str::SmolStr;
+use thread_local::ThreadLocal;
 
 use crate::decision::{Effect, Obligation, Reason, Source};
 use crate::error::{BundleError, BundleErrorKind, line_of};
@@ -78,6 +80,36 @@ pub(crate) struct CedarPolicies {
     /// Policy slices by action name, computed at load: each holds only the
     /// policies whose action scope can match that action (see [`Slices`]).
     slices: Slices,
+    /// What this was compiled from, for each thread's own copy; `None` in a
+    /// copy.
+    sources: Option<Sources>,
+    /// Each thread's own copy, made once it has decided [`COPY_AFTER`]
+    /// times (see [`CedarPolicies::evaluate`]).
+    per_thread: ThreadLocal<ThreadCopy>,
+}
+
+/// The bundle's Cedar files and the entity types of its manifest.
+struct Sources {
+    root: PathBuf,
+    schema: Option<(PathBuf, String)>,
+    files: Vec<(PathBuf, String)>,
+    entity_files: Vec<(PathBuf, String)>,
+    types: [(String, std::ops::Range<usize>); 3],
+}
+
+/// Decisions a thread makes on the shared policies before it gets a copy
+/// of its own: the bundle's Cedar half compiled again (~1 ms on the
+/// reference pack), which a thread that decides only a few times never pays
+/// for. The same as the Rego half's.
+const COPY_AFTER: u32 = crate::rego::THREAD_COPY_AFTER;
+
+/// One thread's slot: its decisions so far, then its own copy (`None` if
+/// compiling it failed, which cannot happen for a bundle that loaded; the
+/// shared policies then go on deciding).
+#[derive(Default)]
+struct ThreadCopy {
+    decisions: Cell<u32>,
+    copy: OnceCell<Option<Box<CedarPolicies>>>,
 }
 
 /// The policies that can apply to each action.
@@ -225,6 +257,47 @@ impl CedarPolicies {
         types: &[(String, std::ops::Range<usize>); 3],
         manifest_error: impl Fn(std::ops::Range<usize>, String) -> BundleError,
     ) -> Result<CedarPolicies, BundleError> {
+        let sources = Sources {
+            root: root.to_path_buf(),
+            schema: schema.cloned(),
+            files: files.to_vec(),
+            entity_files: entity_files.to_vec(),
+            types: types.clone(),
+        };
+        let mut compiled = CedarPolicies::build(&sources, true, manifest_error)?;
+        compiled.sources = Some(sources);
+        Ok(compiled)
+    }
+
+    /// A copy for one thread: compiled again from the same files, so that
+    /// what Cedar clones while evaluating (each policy's condition with its
+    /// source location, the entities' `Arc`s) is the thread's own. Clones of
+    /// values two threads share bump the same reference counts from both
+    /// cores at once. Compiling is deterministic: the copy is the same
+    /// policy set, entities and schema (its policies were validated when
+    /// the bundle loaded, and are not validated again).
+    fn copy(&self) -> Option<Box<CedarPolicies>> {
+        let sources = self.sources.as_ref()?;
+        let error =
+            |_, message| BundleError::new(BundleErrorKind::Cedar, &sources.root, None, message);
+        CedarPolicies::build(sources, false, error)
+            .ok()
+            .map(Box::new)
+    }
+
+    fn build(
+        sources: &Sources,
+        validate: bool,
+        manifest_error: impl Fn(std::ops::Range<usize>, String) -> BundleError,
+    ) -> Result<CedarPolicies, BundleError> {
+        let Sources {
+            root,
+            schema,
+            files,
+            entity_files,
+            types,
+        } = sources;
+        let root = root.as_path();
         let schema = match schema {
             None => None,
             Some((path, text)) => Some(parse_schema(root, path, text)?),
@@ -232,7 +305,7 @@ impl CedarPolicies {
 
         let (policies, meta, origin) = parse_policies(root, files)?;
 
-        if let Some((schema, _)) = &schema {
+        if let Some((schema, _)) = schema.as_ref().filter(|_| validate) {
             let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
             if let Some(e) = result.validation_errors().next() {
                 let (file, text) = origin
@@ -289,17 +362,43 @@ impl CedarPolicies {
             schema: schema_ref.cloned(),
             checks,
             slices,
+            sources: None,
+            per_thread: ThreadLocal::new(),
         })
     }
 
     /// Evaluates the bundle's Cedar policies. `Err` says what broke before
     /// Cedar could run (an unrepresentable value); policy errors are in
     /// [`CedarVerdict::errors`].
+    ///
+    /// A thread that has decided [`COPY_AFTER`] times decides on its own
+    /// copy of the policies and entities from then on ([`CedarPolicies::copy`]).
     pub(crate) fn evaluate(
         &self,
         request: &Request,
         facts: &Facts<'_>,
     ) -> Result<CedarVerdict, String> {
+        self.on_this_thread().evaluate_here(request, facts)
+    }
+
+    /// This thread's copy, if it has one by now; else the shared policies.
+    fn on_this_thread(&self) -> &CedarPolicies {
+        if self.sources.is_none() {
+            return self;
+        }
+        let slot = self.per_thread.get_or_default();
+        let decisions = slot.decisions.get();
+        if decisions < COPY_AFTER {
+            slot.decisions.set(decisions + 1);
+            return self;
+        }
+        slot.copy
+            .get_or_init(|| self.copy())
+            .as_deref()
+            .unwrap_or(self)
+    }
+
+    fn evaluate_here(&self, request: &Request, facts: &Facts<'_>) -> Result<CedarVerdict, String> {
         self.evaluate_with(
             request,
             facts,
@@ -984,6 +1083,7 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
             .collect();
         suites.sort();
+        let copy = cedar.copy().expect("the pack compiles again");
         let (mut compared, mut fired, mut refused) = (0, 0, 0);
         for path in suites {
             let crate::testing::SuiteFileKind::Suite(suite) =
@@ -1055,6 +1155,14 @@ mod tests {
                         case.name,
                         request.action.name
                     );
+                    // A thread's own copy decides as the shared policies.
+                    let copied = copy.evaluate_here(request, &facts);
+                    assert!(
+                        same(&sliced, &copied),
+                        "{}: action `{}`: {sliced:?} vs {copied:?} (a thread's copy)",
+                        case.name,
+                        request.action.name
+                    );
                     compared += 1;
                     if sliced.is_err() {
                         refused += 1;
@@ -1105,6 +1213,39 @@ mod tests {
     /// `action in` a group matches the group's members through the bundle's
     /// entities; a policy is left out only of the slices of actions its
     /// scope cannot match, and those decide as the whole set.
+    /// A thread decides on the shared policies for its first [`COPY_AFTER`]
+    /// decisions, then on a copy of its own; each thread has its own.
+    #[test]
+    fn a_thread_gets_its_own_copy_after_some_decisions() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/a2a-supply-chain");
+        let bundle = crate::Bundle::load(&root).expect("the reference pack loads");
+        let cedar = bundle.cedar.as_ref().expect("the pack has Cedar policies");
+        // Both threads live until both are done: a thread that has exited
+        // leaves its slot (and its copy) to the next thread that starts.
+        let barrier = std::sync::Barrier::new(2);
+        let copies: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..COPY_AFTER {
+                            assert!(std::ptr::eq(cedar.on_this_thread(), cedar));
+                        }
+                        barrier.wait();
+                        let copy = cedar.on_this_thread();
+                        assert!(!std::ptr::eq(copy, cedar));
+                        assert!(std::ptr::eq(cedar.on_this_thread(), copy));
+                        // A copy does not copy itself again.
+                        assert!(std::ptr::eq(copy.on_this_thread(), copy));
+                        barrier.wait();
+                        std::ptr::from_ref(copy) as usize
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_ne!(copies[0], copies[1]);
+    }
+
     #[test]
     fn action_slices_follow_action_groups() {
         let policies = r#"

@@ -32,6 +32,9 @@ use crate::request::{MAX_DEPTH, Request};
 const WRAPPER_PACKAGE: &str = "__agentriage";
 pub(crate) const ENTRY_POINT: &str = "data.__agentriage.decision";
 
+/// The name of the module that defines [`ENTRY_POINT`].
+const WRAPPER_MODULE: &str = "__agentriage.rego";
+
 /// How Rego is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegoEvaluator {
@@ -78,6 +81,35 @@ fn own_value(value: &Value) -> Value {
     }
 }
 
+/// Most values a bundle's data may hold for each thread to get a copy of
+/// its own; larger data stays shared by the threads (a copy per thread
+/// would cost its size in memory for each of them).
+const MAX_COPIED_DATA_VALUES: usize = 1 << 16;
+
+/// The data a thread's evaluator reads: a copy of its own if `data` holds
+/// at most [`MAX_COPIED_DATA_VALUES`] values, else `data` itself, shared.
+fn thread_data(data: &Value) -> Value {
+    /// Whether `value` holds at most `*budget` values (taking them off it).
+    fn fits(value: &Value, budget: &mut usize) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        match value {
+            Value::Array(items) => items.iter().all(|v| fits(v, budget)),
+            Value::Set(items) => items.iter().all(|v| fits(v, budget)),
+            Value::Object(map) => map.iter().all(|(k, v)| fits(k, budget) && fits(v, budget)),
+            _ => true,
+        }
+    }
+    let mut budget = MAX_COPIED_DATA_VALUES;
+    if fits(data, &mut budget) {
+        own_value(data)
+    } else {
+        data.clone()
+    }
+}
+
 /// A copy of `program` whose values and rule tables share no allocation
 /// with it.
 fn own_program(program: &Program) -> Program {
@@ -88,6 +120,26 @@ fn own_program(program: &Program) -> Program {
         rule.definitions = regorus::Rc::new((*rule.definitions).clone());
     }
     own
+}
+
+/// Decisions a thread makes on evaluator state it shares with other
+/// threads (the program, the data, the prepared interpreter) before it
+/// builds copies of its own. Evaluators clone parts of that state as they
+/// run, and clones of values two threads share bump the same reference
+/// counts from both cores at once; a copy of its own costs a thread up to a
+/// few milliseconds (the interpreter parses the modules again), which a
+/// thread that decides only a few times never pays. The Cedar half follows
+/// the same rule.
+pub(crate) const THREAD_COPY_AFTER: u32 = 64;
+
+/// One thread's evaluator and how many decisions it has made.
+#[derive(Default)]
+struct Slot {
+    evaluator: Option<Evaluator>,
+    decisions: u32,
+    /// Whether the evaluator is the thread's own copy (or building one
+    /// failed, and the shared state goes on deciding).
+    settled: bool,
 }
 
 /// Per-thread evaluation state.
@@ -109,10 +161,13 @@ pub(crate) struct RegoProgram {
     time_limit: Option<ExecutionTimerConfig>,
     /// Output limits of builtins (crate::rego_limits).
     output_limits: crate::rego_limits::OutputLimits,
-    evaluators: ThreadLocal<RefCell<Option<Evaluator>>>,
-    /// The prepared interpreter (with the entry point module), cloned once
-    /// per thread in interpreter mode.
+    evaluators: ThreadLocal<RefCell<Slot>>,
+    /// The prepared interpreter (with the entry point module), cloned for a
+    /// thread's first decisions in interpreter mode.
     prepared: regorus::Engine,
+    /// The modules as rewritten and the entry point module: what a
+    /// thread's own interpreter is built from (see [`RegoProgram::own_interpreter`]).
+    sources: Vec<(String, String)>,
     /// How the VM runs: to completion when no rule can recurse and calls
     /// nest at most [`MAX_NATIVE_CALL_DEPTH`] deep, else suspendable.
     vm_mode: ExecutionMode,
@@ -277,10 +332,12 @@ impl RegoProgram {
             .map(|(p, t)| (p.to_string_lossy().into_owned(), t.clone()))
             .collect();
         let globals = crate::rego_rewrite::global_names(&named);
+        let mut sources = Vec::with_capacity(named.len() + 1);
         for (path, text) in &named {
             let rewritten = crate::rego_rewrite::rewrite(path, text, &globals).map_err(|e| {
                 BundleError::new(BundleErrorKind::Rego, root.join(path), e.line, e.message)
             })?;
+            sources.push((path.clone(), rewritten.clone()));
             engine.add_policy(path.clone(), rewritten).map_err(|e| {
                 let (file, line, message) = locate(root, modules, &format!("{e:#}"));
                 BundleError::new(
@@ -334,14 +391,13 @@ impl RegoProgram {
             )
         })?;
         let interpreter = engine.clone();
+        let wrapper = wrapper_module(package, &|name| {
+            let rule: Arc<str> = Arc::from(format!("data.{package}.{name}"));
+            interpreter.clone().compile_with_entrypoint(&rule).is_ok()
+        });
+        sources.push((WRAPPER_MODULE.to_owned(), wrapper.clone()));
         engine
-            .add_policy(
-                "__agentriage.rego".into(),
-                wrapper_module(package, &|name| {
-                    let rule: Arc<str> = Arc::from(format!("data.{package}.{name}"));
-                    interpreter.clone().compile_with_entrypoint(&rule).is_ok()
-                }),
-            )
+            .add_policy(WRAPPER_MODULE.into(), wrapper)
             .map_err(|e| {
                 BundleError::new(
                     BundleErrorKind::Rego,
@@ -416,6 +472,7 @@ impl RegoProgram {
             output_limits: crate::rego_limits::OutputLimits::default(),
             evaluators: ThreadLocal::new(),
             prepared,
+            sources,
             vm_mode,
         })
     }
@@ -454,7 +511,10 @@ impl RegoProgram {
         self.prepared.clone()
     }
 
-    fn new_evaluator(&self) -> Result<Evaluator, String> {
+    /// An evaluator for this thread: on the shared program, data or
+    /// prepared interpreter, or (`own`) on copies of its own (see
+    /// [`THREAD_COPY_AFTER`]).
+    fn new_evaluator(&self, own: bool) -> Result<Evaluator, String> {
         Ok(match self.mode {
             RegoEvaluator::Vm => {
                 let program = self
@@ -462,14 +522,18 @@ impl RegoProgram {
                     .clone()
                     .ok_or("rego bytecode program missing")?;
                 let mut vm = RegoVM::new();
-                // Each thread's VM runs its own copy of the program: the VM
-                // clones literals and rule tables as it runs, and clones of
-                // values shared by threads deciding at once bump the same
-                // reference counts from both cores (measured: one engine on
-                // 2 threads went from 1.23–1.48× to 1.50–1.61× one thread).
-                // The data stays shared: it can be large.
-                vm.load_program(Arc::new(own_program(&program)));
-                vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+                // The VM clones literals, rule tables and the data values
+                // rules read as it runs: a thread's own copies of the
+                // program and (unless it is large, see `thread_data`) the
+                // data.
+                if own {
+                    vm.load_program(Arc::new(own_program(&program)));
+                    vm.set_data(thread_data(&self.data))
+                } else {
+                    vm.load_program(program);
+                    vm.set_data(self.data.clone())
+                }
+                .map_err(|e| e.to_string())?;
                 vm.set_max_instructions(self.max_instructions);
                 vm.set_execution_timer_config(self.time_limit);
                 // Suspendable, the stackless loop keeps rule and function
@@ -479,20 +543,64 @@ impl RegoProgram {
                 vm.set_execution_mode(self.vm_mode);
                 Evaluator::Vm(Box::new(vm))
             }
+            RegoEvaluator::Interpreter if own => {
+                Evaluator::Interpreter(Box::new(self.own_interpreter()?))
+            }
             RegoEvaluator::Interpreter => Evaluator::Interpreter(Box::new(self.prepared.clone())),
         })
     }
 
+    /// An interpreter of this thread's own, built as [`RegoProgram::compile`]
+    /// built the prepared one, from the same modules (as rewritten), the
+    /// entry point module and (see [`thread_data`]) a copy of the data: the
+    /// prepared one's clones share its modules, so every rule the
+    /// interpreter enters bumps reference counts other threads bump too.
+    fn own_interpreter(&self) -> Result<regorus::Engine, String> {
+        let mut engine = new_engine();
+        let Some(((wrapper_path, wrapper), modules)) = self.sources.split_last() else {
+            return Err("rego modules missing".to_owned());
+        };
+        for (path, text) in modules {
+            engine
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| format!("{e:#}"))?;
+        }
+        crate::rego_builtins::register(&mut engine)?;
+        engine
+            .add_data(thread_data(&self.data))
+            .map_err(|e| format!("{e:#}"))?;
+        engine
+            .add_policy(wrapper_path.clone(), wrapper.clone())
+            .map_err(|e| format!("{e:#}"))?;
+        let entry: Arc<str> = Arc::from(ENTRY_POINT);
+        engine
+            .compile_with_entrypoint(&entry)
+            .map_err(|e| format!("{e:#}"))?;
+        crate::rego_limits::install(&mut engine)?;
+        if let Some(config) = self.time_limit {
+            engine.set_execution_timer_config(config);
+        }
+        Ok(engine)
+    }
+
     /// Evaluates the bundle's Rego rules; an `Err` says what broke.
     pub(crate) fn evaluate(&self, input: Value) -> Result<RegoVerdict, String> {
-        let cell = self.evaluators.get_or(|| RefCell::new(None));
+        let cell = self.evaluators.get_or_default();
         let mut slot = cell
             .try_borrow_mut()
             .map_err(|_| "rego evaluator of this thread is busy".to_owned())?;
-        if slot.is_none() {
-            *slot = Some(self.new_evaluator()?);
+        slot.decisions = slot.decisions.saturating_add(1);
+        let own = slot.decisions > THREAD_COPY_AFTER;
+        if slot.evaluator.is_none() || (own && !slot.settled) {
+            match self.new_evaluator(own) {
+                Ok(evaluator) => slot.evaluator = Some(evaluator),
+                Err(e) if slot.evaluator.is_none() => return Err(e),
+                // The shared state goes on deciding.
+                Err(_) => {}
+            }
+            slot.settled = own;
         }
-        let Some(evaluator) = slot.as_mut() else {
+        let Some(evaluator) = slot.evaluator.as_mut() else {
             return Err("rego evaluator unavailable".into());
         };
         let budget = crate::rego_limits::Budget::start(self.output_limits);
@@ -515,7 +623,7 @@ impl RegoProgram {
         }));
         if let Some(e) = budget.finish() {
             if outcome.is_err() {
-                *slot = None;
+                slot.evaluator = None;
             }
             return Err(e.to_string());
         }
@@ -524,7 +632,7 @@ impl RegoProgram {
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 // An evaluator that panicked may hold broken state: make a new one next time.
-                *slot = None;
+                slot.evaluator = None;
                 return Err("rego evaluation panicked".into());
             }
         };
@@ -1129,6 +1237,100 @@ obligations contains {"id": "log", "n": input.amount}
         }
     }
 
+    /// A thread's own copies (after [`THREAD_COPY_AFTER`] decisions) decide
+    /// as the shared state does, on both evaluators: every case of the
+    /// reference pack's suites, each with every action of its risk table.
+    #[test]
+    fn a_thread_s_own_evaluator_decides_as_the_shared_one_on_the_pack() {
+        let root = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/a2a-supply-chain"
+        ));
+        let bundle = crate::Bundle::load(root).expect("the reference pack loads");
+        let mut suites: Vec<PathBuf> = std::fs::read_dir(root.join("tests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        suites.sort();
+        let mut requests = Vec::new();
+        for path in suites {
+            if let crate::testing::SuiteFileKind::Suite(suite) =
+                crate::testing::load_suite(&path).unwrap()
+            {
+                for case in suite.cases {
+                    if let Ok(request) = Request::from_value(&case.request) {
+                        for action in ["shipment.reroute", "payment.release", "inventory.read"] {
+                            let mut r = request.clone();
+                            r.action.name = action.to_owned();
+                            requests.push(r);
+                        }
+                        requests.push(request);
+                    }
+                }
+            }
+        }
+        let inputs: Vec<Value> = requests
+            .iter()
+            .map(|r| {
+                let facts = crate::facts::Facts::derive(r, bundle.risk_class(&r.action.name));
+                input(r, &facts).unwrap()
+            })
+            .collect();
+        assert!(inputs.len() > 200, "{}", inputs.len());
+        let mut decided = 0;
+        for mode in [RegoEvaluator::Interpreter, RegoEvaluator::Vm] {
+            let rego = bundle.rego.as_ref().unwrap();
+            let p = RegoProgram {
+                mode,
+                program: rego.program.clone(),
+                data: rego.data.clone(),
+                package: rego.package.clone(),
+                max_instructions: rego.max_instructions,
+                time_limit: rego.time_limit,
+                output_limits: rego.output_limits,
+                evaluators: ThreadLocal::new(),
+                prepared: rego.prepared.clone(),
+                sources: rego.sources.clone(),
+                vm_mode: rego.vm_mode,
+            };
+            let on = |own: bool, input: &Value| {
+                *p.evaluators.get_or_default().borrow_mut() = Slot {
+                    evaluator: Some(p.new_evaluator(own).unwrap()),
+                    decisions: if own { u32::MAX } else { 0 },
+                    settled: own,
+                };
+                p.evaluate(input.clone())
+            };
+            for input in &inputs {
+                let (shared, own) = (on(false, input), on(true, input));
+                match (&shared, &own) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(a.allow, b.allow, "{mode:?}: {input}");
+                        assert_eq!(a.reasons, b.reasons, "{mode:?}: {input}");
+                        assert_eq!(a.obligations, b.obligations, "{mode:?}: {input}");
+                        decided += usize::from(!a.reasons.is_empty());
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{mode:?}: {input}"),
+                    _ => panic!("{mode:?}: {input}: {shared:?} vs {own:?}"),
+                }
+            }
+            // A thread switches to its own evaluator after its first
+            // decisions, once.
+            *p.evaluators.get_or_default().borrow_mut() = Slot::default();
+            for n in 1..=THREAD_COPY_AFTER + 2 {
+                p.evaluate(inputs[0].clone()).unwrap();
+                let slot = p.evaluators.get_or_default().borrow();
+                assert_eq!(
+                    slot.settled,
+                    n > THREAD_COPY_AFTER,
+                    "{mode:?}: decision {n}"
+                );
+            }
+        }
+        assert!(decided > 200, "{decided}");
+    }
+
     #[test]
     fn an_owned_value_is_equal_and_shares_nothing() {
         let value = Value::from_json_str(
@@ -1162,5 +1364,23 @@ obligations contains {"id": "log", "n": input.amount}
         }
         assert!(!shares(&own, &value));
         assert!(shares(&value.clone(), &value));
+
+        // Data up to the limit is copied for each thread, larger data shared.
+        let small = Value::from_json_str(r#"{"agents": {"a": {"roles": ["x"]}}}"#).unwrap();
+        let copied = thread_data(&small);
+        assert_eq!(copied, small);
+        assert!(!shares(&copied, &small));
+        let large = Value::from(
+            (0..MAX_COPIED_DATA_VALUES)
+                .map(|i| Value::from(i.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        assert!(shares(&thread_data(&large), &large));
+        let limit = Value::from(
+            (1..MAX_COPIED_DATA_VALUES)
+                .map(|i| Value::from(i.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        assert!(!shares(&thread_data(&limit), &limit));
     }
 }
