@@ -168,6 +168,10 @@ pub(crate) struct RegoProgram {
     /// The modules as rewritten and the entry point module: what a
     /// thread's own interpreter is built from (see [`RegoProgram::own_interpreter`]).
     sources: Vec<(String, String)>,
+    /// Whether a thread has taken the shared state as its own: the first
+    /// thread to reach [`THREAD_COPY_AFTER`] decisions goes on deciding on
+    /// it, so a host that decides on one thread makes no copy at all.
+    claimed: std::sync::atomic::AtomicBool,
     /// How the VM runs: to completion when no rule can recurse and calls
     /// nest at most [`MAX_NATIVE_CALL_DEPTH`] deep, else suspendable.
     vm_mode: ExecutionMode,
@@ -473,6 +477,7 @@ impl RegoProgram {
             evaluators: ThreadLocal::new(),
             prepared,
             sources,
+            claimed: std::sync::atomic::AtomicBool::new(false),
             vm_mode,
         })
     }
@@ -591,6 +596,16 @@ impl RegoProgram {
             .map_err(|_| "rego evaluator of this thread is busy".to_owned())?;
         slot.decisions = slot.decisions.saturating_add(1);
         let own = slot.decisions > THREAD_COPY_AFTER;
+        if own
+            && !slot.settled
+            && slot.evaluator.is_some()
+            && !self
+                .claimed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // This thread keeps the shared state as its own.
+            slot.settled = true;
+        }
         if slot.evaluator.is_none() || (own && !slot.settled) {
             match self.new_evaluator(own) {
                 Ok(evaluator) => slot.evaluator = Some(evaluator),
@@ -1292,6 +1307,7 @@ obligations contains {"id": "log", "n": input.amount}
                 evaluators: ThreadLocal::new(),
                 prepared: rego.prepared.clone(),
                 sources: rego.sources.clone(),
+                claimed: std::sync::atomic::AtomicBool::new(false),
                 vm_mode: rego.vm_mode,
             };
             let on = |own: bool, input: &Value| {
