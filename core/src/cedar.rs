@@ -1077,7 +1077,7 @@ mod tests {
     /// pack's `forbid` policies fire.
     #[test]
     fn action_slices_decide_as_the_whole_policy_set_on_the_pack() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/a2a-supply-chain");
+        let (root, cases) = crate::testing::reference_pack_cases();
         let bundle = crate::Bundle::load(&root).expect("the reference pack loads");
         let cedar = bundle.cedar.as_ref().expect("the pack has Cedar policies");
         let mut actions: Vec<String> = cedar
@@ -1090,99 +1090,83 @@ mod tests {
         actions.sort();
         assert!(actions.len() > 5, "{actions:?}");
         actions.push("no.such.action".to_owned());
-        let mut suites: Vec<PathBuf> = std::fs::read_dir(root.join("tests"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        suites.sort();
         let copy = cedar.copy().expect("the pack compiles again");
         let (mut compared, mut fired, mut refused) = (0, 0, 0);
-        for path in suites {
-            let crate::testing::SuiteFileKind::Suite(suite) =
-                crate::testing::load_suite(&path).unwrap()
-            else {
-                continue;
-            };
-            for case in suite.cases {
-                let Ok(base) = Request::from_value(&case.request) else {
-                    continue;
-                };
-                let mut variants = vec![base.clone()];
-                let mut hot = base.clone();
-                hot.context
-                    .insert("incident_mode".into(), serde_json::json!(true));
-                hot.context
-                    .insert("site".into(), serde_json::json!("edge-site-13"));
-                if let Some(r) = hot.resource.as_mut() {
-                    r.attributes
-                        .insert("state".into(), serde_json::json!("delivered"));
+        for (name, base) in &cases {
+            let mut variants = vec![base.clone()];
+            let mut hot = base.clone();
+            hot.context
+                .insert("incident_mode".into(), serde_json::json!(true));
+            hot.context
+                .insert("site".into(), serde_json::json!("edge-site-13"));
+            if let Some(r) = hot.resource.as_mut() {
+                r.attributes
+                    .insert("state".into(), serde_json::json!("delivered"));
+            }
+            variants.push(hot);
+            // Values of the wrong type for what the schema declares.
+            let mut wrong = base.clone();
+            wrong.context.insert("site".into(), serde_json::json!(13));
+            wrong
+                .context
+                .insert("incident_mode".into(), serde_json::json!("yes"));
+            variants.push(wrong);
+            let mut wrong = base.clone();
+            wrong
+                .context
+                .insert("workflow_id".into(), serde_json::json!(["w"]));
+            variants.push(wrong);
+            let mut wrong = base.clone();
+            if let Some(r) = wrong.resource.as_mut() {
+                r.attributes.insert("state".into(), serde_json::json!(5));
+            }
+            variants.push(wrong);
+            let mut wrong = base.clone();
+            wrong
+                .principal
+                .attributes
+                .insert("trust_zone".into(), serde_json::json!({"a": 1}));
+            variants.push(wrong);
+            let bases = variants.clone();
+            for action in &actions {
+                for base in &bases {
+                    let mut r = base.clone();
+                    r.action.name.clone_from(action);
+                    variants.push(r);
                 }
-                variants.push(hot);
-                // Values of the wrong type for what the schema declares.
-                let mut wrong = base.clone();
-                wrong.context.insert("site".into(), serde_json::json!(13));
-                wrong
-                    .context
-                    .insert("incident_mode".into(), serde_json::json!("yes"));
-                variants.push(wrong);
-                let mut wrong = base.clone();
-                wrong
-                    .context
-                    .insert("workflow_id".into(), serde_json::json!(["w"]));
-                variants.push(wrong);
-                let mut wrong = base.clone();
-                if let Some(r) = wrong.resource.as_mut() {
-                    r.attributes.insert("state".into(), serde_json::json!(5));
+            }
+            for request in &variants {
+                let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
+                let sliced = cedar.evaluate(request, &facts);
+                let whole = cedar.evaluate_unsliced(request, &facts);
+                assert!(
+                    same(&sliced, &whole),
+                    "{}: action `{}`: {sliced:?} vs {whole:?}",
+                    name,
+                    request.action.name
+                );
+                // The schema's checks read on values decide as Cedar's.
+                let by_cedar = cedar.evaluate_checked_by_cedar(request, &facts);
+                assert!(
+                    same(&sliced, &by_cedar),
+                    "{}: action `{}`: {sliced:?} vs {by_cedar:?} (Cedar's checks)",
+                    name,
+                    request.action.name
+                );
+                // A thread's own copy decides as the shared policies.
+                let copied = copy.evaluate_here(request, &facts);
+                assert!(
+                    same(&sliced, &copied),
+                    "{}: action `{}`: {sliced:?} vs {copied:?} (a thread's copy)",
+                    name,
+                    request.action.name
+                );
+                compared += 1;
+                if sliced.is_err() {
+                    refused += 1;
                 }
-                variants.push(wrong);
-                let mut wrong = base.clone();
-                wrong
-                    .principal
-                    .attributes
-                    .insert("trust_zone".into(), serde_json::json!({"a": 1}));
-                variants.push(wrong);
-                let bases = variants.clone();
-                for action in &actions {
-                    for base in &bases {
-                        let mut r = base.clone();
-                        r.action.name.clone_from(action);
-                        variants.push(r);
-                    }
-                }
-                for request in &variants {
-                    let facts = Facts::derive(request, bundle.risk_class(&request.action.name));
-                    let sliced = cedar.evaluate(request, &facts);
-                    let whole = cedar.evaluate_unsliced(request, &facts);
-                    assert!(
-                        same(&sliced, &whole),
-                        "{}: action `{}`: {sliced:?} vs {whole:?}",
-                        case.name,
-                        request.action.name
-                    );
-                    // The schema's checks read on values decide as Cedar's.
-                    let by_cedar = cedar.evaluate_checked_by_cedar(request, &facts);
-                    assert!(
-                        same(&sliced, &by_cedar),
-                        "{}: action `{}`: {sliced:?} vs {by_cedar:?} (Cedar's checks)",
-                        case.name,
-                        request.action.name
-                    );
-                    // A thread's own copy decides as the shared policies.
-                    let copied = copy.evaluate_here(request, &facts);
-                    assert!(
-                        same(&sliced, &copied),
-                        "{}: action `{}`: {sliced:?} vs {copied:?} (a thread's copy)",
-                        case.name,
-                        request.action.name
-                    );
-                    compared += 1;
-                    if sliced.is_err() {
-                        refused += 1;
-                    }
-                    if sliced.as_ref().is_ok_and(|v| !v.reasons.is_empty()) {
-                        fired += 1;
-                    }
+                if sliced.as_ref().is_ok_and(|v| !v.reasons.is_empty()) {
+                    fired += 1;
                 }
             }
         }

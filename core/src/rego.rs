@@ -1257,33 +1257,16 @@ obligations contains {"id": "log", "n": input.amount}
     /// reference pack's suites, each with every action of its risk table.
     #[test]
     fn a_thread_s_own_evaluator_decides_as_the_shared_one_on_the_pack() {
-        let root = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../policies/a2a-supply-chain"
-        ));
-        let bundle = crate::Bundle::load(root).expect("the reference pack loads");
-        let mut suites: Vec<PathBuf> = std::fs::read_dir(root.join("tests"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        suites.sort();
+        let (root, cases) = crate::testing::reference_pack_cases();
+        let bundle = crate::Bundle::load(&root).expect("the reference pack loads");
         let mut requests = Vec::new();
-        for path in suites {
-            if let crate::testing::SuiteFileKind::Suite(suite) =
-                crate::testing::load_suite(&path).unwrap()
-            {
-                for case in suite.cases {
-                    if let Ok(request) = Request::from_value(&case.request) {
-                        for action in ["shipment.reroute", "payment.release", "inventory.read"] {
-                            let mut r = request.clone();
-                            r.action.name = action.to_owned();
-                            requests.push(r);
-                        }
-                        requests.push(request);
-                    }
-                }
+        for (_, request) in cases {
+            for action in ["shipment.reroute", "payment.release", "inventory.read"] {
+                let mut r = request.clone();
+                r.action.name = action.to_owned();
+                requests.push(r);
             }
+            requests.push(request);
         }
         let inputs: Vec<Value> = requests
             .iter()

@@ -327,6 +327,14 @@ mod tests {
         r#"{a: 1, tags: [Color::"blue"]}"#,
     ];
 
+    /// The fields of the `Inner` record, and one it does not declare.
+    const INNER_FIELDS: &[&[&str]] = &[
+        &["inner", "a"],
+        &["inner", "b"],
+        &["inner", "tags"],
+        &["inner", "zzz"],
+    ];
+
     fn value(text: &str) -> CedarValue {
         let expr = RestrictedExpr::from_str(text).expect(text);
         RestrictedEvaluator::new(Extensions::all_available())
@@ -444,15 +452,7 @@ mod tests {
             &base,
             &[&["facts", "time"], &["facts", "n"], &["facts", "zzz"]],
         ));
-        cases.extend(mutations(
-            &with_inner,
-            &[
-                &["inner", "a"],
-                &["inner", "b"],
-                &["inner", "tags"],
-                &["inner", "zzz"],
-            ],
-        ));
+        cases.extend(mutations(&with_inner, INNER_FIELDS));
         cases.extend(mutations(
             &with_rec,
             &[&["rec", "x"], &["rec", "y"], &["rec", "zzz"]],
@@ -543,15 +543,7 @@ mod tests {
         let empty = BTreeMap::new();
         let with_inner = with(&empty, &["inner"], Some(&value("{a: 1}"))).unwrap();
         let mut cases = mutations(&empty, &agent);
-        cases.extend(mutations(
-            &with_inner,
-            &[
-                &["inner", "a"],
-                &["inner", "b"],
-                &["inner", "tags"],
-                &["inner", "zzz"],
-            ],
-        ));
+        cases.extend(mutations(&with_inner, INNER_FIELDS));
         let (taken, _, refused) = compare(&cases, fast(true), cedar("Agent"));
         assert!(
             taken > 20 && refused > 300,

@@ -166,6 +166,29 @@ impl TestRun {
     }
 }
 
+/// The reference pack's directory, and each case of its suites that is a
+/// valid request: (case name, request), in file order. For the tests of
+/// the evaluators.
+#[cfg(test)]
+pub(crate) fn reference_pack_cases() -> (PathBuf, Vec<(String, Request)>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/a2a-supply-chain");
+    let files = discover(&[root.join("tests")]).expect("the pack's tests");
+    let mut cases = Vec::new();
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        if let Ok(SuiteFileKind::Suite(suite)) = load_suite(path) {
+            for case in suite.cases {
+                if let Ok(request) = Request::from_value(&case.request) {
+                    cases.push((case.name, request));
+                }
+            }
+        }
+    }
+    (root, cases)
+}
+
 /// The test files in `paths`: files as given, and for each directory every
 /// `*.yaml`, `*.yml` and `*.rego` file under it (hidden files skipped),
 /// sorted. A path that does not exist is an error.
