@@ -23,24 +23,61 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
-thread_local! {
-    // Constant-initialized and without a destructor: reading them never
-    // allocates and never fails, which an allocator requires.
-    static ALLOCATED: Cell<u64> = const { Cell::new(0) };
-    static FREED: Cell<u64> = const { Cell::new(0) };
+/// The bytes one thread allocated and freed through [`Counting`].
+struct Counts {
+    allocated: Cell<u64>,
+    freed: Cell<u64>,
 }
 
-fn add(counter: &'static std::thread::LocalKey<Cell<u64>>, bytes: usize) {
-    let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-    // `try_with` rather than `with`: an allocation during thread teardown
-    // must not panic inside the allocator.
-    let _ = counter.try_with(|c| c.set(c.get().wrapping_add(bytes)));
+thread_local! {
+    // Constant-initialized and without a destructor: reading it never
+    // allocates and never fails, which an allocator requires, and each
+    // access is a plain thread-local load (no lazy-initialization check).
+    static COUNTS: Counts = const {
+        Counts {
+            allocated: Cell::new(0),
+            freed: Cell::new(0),
+        }
+    };
+}
+
+/// `bytes` as a counter increment (saturating where `usize` is wider).
+#[inline(always)]
+fn amount(bytes: usize) -> u64 {
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
+// The counting functions are inlined into each allocator method: one
+// thread-local access per call, no call through a key reference (an
+// allocation is made thousands of times a decision).
+// `try_with` rather than `with`: an allocation during thread teardown must
+// not panic inside the allocator.
+
+#[inline(always)]
+fn count_allocated(bytes: usize) {
+    let _ = COUNTS.try_with(|c| {
+        c.allocated
+            .set(c.allocated.get().wrapping_add(amount(bytes)))
+    });
+}
+
+#[inline(always)]
+fn count_freed(bytes: usize) {
+    let _ = COUNTS.try_with(|c| c.freed.set(c.freed.get().wrapping_add(amount(bytes))));
+}
+
+#[inline(always)]
+fn count_reallocated(old: usize, new: usize) {
+    let _ = COUNTS.try_with(|c| {
+        c.freed.set(c.freed.get().wrapping_add(amount(old)));
+        c.allocated.set(c.allocated.get().wrapping_add(amount(new)));
+    });
 }
 
 /// A global allocator that forwards to `A` and counts, per thread, the
 /// bytes allocated and freed.
 ///
-/// The counting costs two thread-local additions per allocation; the
+/// The counting costs one thread-local addition per allocation; the
 /// counters are read by [`thread_heap_bytes`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counting<A> {
@@ -68,7 +105,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
         // SAFETY: the caller's contract for `alloc` is passed on unchanged.
         let ptr = unsafe { self.inner.alloc(layout) };
         if !ptr.is_null() {
-            add(&ALLOCATED, layout.size());
+            count_allocated(layout.size());
         }
         ptr
     }
@@ -77,7 +114,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
         // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            add(&ALLOCATED, layout.size());
+            count_allocated(layout.size());
         }
         ptr
     }
@@ -85,15 +122,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
         unsafe { self.inner.dealloc(ptr, layout) };
-        add(&FREED, layout.size());
+        count_freed(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract for `realloc` is passed on unchanged.
         let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            add(&FREED, layout.size());
-            add(&ALLOCATED, new_size);
+            count_reallocated(layout.size(), new_size);
         }
         new
     }
@@ -104,7 +140,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 /// difference, taken at two points, is how much the thread's heap grew
 /// between them.
 pub fn thread_heap_bytes() -> (u64, u64) {
-    let allocated = ALLOCATED.try_with(Cell::get).unwrap_or(0);
-    let freed = FREED.try_with(Cell::get).unwrap_or(0);
-    (allocated, freed)
+    COUNTS
+        .try_with(|c| (c.allocated.get(), c.freed.get()))
+        .unwrap_or((0, 0))
 }
