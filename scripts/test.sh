@@ -6,8 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Each step shows the time since the start, to see where CI time goes.
-step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+# Each step shows the time since the start, to see where CI time goes, and
+# the disk space left where target/ grows (a full disk fails a build with
+# errors that do not say so: a linker's bus error, an LLVM I/O failure).
+free_disk() { df -Pk . 2>/dev/null | awk 'NR == 2 { printf "%.1f GB free", $4 / 1048576 }'; }
+step() { printf '\n==> [%dm%02ds, %s] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$(free_disk)" "$*"; }
+
+# No incremental compilation caches: a run of every test builds each crate
+# once, and the caches only take disk space (set CARGO_INCREMENTAL=1 to keep
+# them for repeated local runs).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # --- Test servers -----------------------------------------------------------
 # Tests that need a server binary start it themselves on 127.0.0.1 with a
