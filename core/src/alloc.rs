@@ -77,7 +77,7 @@ fn count_reallocated(old: usize, new: usize) {
 /// A global allocator that forwards to `A` and counts, per thread, the
 /// bytes allocated and freed.
 ///
-/// The counting costs one thread-local addition per allocation; the
+/// The counting costs one thread-local access per allocator call; the
 /// counters are read by [`thread_heap_bytes`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counting<A> {
@@ -143,4 +143,39 @@ pub fn thread_heap_bytes() -> (u64, u64) {
     COUNTS
         .try_with(|c| (c.allocated.get(), c.freed.get()))
         .unwrap_or((0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Each allocator method counts its own bytes on the calling thread: an
+    /// allocation its size, a free its size, a reallocation both sides.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "calls the allocator's methods directly, as a global allocator's caller would"
+    )]
+    fn each_allocator_call_counts_its_bytes_on_its_thread() {
+        let counting = Counting::new(std::alloc::System);
+        let small = Layout::from_size_align(100, 8).unwrap();
+        let large = Layout::from_size_align(300, 8).unwrap();
+        let (allocated, freed) = thread_heap_bytes();
+        // SAFETY: each layout has a non-zero size; each pointer is freed
+        // once, with the layout it was last allocated with.
+        unsafe {
+            let p = counting.alloc(small);
+            assert!(!p.is_null());
+            let p = counting.realloc(p, small, large.size());
+            assert!(!p.is_null());
+            counting.dealloc(p, large);
+            let z = counting.alloc_zeroed(small);
+            assert!(!z.is_null());
+            counting.dealloc(z, small);
+        }
+        let (allocated_now, freed_now) = thread_heap_bytes();
+        assert_eq!(allocated_now - allocated, 100 + 300 + 100);
+        assert_eq!(freed_now - freed, 100 + 300 + 100);
+    }
 }
